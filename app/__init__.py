@@ -1,0 +1,64 @@
+"""HoSo: the backend of a national patient-facing health record app.
+
+``create_app(settings=None)`` builds the WSGI application; ``gunicorn 'app:create_app()'`` serves it.
+Importing this package has no side effects.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the application from ``settings`` (default: ``Settings.from_env()``)."""
+    from app import auth, cli, db, docs, errors, http, logs, ratelimiting
+    from app.api import build_api
+    from app.resources import register_blueprints
+    from app.runtime import Runtime
+    from app.security.crypto import SecretBox
+    from app.security.passwords import PasswordHasher
+    from app.security.tokens import TokenService
+
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, static_folder=None)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    logs.configure(settings.log_level)
+    uri = db.init_app(app, settings)
+
+    http.init_app(app)
+    auth.init_app(app)
+    app.before_request(http.check_body_type)
+    limiter, storage = ratelimiting.init_app(app, settings, uri)
+    errors.init_app(app)
+
+    app.extensions["hoso"] = Runtime(
+        settings=settings,
+        box=SecretBox(settings.data_key),
+        passwords=PasswordHasher(
+            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+        ),
+        tokens=TokenService(
+            settings.jwt_private_key_pem,
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            settings.access_token_seconds,
+        ),
+        limiter=limiter,
+        staff_login_failures=ratelimiting.account_failures(storage, "staff-login", settings),
+        client_auth_failures=ratelimiting.account_failures(storage, "client-auth", settings),
+        auth_ip_attempts=ratelimiting.ip_attempts(storage, settings),
+    )
+
+    api = build_api(app)
+    register_blueprints(api)
+    docs.init_app(app)
+    cli.init_app(app)
+    return app

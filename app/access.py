@@ -1,0 +1,98 @@
+"""Who may call what: the one table of every route and the roles allowed on it.
+
+``app.auth`` enforces this table before any view runs (a route missing from it is refused), the
+OpenAPI document is annotated from it, and ``tests/app/test_access.py`` walks Flask's URL map to
+prove that every route is listed and that every role gets what the table says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ANONYMOUS = "anonymous"
+SUPPORT = "support"
+ADMIN = "admin"
+FACILITY = "facility"
+CITIZEN = "citizen"
+ENROLLMENT = "enrollment"
+
+ROLES = (ANONYMOUS, SUPPORT, ADMIN, FACILITY, CITIZEN, ENROLLMENT)
+STAFF = frozenset({SUPPORT, ADMIN})
+PUBLIC = frozenset({ANONYMOUS})
+
+V1 = "/api/v1"
+
+# (method, Flask rule) -> roles allowed. ANONYMOUS means no credentials are needed (and none are
+# read, except where another role is listed too: then a token is optional and checked if sent).
+ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
+    # documentation
+    ("GET", "/api/openapi.json"): PUBLIC,
+    ("GET", "/api/docs"): PUBLIC,
+    ("GET", "/api/docs/static/<path:filename>"): PUBLIC,
+    # public
+    ("GET", f"{V1}/health"): PUBLIC,
+    ("POST", f"{V1}/oauth/token"): PUBLIC,
+    ("POST", f"{V1}/staff/login"): PUBLIC,
+    # staff
+    ("GET", f"{V1}/staff/me"): STAFF,
+    # administration
+    ("GET", f"{V1}/admin/facilities"): frozenset({ADMIN}),
+    ("POST", f"{V1}/admin/facilities"): frozenset({ADMIN}),
+    ("GET", f"{V1}/admin/facilities/<code>/clients"): frozenset({ADMIN}),
+    ("POST", f"{V1}/admin/facilities/<code>/clients"): frozenset({ADMIN}),
+    ("DELETE", f"{V1}/admin/facilities/<code>/clients/<client_id>"): frozenset({ADMIN}),
+    ("POST", f"{V1}/admin/staff"): frozenset({ADMIN}),
+    ("GET", f"{V1}/admin/audit"): frozenset({ADMIN}),
+    # facility systems
+    ("GET", f"{V1}/facility/me"): frozenset({FACILITY}),
+}
+
+# OpenAPI security schemes; which one a role's token comes from.
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "staffBearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "Staff access token from POST /api/v1/staff/login (password + TOTP).",
+    },
+    "facilityOAuth": {
+        "type": "oauth2",
+        "description": "Facility client token (OAuth2 client credentials).",
+        "flows": {"clientCredentials": {"tokenUrl": f"{V1}/oauth/token", "scopes": {}}},
+    },
+    "citizenBearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "Citizen access token from POST /api/v1/auth/login.",
+    },
+    "enrollmentBearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "Enrolment token from POST /api/v1/auth/activate (confirms TOTP only).",
+    },
+}
+_SCHEME_OF_ROLE = {
+    SUPPORT: "staffBearer",
+    ADMIN: "staffBearer",
+    FACILITY: "facilityOAuth",
+    CITIZEN: "citizenBearer",
+    ENROLLMENT: "enrollmentBearer",
+}
+
+
+def roles_for(method: str, rule: str) -> frozenset[str] | None:
+    """Roles allowed on a route; HEAD follows GET; None when the route is not in the table."""
+    if method == "HEAD":
+        method = "GET"
+    return ROUTE_ROLES.get((method, rule))
+
+
+def openapi_security(roles: frozenset[str]) -> list[dict[str, list[str]]]:
+    """The OpenAPI ``security`` list for a set of roles (``{}`` marks optional auth)."""
+    schemes = sorted({_SCHEME_OF_ROLE[role] for role in roles if role != ANONYMOUS})
+    security: list[dict[str, list[str]]] = [{name: []} for name in schemes]
+    if ANONYMOUS in roles and security:
+        security.append({})
+    return security

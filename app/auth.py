@@ -1,0 +1,140 @@
+"""Authentication and function-level authorization, enforced from ``app.access`` before views run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+
+from app import access
+from app.errors import WWW_AUTHENTICATE, problem_response
+from app.models.facility import Facility, FacilityClient
+from app.models.staff import StaffUser
+from app.security.tokens import InvalidToken, TokenType
+from app.services.audit import ANONYMOUS_ACTOR, Actor, RequestContext
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of this request."""
+
+    role: str
+    actor: Actor
+    subject: Any = None  # the loaded document (StaffUser, FacilityClient, Citizen)
+    claims: dict[str, Any] = field(default_factory=dict)
+
+
+ANONYMOUS = Principal(access.ANONYMOUS, ANONYMOUS_ACTOR)
+
+# token type -> function that loads the current subject of valid claims, or None when that
+# subject may no longer act (disabled, revoked, tokens invalidated since the token was issued).
+SubjectLoader = Callable[[dict[str, Any]], Principal | None]
+SUBJECT_LOADERS: dict[str, SubjectLoader] = {}
+
+
+def subject_loader(token_type: str) -> Callable[[SubjectLoader], SubjectLoader]:
+    """Register the loader of one token type."""
+
+    def register(loader: SubjectLoader) -> SubjectLoader:
+        SUBJECT_LOADERS[token_type] = loader
+        return loader
+
+    return register
+
+
+def issued_before(claims: dict[str, Any], valid_after: datetime | None) -> bool:
+    """True when the token was issued before its subject's ``tokens_valid_after``."""
+    return valid_after is not None and float(claims["iat"]) < valid_after.timestamp()
+
+
+@subject_loader(TokenType.STAFF)
+def _load_staff(claims: dict[str, Any]) -> Principal | None:
+    user = StaffUser.objects(username=claims["sub"]).first()
+    if user is None or not user.active or issued_before(claims, user.tokens_valid_after):
+        return None
+    return Principal(user.role, Actor("staff", user.username, f"{user.role}:{user.username}"),
+                     user, claims)
+
+
+@subject_loader(TokenType.FACILITY)
+def _load_facility_client(claims: dict[str, Any]) -> Principal | None:
+    client = FacilityClient.objects(client_id=claims["sub"], active=True).first()
+    if client is None or client.facility_code != claims.get("facility"):
+        return None
+    if not Facility.objects(code=client.facility_code, active=True).count():
+        return None
+    actor = Actor("facility_client", client.client_id, client.label or client.client_id,
+                  client.facility_code)
+    return Principal(access.FACILITY, actor, client, claims)
+
+
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer`` header, if any."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _unauthorized(detail: str, invalid_token: bool) -> Response:
+    challenge = WWW_AUTHENTICATE + (', error="invalid_token"' if invalid_token else "")
+    return problem_response(401, detail=detail, headers={"WWW-Authenticate": challenge})
+
+
+def authenticate_request() -> Response | None:
+    """Find the route's roles in the table, authenticate the caller, refuse what it may not do."""
+    g.principal = ANONYMOUS
+    rule = request.url_rule
+    if rule is None or request.method == "OPTIONS":
+        return None  # routing errors (404/405) and CORS pre-flight carry no credentials
+    roles = access.roles_for(request.method, rule.rule)
+    if roles is None:
+        current_app.logger.error("route not in the access table: %s %s", request.method, rule.rule)
+        return problem_response(403, detail="This route is not open to anyone.")
+    if roles == access.PUBLIC:
+        return None
+    token = bearer_token()
+    if token is None:
+        if access.ANONYMOUS in roles:
+            return None
+        return _unauthorized("A bearer token is required.", invalid_token=False)
+    from app.runtime import runtime
+
+    try:
+        claims = runtime().tokens.verify(token, TokenType.ALL)
+    except InvalidToken:
+        return _unauthorized("The bearer token is not valid.", invalid_token=True)
+    loader = SUBJECT_LOADERS.get(claims["token_type"])
+    principal = loader(claims) if loader else None
+    if principal is None:
+        return _unauthorized("The bearer token is no longer valid.", invalid_token=True)
+    if principal.role not in roles:
+        return problem_response(403, detail="Your role may not use this operation.")
+    g.principal = principal
+    return None
+
+
+def current_principal() -> Principal:
+    """The caller of the current request (anonymous when no token was needed)."""
+    return g.get("principal", ANONYMOUS)  # type: ignore[no-any-return]
+
+
+def request_context() -> RequestContext:
+    """The audit and time context of the current request, handed to services."""
+    from app.runtime import runtime
+
+    return RequestContext(
+        actor=current_principal().actor,
+        now=runtime().now(),
+        request_id=g.get("request_id"),
+        ip=request.remote_addr,
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Authenticate every request before its view (and before rate limits keyed on the caller)."""
+    app.before_request(authenticate_request)

@@ -1,0 +1,58 @@
+"""Flask CLI commands: ``flask --app app admin create``, ``flask --app app demo seed``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from app.services.audit import SYSTEM_ACTOR, RequestContext
+
+admin_cli = AppGroup("admin", help="Administrator accounts.")
+demo_cli = AppGroup("demo", help="Demonstration data for development.")
+
+
+def cli_context() -> RequestContext:
+    """Audit context of a command run by an operator on the server."""
+    from app.runtime import runtime
+
+    return RequestContext(actor=SYSTEM_ACTOR, now=runtime().now(), request_id="cli")
+
+
+@admin_cli.command("create")
+@click.argument("username")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def create_admin(username: str, as_json: bool) -> None:
+    """Create an admin; prints a one-time password and the TOTP enrolment URI."""
+    from app.runtime import runtime
+    from app.services.errors import AlreadyExists
+    from app.services.staff import create_staff
+
+    rt = runtime()
+    try:
+        new = create_staff(cli_context(), username, "admin", passwords=rt.passwords, box=rt.box)
+    except AlreadyExists as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps({"username": new.user.username, "password": new.password,
+                               "totp_uri": new.totp_uri}))
+        return
+    click.echo(f"username: {new.user.username}")
+    click.echo(f"password: {new.password}   (shown once)")
+    click.echo(f"TOTP URI: {new.totp_uri}   (add it to an authenticator app)")
+
+
+@demo_cli.command("seed")
+def seed_demo() -> None:
+    """Create the demo admin, facility and API client once; print their credentials."""
+    from app.demo import seed
+
+    click.echo(json.dumps(seed(), indent=2, ensure_ascii=False))
+
+
+def init_app(app: Flask) -> None:
+    """Register the command groups."""
+    app.cli.add_command(admin_cli)
+    app.cli.add_command(demo_cli)

@@ -1,0 +1,117 @@
+"""Per-request plumbing: request ids, allowed body types, security headers, the access log."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, Response, current_app, g, request
+
+from app.errors import problem_response
+from app.logs import mask_identifiers
+
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+JSON = "application/json"
+access_log = logging.getLogger("hoso.access")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def accepts(*mimetypes: str) -> Callable[[F], F]:
+    """Declare the request body types a view method takes (default: ``application/json``)."""
+
+    def mark(view: F) -> F:
+        view._hoso_accepts = mimetypes  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def _accepted_types() -> tuple[str, ...]:
+    view = current_app.view_functions.get(request.endpoint or "")
+    view_class = getattr(view, "view_class", None)
+    method = getattr(view_class, request.method.lower(), None) if view_class else view
+    return getattr(method, "_hoso_accepts", (JSON,))
+
+
+def _has_body() -> bool:
+    return bool(request.content_length) or "chunked" in request.headers.get(
+        "Transfer-Encoding", ""
+    ).lower()
+
+
+def assign_request_id() -> None:
+    """Reuse a well-formed ``X-Request-ID`` from the caller, else make one."""
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+    g.started = time.perf_counter()
+
+
+def check_body_type() -> Response | None:
+    """Refuse a body whose Content-Type the route does not take (415)."""
+    if request.url_rule is None or request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    if not _has_body():
+        return None
+    accepted = _accepted_types()
+    if request.mimetype not in accepted:
+        return problem_response(
+            415, detail=f"Send the body as {' or '.join(accepted)}.",
+            headers={"Accept-Post" if request.method == "POST" else "Accept": ", ".join(accepted)},
+        )
+    return None
+
+
+def secure_headers(response: Response) -> Response:
+    """Headers on every response; ``no-store`` on everything the API answers."""
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    if request.path.startswith("/api/docs"):
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+            "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+        )
+        response.headers.setdefault("Cache-Control", "no-cache")
+    else:
+        response.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+        response.headers["Cache-Control"] = "no-store"
+    response.headers.pop("Server", None)
+    return response
+
+
+def log_request(response: Response) -> Response:
+    """One access-log line per request: no body, no query string, no credentials."""
+    started = g.get("started")
+    principal = g.get("principal")
+    path = mask_identifiers(request.path)
+    access_log.info(
+        "%s %s %s",
+        request.method,
+        path,
+        response.status_code,
+        extra={
+            "method": request.method,
+            "path": path,
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+            "actor": principal.actor.id if principal else None,
+            "remote_addr": request.remote_addr,
+        },
+    )
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the request-id hook (first, so every later log line has it) and response hooks.
+
+    ``check_body_type`` is registered by ``create_app`` after authentication.
+    """
+    app.before_request(assign_request_id)
+    app.after_request(secure_headers)
+    app.after_request(log_request)

@@ -1,0 +1,58 @@
+"""The audit trail: append-only, never health data, never a secret."""
+
+from __future__ import annotations
+
+import mongoengine as me
+
+from app.clock import utcnow
+
+ACTOR_TYPES = ("anonymous", "staff", "facility_client", "citizen", "share_holder", "system")
+OUTCOMES = ("success", "failure", "denied")
+
+
+class AppendOnlyError(RuntimeError):
+    """Audit events are never changed or removed."""
+
+
+class AuditEvent(me.Document):
+    """One audited action: who, whose, what, when, outcome, request id, reason."""
+
+    at = me.DateTimeField(required=True, default=utcnow)
+    actor_type = me.StringField(required=True, choices=ACTOR_TYPES)
+    actor_id = me.StringField()
+    actor_label = me.StringField()
+    facility_code = me.StringField()
+    action = me.StringField(required=True)
+    outcome = me.StringField(required=True, choices=OUTCOMES)
+    citizen_id = me.ObjectIdField()
+    target_type = me.StringField()
+    target_id = me.StringField()
+    reason = me.StringField(max_length=500)
+    request_id = me.StringField()
+    ip = me.StringField()
+    details = me.DictField()
+
+    meta = {
+        "collection": "audit_events",
+        "indexes": [
+            "-at",
+            ("citizen_id", "-at"),
+            ("actor_id", "-at"),
+            ("action", "-at"),
+        ],
+    }
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """Insert only: an event that already exists cannot be saved again."""
+        if self.pk is not None:
+            raise AppendOnlyError("audit events are append-only")
+        return super().save(*args, force_insert=True, **kwargs)
+
+    def update(self, **kwargs):  # type: ignore[no-untyped-def]
+        raise AppendOnlyError("audit events are append-only")
+
+    def modify(self, query=None, **update):  # type: ignore[no-untyped-def]
+        raise AppendOnlyError("audit events are append-only")
+
+    def delete(self, signal_kwargs=None, **write_concern):  # type: ignore[no-untyped-def]
+        raise AppendOnlyError("audit events are append-only")

@@ -1,0 +1,17 @@
+"""HTTP resources: one package per group, each with ``routes.py`` and ``schemas.py``."""
+
+from __future__ import annotations
+
+from flask_smorest import Api
+
+
+def register_blueprints(api: Api) -> None:
+    """Register every blueprint under ``/api/v1``."""
+    from app.resources.admin.routes import blp as admin
+    from app.resources.facility.routes import blp as facility
+    from app.resources.health.routes import blp as health
+    from app.resources.oauth.routes import blp as oauth
+    from app.resources.staff.routes import blp as staff
+
+    for blueprint in (health, oauth, staff, admin, facility):
+        api.register_blueprint(blueprint, url_prefix="/api/v1")

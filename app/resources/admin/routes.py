@@ -1,0 +1,107 @@
+"""Administration: facilities and their API clients, staff accounts, the audit log."""
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.api import problem
+from app.auth import request_context
+from app.resources.admin.schemas import (
+    AuditPageSchema,
+    AuditQueryArgsSchema,
+    ClientCreateSchema,
+    ClientPageSchema,
+    FacilityCreateSchema,
+    FacilityPageSchema,
+    FacilitySchema,
+    NewClientSchema,
+    NewStaffSchema,
+    StaffCreateSchema,
+)
+from app.resources.common import PageArgsSchema, decode_cursor, encode_cursor
+from app.runtime import runtime
+from app.services import audit_log, facilities, staff
+
+blp = Blueprint("admin", __name__, description="Administration (admin staff only)")
+
+
+@blp.route("/admin/facilities")
+class FacilityViews(MethodView):
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, FacilityPageSchema)
+    def get(self, args):
+        """List registered facilities by code"""
+        after = decode_cursor(args["cursor"], ("code",))["code"] if args["cursor"] else None
+        items = facilities.list_facilities(after, args["limit"])
+        more = len(items) > args["limit"]
+        items = items[: args["limit"]]
+        return {"items": items,
+                "next_cursor": encode_cursor({"code": items[-1].code}) if more else None}
+
+    @blp.arguments(FacilityCreateSchema)
+    @blp.response(201, FacilitySchema)
+    @blp.alt_response(409, **problem("A facility with this code exists"))
+    def post(self, body):
+        """Register a facility"""
+        return facilities.register_facility(
+            request_context(), body["code"], body["name"], body["province"], body.get("level")
+        )
+
+
+@blp.route("/admin/facilities/<code>/clients")
+class FacilityClientViews(MethodView):
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, ClientPageSchema)
+    def get(self, args, code):
+        """List a facility's API clients (never their secrets)"""
+        after = decode_cursor(args["cursor"], ("client_id",))["client_id"] if args["cursor"] else None
+        items = facilities.list_clients(code, after, args["limit"])
+        more = len(items) > args["limit"]
+        items = items[: args["limit"]]
+        return {"items": items,
+                "next_cursor": encode_cursor({"client_id": items[-1].client_id}) if more else None}
+
+    @blp.arguments(ClientCreateSchema)
+    @blp.response(201, NewClientSchema)
+    def post(self, body, code):
+        """Issue API client credentials for a facility (the secret is shown once)"""
+        new = facilities.issue_client(
+            request_context(), code, runtime().passwords, body.get("label")
+        )
+        result = NewClientSchema().dump(new.client)
+        result["client_secret"] = new.client_secret
+        return result
+
+
+@blp.route("/admin/facilities/<code>/clients/<client_id>")
+class FacilityClientByIdViews(MethodView):
+    @blp.response(204)
+    def delete(self, code, client_id):
+        """Revoke an API client; its tokens stop working at once"""
+        facilities.revoke_client(request_context(), code, client_id)
+
+
+@blp.route("/admin/staff")
+class StaffViews(MethodView):
+    @blp.arguments(StaffCreateSchema)
+    @blp.response(201, NewStaffSchema)
+    @blp.alt_response(409, **problem("The username is taken"))
+    def post(self, body):
+        """Create a staff account (one-time password and TOTP URI shown once)"""
+        rt = runtime()
+        new = staff.create_staff(
+            request_context(), body["username"], body["role"], passwords=rt.passwords, box=rt.box
+        )
+        return {"username": new.user.username, "role": new.user.role,
+                "password": new.password, "totp_uri": new.totp_uri}
+
+
+@blp.route("/admin/audit")
+class AuditViews(MethodView):
+    @blp.arguments(AuditQueryArgsSchema, location="query")
+    @blp.response(200, AuditPageSchema)
+    def get(self, args):
+        """Read the audit log, newest first, with filters"""
+        raw_cursor, limit = args.pop("cursor"), args.pop("limit")
+        cursor = decode_cursor(raw_cursor, ("at", "id")) if raw_cursor else None
+        events, next_cursor = audit_log.search(args, cursor, limit)
+        return {"items": events, "next_cursor": encode_cursor(next_cursor) if next_cursor else None}

@@ -1,0 +1,115 @@
+"""Schemas of administration: facilities, their clients, staff, the audit log."""
+
+import marshmallow as ma
+
+from app.models.audit import ACTOR_TYPES, OUTCOMES
+from app.models.facility import FACILITY_CODE_PATTERN
+from app.models.staff import STAFF_ROLES, USERNAME_PATTERN
+from app.resources.common import PageArgsSchema, StrictSchema, page_schema
+
+_code = ma.validate.Regexp(FACILITY_CODE_PATTERN, error="Five characters: digits or A-Z.")
+
+
+class FacilityCreateSchema(StrictSchema):
+    """A facility to register."""
+
+    code = ma.fields.String(required=True, validate=_code,
+                            metadata={"description": "MA_CSKCB, 5 characters"})
+    name = ma.fields.String(required=True, validate=ma.validate.Length(1, 200))
+    province = ma.fields.String(required=True, validate=ma.validate.Length(1, 100))
+    level = ma.fields.String(validate=ma.validate.Length(1, 50))
+
+
+class FacilitySchema(ma.Schema):
+    """A registered facility."""
+
+    code = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    province = ma.fields.String(required=True)
+    level = ma.fields.String(allow_none=True)
+    active = ma.fields.Boolean(required=True)
+    created_at = ma.fields.DateTime(required=True)
+
+
+FacilityPageSchema = page_schema(FacilitySchema, "FacilityPage")
+
+
+class ClientCreateSchema(StrictSchema):
+    """An API client to issue."""
+
+    label = ma.fields.String(validate=ma.validate.Length(1, 100),
+                             metadata={"description": "Which system uses it, e.g. `HIS production`"})
+
+
+class ClientSchema(ma.Schema):
+    """A facility API client (never its secret)."""
+
+    client_id = ma.fields.String(required=True)
+    facility_code = ma.fields.String(required=True)
+    label = ma.fields.String(allow_none=True)
+    active = ma.fields.Boolean(required=True)
+    created_at = ma.fields.DateTime(required=True)
+    last_used_at = ma.fields.DateTime(allow_none=True)
+
+
+class NewClientSchema(ClientSchema):
+    """A new client with its secret: shown once, never again."""
+
+    client_secret = ma.fields.String(required=True)
+
+
+ClientPageSchema = page_schema(ClientSchema, "ClientPage")
+
+
+class StaffCreateSchema(StrictSchema):
+    """A staff account to create."""
+
+    username = ma.fields.String(
+        required=True,
+        validate=ma.validate.Regexp(USERNAME_PATTERN, error="3-64 of a-z, 0-9, '.', '_', '-'."),
+    )
+    role = ma.fields.String(required=True, validate=ma.validate.OneOf(STAFF_ROLES))
+
+
+class NewStaffSchema(ma.Schema):
+    """A new staff account with its one-time password and TOTP URI (shown once)."""
+
+    username = ma.fields.String(required=True)
+    role = ma.fields.String(required=True)
+    password = ma.fields.String(required=True)
+    totp_uri = ma.fields.String(required=True)
+
+
+class AuditQueryArgsSchema(PageArgsSchema):
+    """Filters of the audit log."""
+
+    action = ma.fields.String(validate=ma.validate.Length(1, 64))
+    actor_type = ma.fields.String(validate=ma.validate.OneOf(ACTOR_TYPES))
+    actor_id = ma.fields.String(validate=ma.validate.Length(1, 128))
+    citizen_id = ma.fields.String(validate=ma.validate.Regexp(r"^[0-9a-f]{24}$"))
+    outcome = ma.fields.String(validate=ma.validate.OneOf(OUTCOMES))
+    from_ = ma.fields.AwareDateTime(data_key="from", metadata={"description": "Inclusive"})
+    to = ma.fields.AwareDateTime(metadata={"description": "Exclusive"})
+
+
+class AuditEventSchema(ma.Schema):
+    """One audit event."""
+
+    id = ma.fields.String(required=True)
+    at = ma.fields.DateTime(required=True)
+    actor_type = ma.fields.String(required=True)
+    actor_id = ma.fields.String(allow_none=True)
+    actor_label = ma.fields.String(allow_none=True)
+    facility_code = ma.fields.String(allow_none=True)
+    action = ma.fields.String(required=True)
+    outcome = ma.fields.String(required=True)
+    citizen_id = ma.fields.String(allow_none=True)
+    target_type = ma.fields.String(allow_none=True)
+    target_id = ma.fields.String(allow_none=True)
+    reason = ma.fields.String(allow_none=True)
+    request_id = ma.fields.String(allow_none=True)
+    ip = ma.fields.String(allow_none=True)
+    details = ma.fields.Dict(keys=ma.fields.String())
+
+
+AuditPageSchema = page_schema(AuditEventSchema, "AuditPage")

@@ -1,0 +1,70 @@
+"""Schemas and helpers shared by resource groups: strict input, pages, cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+import marshmallow as ma
+from flask_smorest import abort
+
+MAX_PAGE_SIZE = 100
+
+
+class StrictSchema(ma.Schema):
+    """Input schema: unknown fields are an error (422), never silently stored."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+
+class PageArgsSchema(StrictSchema):
+    """``limit`` (1-100) and an opaque ``cursor`` from the previous page."""
+
+    limit = ma.fields.Integer(
+        load_default=20, validate=ma.validate.Range(1, MAX_PAGE_SIZE),
+        metadata={"description": "Page size (1-100)"},
+    )
+    cursor = ma.fields.String(
+        load_default=None, validate=ma.validate.Length(max=256),
+        metadata={"description": "Opaque cursor from `next_cursor` of the previous page"},
+    )
+
+
+def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
+    """A list answer ``{"items": [...], "next_cursor": str | null}``."""
+    return ma.Schema.from_dict(
+        {
+            "items": ma.fields.List(ma.fields.Nested(item_schema), required=True),
+            "next_cursor": ma.fields.String(allow_none=True, required=True),
+        },
+        name=name,
+    )
+
+
+def encode_cursor(values: dict[str, Any]) -> str:
+    """Opaque cursor for keyset paging."""
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(cursor: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Decode a cursor made by :func:`encode_cursor`; a tampered one is a 422."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, dict) or set(values) != set(keys) or not all(
+        isinstance(values[key], str) for key in keys
+    ):
+        abort(422, errors={"cursor": ["Not a valid cursor."]})
+    return values  # type: ignore[return-value]
+
+
+class AccessTokenSchema(ma.Schema):
+    """A bearer token answer."""
+
+    access_token = ma.fields.String(required=True)
+    token_type = ma.fields.String(required=True, metadata={"description": "Always `Bearer`"})
+    expires_in = ma.fields.Integer(required=True, metadata={"description": "Seconds"})

@@ -1,0 +1,39 @@
+"""Schemas of the OAuth2 token endpoint (RFC 6749)."""
+
+import marshmallow as ma
+
+from app.errors import OAuthError
+
+MAX_PARAMETER_LENGTH = 512
+
+
+class TokenRequestSchema(ma.Schema):
+    """Client credentials grant, form encoded. Unknown parameters are ignored (RFC 6749 3.2)."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    _length = ma.validate.Length(max=MAX_PARAMETER_LENGTH)
+    grant_type = ma.fields.String(validate=_length, metadata={"description": "`client_credentials`"})
+    client_id = ma.fields.String(validate=_length)
+    client_secret = ma.fields.String(validate=_length)
+    scope = ma.fields.String(validate=_length)
+
+    def handle_error(self, error, data, *, many, **kwargs):  # type: ignore[no-untyped-def]
+        """A malformed parameter is an RFC 6749 ``invalid_request``, not a problem document."""
+        raise OAuthError("invalid_request", "A parameter is malformed or too long.")
+
+
+class TokenResponseSchema(ma.Schema):
+    """RFC 6749 5.1 successful response."""
+
+    access_token = ma.fields.String(required=True)
+    token_type = ma.fields.String(required=True)
+    expires_in = ma.fields.Integer(required=True)
+
+
+class OAuthErrorSchema(ma.Schema):
+    """RFC 6749 5.2 error response."""
+
+    error = ma.fields.String(required=True)
+    error_description = ma.fields.String()

@@ -1,0 +1,41 @@
+"""The collaborators one app instance hands to its services (built once in ``create_app``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flask import current_app
+from flask_limiter import Limiter
+
+from app.clock import utcnow
+from app.security.crypto import SecretBox
+from app.security.passwords import PasswordHasher
+from app.security.ratelimit import AttemptLimiter
+from app.security.tokens import TokenService
+from app.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """Settings plus the objects built from them: keys, hashers, limiters and the clock."""
+
+    settings: Settings
+    box: SecretBox
+    passwords: PasswordHasher
+    tokens: TokenService
+    limiter: Limiter
+    staff_login_failures: AttemptLimiter
+    client_auth_failures: AttemptLimiter
+    auth_ip_attempts: AttemptLimiter
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    def now(self) -> datetime:
+        """The current time as this app sees it (tests may replace ``clock``)."""
+        return self.clock()
+
+
+def runtime() -> Runtime:
+    """The runtime of the current app."""
+    return current_app.extensions["hoso"]  # type: ignore[no-any-return]

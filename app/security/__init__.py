@@ -1,0 +1,1 @@
+"""Security primitives: secrets at rest, passwords, TOTP, tokens, rate limits."""

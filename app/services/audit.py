@@ -1,0 +1,67 @@
+"""Writing the audit trail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+
+from app.models.audit import AuditEvent
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: its kind (``AuditEvent.actor_type``), id and a human label."""
+
+    type: str
+    id: str | None = None
+    label: str | None = None
+    facility_code: str | None = None
+
+
+ANONYMOUS_ACTOR = Actor("anonymous")
+SYSTEM_ACTOR = Actor("system", "hoso", "HoSo")
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What every use case needs to know about the request that runs it."""
+
+    actor: Actor
+    now: datetime
+    request_id: str | None = None
+    ip: str | None = None
+
+
+def record(
+    ctx: RequestContext,
+    action: str,
+    outcome: str = "success",
+    *,
+    citizen_id: ObjectId | None = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event. Callers pass identifiers and outcomes, never secrets or health data."""
+    event = AuditEvent(
+        at=ctx.now,
+        actor_type=ctx.actor.type,
+        actor_id=ctx.actor.id,
+        actor_label=ctx.actor.label,
+        facility_code=ctx.actor.facility_code,
+        action=action,
+        outcome=outcome,
+        citizen_id=citizen_id,
+        target_type=target_type,
+        target_id=target_id,
+        reason=reason,
+        request_id=ctx.request_id,
+        ip=ctx.ip,
+        details=details or {},
+    )
+    event.save()
+    return event

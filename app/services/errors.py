@@ -1,0 +1,43 @@
+"""Domain errors raised by services; ``app.errors`` maps each to an HTTP problem document."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a service raises on purpose."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.__class__.__doc__)
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    """The resource does not exist, or is not yours."""
+
+
+class AlreadyExists(DomainError):
+    """A resource with this identifier already exists."""
+
+
+class Conflict(DomainError):
+    """The request conflicts with the current state."""
+
+
+class AuthenticationFailed(DomainError):
+    """The credentials were not accepted."""
+
+
+class LockedOut(DomainError):
+    """Too many attempts; try again later."""
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after))
+
+
+class Unavailable(DomainError):
+    """A service this request depends on is unavailable."""
+
+
+class InvalidCursor(DomainError):
+    """The paging cursor was not made by this API."""

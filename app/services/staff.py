@@ -1,0 +1,101 @@
+"""Staff accounts: creation by an administrator, login with password + TOTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from mongoengine import NotUniqueError
+
+from app.models.staff import StaffUser
+from app.security import totp
+from app.security.crypto import SecretBox
+from app.security.passwords import PasswordHasher, generate_password
+from app.security.ratelimit import AttemptLimiter
+from app.security.tokens import IssuedToken, TokenService, TokenType
+from app.services import audit
+from app.services.audit import RequestContext
+from app.services.errors import AlreadyExists, AuthenticationFailed, LockedOut
+
+
+@dataclass(frozen=True)
+class NewStaff:
+    """A created staff account with its one-time password and TOTP enrolment URI."""
+
+    user: StaffUser
+    password: str
+    totp_uri: str
+
+
+def create_staff(
+    ctx: RequestContext, username: str, role: str, *, passwords: PasswordHasher, box: SecretBox
+) -> NewStaff:
+    """Create a staff account; the password and TOTP secret leave HoSo only in the answer."""
+    password = generate_password()
+    secret = totp.new_secret()
+    user = StaffUser(
+        username=username,
+        role=role,
+        password_hash=passwords.hash(password),
+        totp_secret_encrypted="pending",
+        created_at=ctx.now,
+        created_by=ctx.actor.id,
+    )
+    user.totp_secret_encrypted = box.encrypt(secret, user.totp_context())
+    try:
+        user.save(force_insert=True)
+    except NotUniqueError:
+        audit.record(ctx, "staff.create", "failure", target_type="staff", target_id=username,
+                     reason="username taken")
+        raise AlreadyExists(f"staff user {username} already exists") from None
+    audit.record(ctx, "staff.create", target_type="staff", target_id=username,
+                 details={"role": role})
+    return NewStaff(user, password, totp.provisioning_uri(secret, f"staff:{username}"))
+
+
+def accept_totp(user: StaffUser, code: str, now: datetime, box: SecretBox) -> bool:
+    """Accept ``code`` once: one conditional update moves the last accepted step forward.
+
+    Twenty concurrent requests with the same valid code produce exactly one acceptance.
+    """
+    secret = box.decrypt(user.totp_secret_encrypted, user.totp_context())
+    step = totp.matching_step(secret, code, now)
+    if step is None:
+        return False
+    return bool(StaffUser.objects(id=user.id, totp_last_step__lt=step).update_one(
+        set__totp_last_step=step, set__last_login_at=now
+    ))
+
+
+def login_staff(
+    ctx: RequestContext,
+    username: str,
+    password: str,
+    totp_code: str,
+    *,
+    passwords: PasswordHasher,
+    box: SecretBox,
+    tokens: TokenService,
+    failures: AttemptLimiter,
+    ip_attempts: AttemptLimiter,
+) -> IssuedToken:
+    """Password + TOTP login. Every failure looks the same; too many lock the username for a while."""
+    key = username.lower()
+    try:
+        ip_attempts.hit(ctx.ip or "unknown")
+        failures.hit(key)
+    except LockedOut:
+        audit.record(ctx, "staff.login", "denied", target_type="staff", target_id=key[:64],
+                     reason="locked out")
+        raise
+    user = StaffUser.objects(username=key).first()
+    password_ok = passwords.verify(user.password_hash if user else None, password)
+    if not (user and user.active and password_ok and accept_totp(user, totp_code, ctx.now, box)):
+        audit.record(ctx, "staff.login", "failure", target_type="staff", target_id=key[:64])
+        raise AuthenticationFailed("username, password or code not accepted")
+    failures.clear(key)
+    audit.record(
+        ctx, "staff.login", target_type="staff", target_id=user.username,
+        details={"role": user.role},
+    )
+    return tokens.issue(user.username, TokenType.STAFF, ctx.now, role=user.role)

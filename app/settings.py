@@ -1,0 +1,231 @@
+"""Settings: every ``HOSO_*`` environment variable, read once, typed and checked at start-up."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+DEVELOPMENT = "development"
+PRODUCTION = "production"
+MAX_ACCESS_TOKEN_SECONDS = 15 * 60
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or too weak; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed configuration of one HoSo process.
+
+    Tests build it directly; processes call :meth:`from_env`.
+    """
+
+    jwt_private_key_pem: str
+    data_key: bytes
+    env: str = DEVELOPMENT
+    mongodb_uri: str | None = None
+    var_dir: Path = Path("var")
+    jwt_issuer: str = "hoso"
+    jwt_audience: str = "hoso-api"
+    access_token_seconds: int = MAX_ACCESS_TOKEN_SECONDS
+    max_body_bytes: int = 256 * 1024
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 64 * 1024
+    argon2_parallelism: int = 1
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 15 * 60
+    rate_limit_default: str = "600 per minute"
+    rate_limit_auth_per_ip: str = "60 per minute"
+    trusted_proxy_count: int = 0
+    log_level: str = "INFO"
+    api_base_url: str = "http://127.0.0.1:8000"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.env not in (DEVELOPMENT, PRODUCTION):
+            raise SettingsError(f"HOSO_ENV must be '{DEVELOPMENT}' or '{PRODUCTION}'")
+        check_data_key(self.data_key, "HOSO_DATA_KEY")
+        check_jwt_key(self.jwt_private_key_pem, "HOSO_JWT_PRIVATE_KEY")
+        if not 60 <= self.access_token_seconds <= MAX_ACCESS_TOKEN_SECONDS:
+            raise SettingsError("HOSO_ACCESS_TOKEN_SECONDS must be between 60 and 900")
+        if self.max_body_bytes < 1024:
+            raise SettingsError("HOSO_MAX_BODY_BYTES must be at least 1024")
+        if self.login_max_failures < 1 or self.login_lockout_seconds < 1:
+            raise SettingsError("HOSO_LOGIN_MAX_FAILURES and HOSO_LOGIN_LOCKOUT_SECONDS must be >= 1")
+        if self.env == PRODUCTION and not self.mongodb_uri:
+            raise SettingsError("HOSO_MONGODB_URI is required when HOSO_ENV=production")
+        if self.env == DEVELOPMENT and self.mongodb_uri and not is_loopback_uri(self.mongodb_uri):
+            # Development secrets live in var/ on one machine: refuse to write real data with them.
+            raise SettingsError(
+                "HOSO_MONGODB_URI points beyond this machine while HOSO_ENV=development; "
+                "set HOSO_ENV=production (with real secrets) for a shared database"
+            )
+
+    @property
+    def is_production(self) -> bool:
+        """True when running with production secrets and database."""
+        return self.env == PRODUCTION
+
+    def replace(self, **changes: object) -> Settings:
+        """Return a copy with some fields changed (used by tests and the CLI)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every ``HOSO_*`` variable once.
+
+        In development, missing secrets are taken from (or created once in) ``var/secrets``;
+        in production they must be given and strong, or start-up stops naming the variable.
+        """
+        env_vars = os.environ if environ is None else environ
+        reader = _EnvReader(env_vars)
+        env = reader.text("HOSO_ENV", DEVELOPMENT)
+        var_dir = Path(reader.text("HOSO_VAR_DIR", "var"))
+        jwt_pem = reader.secret_text("HOSO_JWT_PRIVATE_KEY")
+        data_key_text = reader.secret_text("HOSO_DATA_KEY")
+        if env == DEVELOPMENT:
+            dev = ensure_dev_secrets(var_dir)
+            jwt_pem = jwt_pem or dev.jwt_private_key_pem
+            data_key_text = data_key_text or dev.data_key_b64
+        if not jwt_pem:
+            raise SettingsError("HOSO_JWT_PRIVATE_KEY (or HOSO_JWT_PRIVATE_KEY_FILE) is required")
+        if not data_key_text:
+            raise SettingsError("HOSO_DATA_KEY (or HOSO_DATA_KEY_FILE) is required")
+        return cls(
+            env=env,
+            var_dir=var_dir,
+            jwt_private_key_pem=jwt_pem,
+            data_key=decode_data_key(data_key_text, "HOSO_DATA_KEY"),
+            mongodb_uri=reader.text("HOSO_MONGODB_URI", "") or None,
+            jwt_issuer=reader.text("HOSO_JWT_ISSUER", "hoso"),
+            jwt_audience=reader.text("HOSO_JWT_AUDIENCE", "hoso-api"),
+            access_token_seconds=reader.integer("HOSO_ACCESS_TOKEN_SECONDS", MAX_ACCESS_TOKEN_SECONDS),
+            max_body_bytes=reader.integer("HOSO_MAX_BODY_BYTES", 256 * 1024),
+            argon2_time_cost=reader.integer("HOSO_ARGON2_TIME_COST", 3),
+            argon2_memory_kib=reader.integer("HOSO_ARGON2_MEMORY_KIB", 64 * 1024),
+            argon2_parallelism=reader.integer("HOSO_ARGON2_PARALLELISM", 1),
+            login_max_failures=reader.integer("HOSO_LOGIN_MAX_FAILURES", 5),
+            login_lockout_seconds=reader.integer("HOSO_LOGIN_LOCKOUT_SECONDS", 15 * 60),
+            rate_limit_default=reader.text("HOSO_RATE_LIMIT_DEFAULT", "600 per minute"),
+            rate_limit_auth_per_ip=reader.text("HOSO_RATE_LIMIT_AUTH_PER_IP", "60 per minute"),
+            trusted_proxy_count=reader.integer("HOSO_TRUSTED_PROXY_COUNT", 0),
+            log_level=reader.text("HOSO_LOG_LEVEL", "INFO").upper(),
+            api_base_url=reader.text("HOSO_API_BASE_URL", "http://127.0.0.1:8000"),
+        )
+
+
+class _EnvReader:
+    """Small typed accessors over an environment mapping."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: str, default: str) -> str:
+        return self._environ.get(name, default).strip()
+
+    def integer(self, name: str, default: int) -> int:
+        raw = self._environ.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+    def secret_text(self, name: str) -> str | None:
+        """A secret given inline (``NAME``) or as a file path (``NAME_FILE``)."""
+        inline = self._environ.get(name, "").strip()
+        path = self._environ.get(f"{name}_FILE", "").strip()
+        if inline and path:
+            raise SettingsError(f"set {name} or {name}_FILE, not both")
+        if path:
+            try:
+                return Path(path).read_text().strip()
+            except OSError as error:
+                raise SettingsError(f"{name}_FILE cannot be read: {error.strerror}") from None
+        return inline or None
+
+
+def decode_data_key(text: str, name: str) -> bytes:
+    """Decode a base64 data key and check it is 32 strong bytes."""
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise SettingsError(f"{name} must be base64 (32 random bytes)") from None
+    check_data_key(key, name)
+    return key
+
+
+def check_data_key(key: bytes, name: str) -> None:
+    """Refuse keys of the wrong size or visibly non-random content."""
+    if len(key) != 32:
+        raise SettingsError(f"{name} must be exactly 32 bytes (base64 of 32 random bytes)")
+    if len(set(key)) < 16:
+        raise SettingsError(f"{name} is too weak: it does not look random")
+
+
+def check_jwt_key(pem: str, name: str) -> None:
+    """The token key must be a P-256 private key (ES256 is the one pinned algorithm)."""
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise SettingsError(f"{name} must be an unencrypted PEM private key") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise SettingsError(f"{name} must be an EC P-256 key (tokens are signed with ES256)")
+
+
+def is_loopback_uri(uri: str) -> bool:
+    """True when every host of a MongoDB URI is on this machine."""
+    netloc = urlsplit(uri).netloc.rsplit("@", 1)[-1]
+    hosts = [part.rsplit(":", 1)[0] if not part.startswith("[") else part.split("]")[0] + "]"
+             for part in netloc.split(",") if part]
+    return bool(hosts) and all(host in LOOPBACK_HOSTS for host in hosts)
+
+
+@dataclass(frozen=True)
+class DevSecrets:
+    """Development secrets kept under ``var/secrets``."""
+
+    jwt_private_key_pem: str
+    data_key_b64: str
+
+
+def ensure_dev_secrets(var_dir: Path) -> DevSecrets:
+    """Create the development JWT key and data key once, then reuse them."""
+    secrets_dir = var_dir / "secrets"
+    secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    jwt_path = secrets_dir / "jwt-private-key.pem"
+    data_path = secrets_dir / "data-key"
+    if not jwt_path.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        _write_private(jwt_path, pem.decode())
+    if not data_path.exists():
+        _write_private(data_path, base64.b64encode(secrets.token_bytes(32)).decode())
+    return DevSecrets(jwt_path.read_text().strip(), data_path.read_text().strip())
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a secret readable only by its owner, without clobbering a concurrent writer."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
