@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         PROPAGATE_EXCEPTIONS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Vietnamese names stay readable
     logs.configure(settings.log_level)
     uri = db.init_app(app, settings)
 
@@ -56,6 +57,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         client_auth_failures=ratelimiting.account_failures(storage, "client-auth", settings),
         auth_ip_attempts=ratelimiting.ip_attempts(storage, settings),
     )
+
+    if settings.trusted_proxy_count:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Client addresses (rate limits, audit) come from X-Forwarded-For set by our own proxies.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxy_count, x_proto=settings.trusted_proxy_count
+        )
 
     api = build_api(app)
     register_blueprints(api)

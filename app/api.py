@@ -43,18 +43,23 @@ class AccessDocPlugin(BasePlugin):
             security = access.openapi_security(roles)
             operation["security"] = security
             responses = operation.setdefault("responses", {})
+
+            def document(status: int, component: str, responses=responses) -> None:
+                # flask-smorest keys its own responses by int, apispec's by str: check both.
+                if status not in responses and str(status) not in responses:
+                    responses[str(status)] = component
+
             if security and {} not in security:
-                responses.setdefault("401", "UNAUTHORIZED")
-                responses.setdefault("403", "FORBIDDEN")
-            if roles - {access.ANONYMOUS}:
-                responses.setdefault("429", "TOO_MANY_REQUESTS")
-            responses.setdefault("404", "NOT_FOUND")
-            responses.setdefault("405", "METHOD_NOT_ALLOWED")
-            responses.setdefault("503", "SERVICE_UNAVAILABLE")
+                document(401, "UNAUTHORIZED")
+                document(403, "FORBIDDEN")
+            document(429, "TOO_MANY_REQUESTS")
+            document(404, "NOT_FOUND")
+            document(405, "METHOD_NOT_ALLOWED")
+            document(503, "SERVICE_UNAVAILABLE")
             if method.upper() in ("POST", "PUT", "PATCH"):
-                responses.setdefault("400", "BAD_REQUEST")
-                responses.setdefault("413", "REQUEST_ENTITY_TOO_LARGE")
-                responses.setdefault("415", "UNSUPPORTED_MEDIA_TYPE")
+                document(400, "BAD_REQUEST")
+                document(413, "REQUEST_ENTITY_TOO_LARGE")
+                document(415, "UNSUPPORTED_MEDIA_TYPE")
 
 
 class HosoApi(Api):

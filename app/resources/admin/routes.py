@@ -67,9 +67,10 @@ class FacilityClientViews(MethodView):
         new = facilities.issue_client(
             request_context(), code, runtime().passwords, body.get("label")
         )
-        result = NewClientSchema().dump(new.client)
-        result["client_secret"] = new.client_secret
-        return result
+        client = new.client
+        return {"client_id": client.client_id, "facility_code": client.facility_code,
+                "label": client.label, "active": client.active, "created_at": client.created_at,
+                "last_used_at": client.last_used_at, "client_secret": new.client_secret}
 
 
 @blp.route("/admin/facilities/<code>/clients/<client_id>")
