@@ -14,7 +14,7 @@ from app.settings import Settings
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the application from ``settings`` (default: ``Settings.from_env()``)."""
     from app import auth, cli, db, docs, errors, http, logs, ratelimiting
-    from app.api import build_api
+    from app.api import build_api, refine_spec
     from app.resources import register_blueprints
     from app.runtime import Runtime
     from app.security.crypto import SecretBox
@@ -56,6 +56,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         staff_login_failures=ratelimiting.account_failures(storage, "staff-login", settings),
         client_auth_failures=ratelimiting.account_failures(storage, "client-auth", settings),
         auth_ip_attempts=ratelimiting.ip_attempts(storage, settings),
+        citizen_login_failures=ratelimiting.account_failures(storage, "citizen-login", settings),
+        activation_failures=ratelimiting.account_failures(storage, "citizen-activate", settings),
     )
 
     if settings.trusted_proxy_count:
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     api = build_api(app)
     register_blueprints(api)
+    refine_spec(api)
     docs.init_app(app)
     cli.init_app(app)
     return app

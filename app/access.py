@@ -33,8 +33,21 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", f"{V1}/health"): PUBLIC,
     ("POST", f"{V1}/oauth/token"): PUBLIC,
     ("POST", f"{V1}/staff/login"): PUBLIC,
+    ("POST", f"{V1}/auth/activate"): PUBLIC,
+    ("POST", f"{V1}/auth/activate/confirm"): PUBLIC,  # the enrolment token travels in the body
+    ("POST", f"{V1}/auth/login"): PUBLIC,
+    ("POST", f"{V1}/auth/refresh"): PUBLIC,  # the refresh token travels in the body
+    # citizens
+    ("POST", f"{V1}/auth/logout"): frozenset({CITIZEN}),
+    ("GET", f"{V1}/me/sessions"): frozenset({CITIZEN}),
+    ("DELETE", f"{V1}/me/sessions/<session_id>"): frozenset({CITIZEN}),
     # staff
     ("GET", f"{V1}/staff/me"): STAFF,
+    # support (account state only, never health data)
+    ("GET", f"{V1}/support/citizens/<national_id>"): frozenset({SUPPORT}),
+    ("POST", f"{V1}/support/citizens/<national_id>/access-reset"): frozenset({SUPPORT}),
+    ("POST", f"{V1}/support/citizens/<national_id>/lock"): frozenset({SUPPORT}),
+    ("POST", f"{V1}/support/citizens/<national_id>/unlock"): frozenset({SUPPORT}),
     # administration
     ("GET", f"{V1}/admin/facilities"): frozenset({ADMIN}),
     ("POST", f"{V1}/admin/facilities"): frozenset({ADMIN}),
@@ -45,6 +58,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", f"{V1}/admin/audit"): frozenset({ADMIN}),
     # facility systems
     ("GET", f"{V1}/facility/me"): frozenset({FACILITY}),
+    ("POST", f"{V1}/facility/citizens"): frozenset({FACILITY}),
 }
 
 # OpenAPI security schemes; which one a role's token comes from.

@@ -90,6 +90,19 @@ def problem(description: str) -> dict[str, Any]:
     return {"schema": ProblemSchema, "content_type": PROBLEM_MIMETYPE, "description": description}
 
 
+def refine_spec(api: Api) -> None:
+    """Add what marshmallow cannot say to the document: "exactly one of these fields"."""
+    from app.resources.auth.schemas import LoginSchema
+
+    for name, schema in (("Login", LoginSchema),):
+        component = api.spec.components.schemas[name]
+        component["oneOf"] = [
+            {"required": list(fields), "not": {"required": list(others)}}
+            for fields in schema.ONE_OF_REQUIRED
+            for others in [[f for group in schema.ONE_OF_REQUIRED if group != fields for f in group]]
+        ]
+
+
 def build_api(app) -> HosoApi:  # type: ignore[no-untyped-def]
     """Create the Api for ``app`` with HoSo's spec options."""
     app.config.update(

@@ -8,9 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
+from mongoengine.errors import ValidationError
 
 from app import access
 from app.errors import WWW_AUTHENTICATE, problem_response
+from app.models.citizen import Citizen
 from app.models.facility import Facility, FacilityClient
 from app.models.staff import StaffUser
 from app.security.tokens import InvalidToken, TokenType
@@ -69,6 +71,19 @@ def _load_facility_client(claims: dict[str, Any]) -> Principal | None:
     actor = Actor("facility_client", client.client_id, client.label or client.client_id,
                   client.facility_code)
     return Principal(access.FACILITY, actor, client, claims)
+
+
+@subject_loader(TokenType.CITIZEN)
+def _load_citizen(claims: dict[str, Any]) -> Principal | None:
+    try:
+        citizen = Citizen.objects(id=claims["sub"]).first()
+    except ValidationError:
+        return None
+    if (citizen is None or citizen.state != "active" or citizen.locked
+            or issued_before(claims, citizen.tokens_valid_after)
+            or claims.get("sid") in (citizen.revoked_sessions or [])):
+        return None
+    return Principal(access.CITIZEN, Actor("citizen", str(citizen.id), "citizen"), citizen, claims)
 
 
 def bearer_token() -> str | None:

@@ -26,6 +26,7 @@ PROBLEM_TABLE: dict[type[domain.DomainError], tuple[int, str, str]] = {
     domain.LockedOut: (429, "too-many-attempts", "Too many attempts"),
     domain.Unavailable: (503, "service-unavailable", "Service unavailable"),
     domain.InvalidCursor: (422, "validation-error", "Invalid cursor"),
+    domain.InvalidInput: (422, "validation-error", "Unprocessable Entity"),
 }
 
 # Problem slugs of plain HTTP errors.
@@ -148,7 +149,9 @@ def domain_error_response(error: domain.DomainError) -> Response:
     headers = {}
     if isinstance(error, domain.LockedOut):
         headers["Retry-After"] = str(error.retry_after)
-    return problem_response(status, slug=slug, title=title, detail=error.detail, headers=headers)
+    errors = getattr(error, "errors", None)
+    return problem_response(status, slug=slug, title=title, detail=error.detail, headers=headers,
+                            errors=errors)
 
 
 def unexpected_error_response(error: Exception) -> Response:

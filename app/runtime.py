@@ -29,6 +29,8 @@ class Runtime:
     staff_login_failures: AttemptLimiter
     client_auth_failures: AttemptLimiter
     auth_ip_attempts: AttemptLimiter
+    citizen_login_failures: AttemptLimiter
+    activation_failures: AttemptLimiter
     clock: Callable[[], datetime] = field(default=utcnow)
 
     def now(self) -> datetime:

@@ -51,6 +51,10 @@ class Settings:
     trusted_proxy_count: int = 0
     log_level: str = "INFO"
     api_base_url: str = "http://127.0.0.1:8000"
+    activation_code_ttl_hours: int = 72
+    enrollment_seconds: int = 600
+    session_absolute_days: int = 30
+    session_idle_days: int = 7
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -64,6 +68,14 @@ class Settings:
             raise SettingsError("HOSO_MAX_BODY_BYTES must be at least 1024")
         if self.login_max_failures < 1 or self.login_lockout_seconds < 1:
             raise SettingsError("HOSO_LOGIN_MAX_FAILURES and HOSO_LOGIN_LOCKOUT_SECONDS must be >= 1")
+        if not 1 <= self.activation_code_ttl_hours <= 24 * 14:
+            raise SettingsError("HOSO_ACTIVATION_CODE_TTL must be between 1 and 336 hours")
+        if not 60 <= self.enrollment_seconds <= MAX_ACCESS_TOKEN_SECONDS:
+            raise SettingsError("HOSO_ENROLLMENT_SECONDS must be between 60 and 900")
+        if not 1 <= self.session_idle_days <= self.session_absolute_days <= 365:
+            raise SettingsError(
+                "HOSO_SESSION_IDLE_DAYS must be at least 1 and at most HOSO_SESSION_ABSOLUTE_DAYS (<= 365)"
+            )
         if self.env == PRODUCTION and not self.mongodb_uri:
             raise SettingsError("HOSO_MONGODB_URI is required when HOSO_ENV=production")
         if self.env == DEVELOPMENT and self.mongodb_uri and not is_loopback_uri(self.mongodb_uri):
@@ -123,6 +135,10 @@ class Settings:
             trusted_proxy_count=reader.integer("HOSO_TRUSTED_PROXY_COUNT", 0),
             log_level=reader.text("HOSO_LOG_LEVEL", "INFO").upper(),
             api_base_url=reader.text("HOSO_API_BASE_URL", "http://127.0.0.1:8000"),
+            activation_code_ttl_hours=reader.integer("HOSO_ACTIVATION_CODE_TTL", 72),
+            enrollment_seconds=reader.integer("HOSO_ENROLLMENT_SECONDS", 600),
+            session_absolute_days=reader.integer("HOSO_SESSION_ABSOLUTE_DAYS", 30),
+            session_idle_days=reader.integer("HOSO_SESSION_IDLE_DAYS", 7),
         )
 
 

@@ -92,3 +92,95 @@ def facility_token(code: str = "01001") -> str:
         failures=rt.client_auth_failures, ip_attempts=rt.auth_ip_attempts,
     )
     return issued.token
+
+
+DEFAULT_PASSWORD = "Mây trắng bay qua đồi 2026"
+
+
+def national_id_for(year: int, sex: str = "male", serial: int = 123456, province: str = "001") -> str:
+    """A CCCD whose century/sex digit and year agree with ``year`` and ``sex``."""
+    digit = (year // 100 - 19) * 2 + (1 if sex == "female" else 0)
+    return f"{province}{digit}{year % 100:02d}{serial:06d}"
+
+
+def citizen_body(serial: int = 123456, **changes: object) -> dict:
+    """A valid registration body (Nguyễn Văn Nam, born 1985) with a unique CCCD per serial."""
+    body = {
+        "national_id": national_id_for(1985, "male", serial),
+        "full_name": "Nguyễn Văn Nam",
+        "date_of_birth": "1985-03-14",
+        "sex": "male",
+        "phone": "0912345678",
+        "email": "nam@example.org",
+    }
+    body.update(changes)
+    return {key: value for key, value in body.items() if value is not None}
+
+
+@dataclass
+class CitizenAccount:
+    """A citizen who went through registration, activation and TOTP confirmation."""
+
+    national_id: str
+    password: str
+    totp_secret: str
+    access_token: str
+    refresh_token: str
+    recovery_codes: list[str]
+
+    def code(self, steps_ahead: int = 0) -> str:
+        moment = utcnow() + timedelta(seconds=totp.STEP_SECONDS * steps_ahead)
+        return totp.code_for_step(self.totp_secret, totp.step_at(moment))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+class CitizenActions:
+    """The citizen flows through the HTTP API, as the mobile app does them."""
+
+    def __init__(self, client: FlaskClient, facility_code: str = "01001") -> None:
+        self.client = client
+        self._facility_code = facility_code
+        self._facility_headers: dict[str, str] | None = None
+
+    @property
+    def facility_headers(self) -> dict[str, str]:
+        if self._facility_headers is None:
+            self._facility_headers = {"Authorization": f"Bearer {facility_token(self._facility_code)}"}
+        return self._facility_headers
+
+    def register(self, body: dict | None = None):  # type: ignore[no-untyped-def]
+        return self.client.post("/api/v1/facility/citizens", json=body or citizen_body(),
+                                headers=self.facility_headers)
+
+    def activate(self, national_id: str, code: str, password: str = DEFAULT_PASSWORD):  # type: ignore[no-untyped-def]
+        return self.client.post("/api/v1/auth/activate", json={
+            "national_id": national_id, "activation_code": code, "password": password})
+
+    def confirm(self, enrollment_token: str, totp_secret: str, device: str = "Pixel 8"):  # type: ignore[no-untyped-def]
+        code = totp.code_for_step(totp_secret, totp.step_at(utcnow()))
+        return self.client.post("/api/v1/auth/activate/confirm", json={
+            "enrollment_token": enrollment_token, "totp_code": code, "device_label": device})
+
+    def enrol(self, serial: int = 123456, **changes: object) -> CitizenAccount:
+        """Register, activate and confirm a citizen; returns the signed-in account."""
+        body = citizen_body(serial, **changes)
+        registered = self.register(body)
+        assert registered.status_code in (200, 201), registered.json
+        activated = self.activate(body["national_id"], registered.json["activation_code"])
+        assert activated.status_code == 200, activated.json
+        confirmed = self.confirm(activated.json["enrollment_token"], activated.json["totp_secret"])
+        assert confirmed.status_code == 200, confirmed.json
+        return CitizenAccount(
+            body["national_id"], DEFAULT_PASSWORD, activated.json["totp_secret"],
+            confirmed.json["access_token"], confirmed.json["refresh_token"],
+            confirmed.json["recovery_codes"],
+        )
+
+    def login(self, account: CitizenAccount, steps_ahead: int = 1, device: str = "Pixel 8"):  # type: ignore[no-untyped-def]
+        """Sign in; the default uses the next step's code (the current one was used at enrolment)."""
+        return self.client.post("/api/v1/auth/login", json={
+            "national_id": account.national_id, "password": account.password,
+            "totp_code": account.code(steps_ahead), "device_label": device})

@@ -1,7 +1,10 @@
 """mongoengine documents. Importing this package defines them; it connects to nothing."""
 
 from app.models.audit import AuditEvent
+from app.models.citizen import Citizen
 from app.models.facility import Facility, FacilityClient
+from app.models.notification import Notification
+from app.models.session import Session
 from app.models.staff import StaffUser
 
-__all__ = ["AuditEvent", "Facility", "FacilityClient", "StaffUser"]
+__all__ = ["AuditEvent", "Citizen", "Facility", "FacilityClient", "Notification", "Session", "StaffUser"]

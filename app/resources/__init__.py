@@ -8,10 +8,13 @@ from flask_smorest import Api
 def register_blueprints(api: Api) -> None:
     """Register every blueprint under ``/api/v1``."""
     from app.resources.admin.routes import blp as admin
+    from app.resources.auth.routes import blp as auth
     from app.resources.facility.routes import blp as facility
     from app.resources.health.routes import blp as health
+    from app.resources.me.routes import blp as me
     from app.resources.oauth.routes import blp as oauth
     from app.resources.staff.routes import blp as staff
+    from app.resources.support.routes import blp as support
 
-    for blueprint in (health, oauth, staff, admin, facility):
+    for blueprint in (health, oauth, auth, me, staff, support, admin, facility):
         api.register_blueprint(blueprint, url_prefix="/api/v1")

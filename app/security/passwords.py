@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 import string
+from functools import lru_cache
+from pathlib import Path
 
 from argon2 import PasswordHasher as _Argon2Hasher
 from argon2 import Type
@@ -40,3 +42,36 @@ class PasswordHasher:
 def generate_password(length: int = 20) -> str:
     """A random one-time password for new staff (about 115 bits of entropy)."""
     return "".join(secrets.choice(_READABLE) for _ in range(length))
+
+
+MIN_LENGTH = 12
+MAX_LENGTH = 128
+_COMMON_FILE = Path(__file__).with_name("common-passwords.txt")
+
+
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    """The list of known-weak passwords (lower case)."""
+    lines = _COMMON_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def password_problems(password: str, *personal: str) -> list[str]:
+    """Why a citizen's new password is refused (empty when it is acceptable).
+
+    Length 12-128 (any characters, spaces and Vietnamese included), not on the common list, not a
+    run of three or fewer distinct characters, and not containing personal data such as the CCCD.
+    """
+    problems = []
+    if len(password) < MIN_LENGTH:
+        problems.append(f"Use at least {MIN_LENGTH} characters.")
+    if len(password) > MAX_LENGTH:
+        problems.append(f"Use at most {MAX_LENGTH} characters.")
+    lowered = password.lower()
+    if lowered in common_passwords() or lowered.rstrip("0123456789!@#$.") in common_passwords():
+        problems.append("This password is too common.")
+    if len(set(lowered)) <= 3:
+        problems.append("Use more different characters.")
+    if any(item and len(item) >= 4 and item.lower() in lowered for item in personal):
+        problems.append("Do not use your identity number or birth date in your password.")
+    return problems

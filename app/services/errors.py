@@ -41,3 +41,11 @@ class Unavailable(DomainError):
 
 class InvalidCursor(DomainError):
     """The paging cursor was not made by this API."""
+
+
+class InvalidInput(DomainError):
+    """Input that is well-formed but refused by a rule; ``errors`` names the fields (422)."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(message for messages in errors.values() for message in messages))
+        self.errors = errors

@@ -16,6 +16,7 @@ from app.security.tokens import IssuedToken, TokenService, TokenType
 from app.services import audit
 from app.services.audit import RequestContext
 from app.services.errors import AlreadyExists, AuthenticationFailed, LockedOut
+from app.services.mfa import consume_totp
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,7 @@ def accept_totp(user: StaffUser, code: str, now: datetime, box: SecretBox) -> bo
     Twenty concurrent requests with the same valid code produce exactly one acceptance.
     """
     secret = box.decrypt(user.totp_secret_encrypted, user.totp_context())
-    step = totp.matching_step(secret, code, now)
-    if step is None:
-        return False
-    return bool(StaffUser.objects(id=user.id, totp_last_step__lt=step).update_one(
-        set__totp_last_step=step, set__last_login_at=now
-    ))
+    return consume_totp(StaffUser, user.id, secret, code, now, set__last_login_at=now)
 
 
 def login_staff(

@@ -7,9 +7,10 @@ import re
 import pytest
 
 from app import access
-from tests.helpers import facility_token
+from tests.helpers import CitizenActions, citizen_body
 
-PATH_VALUES = {"code": "01001", "client_id": "no-such-client", "filename": "swagger-ui.css"}
+PATH_VALUES = {"code": "01001", "client_id": "no-such-client", "filename": "swagger-ui.css",
+               "session_id": "no-such-session", "national_id": "001085999999"}
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
 
@@ -40,19 +41,32 @@ def test_every_role_in_the_table_is_known():
 
 
 @pytest.fixture
-def role_headers(app, staff) -> dict[str, dict[str, str]]:
-    """Credentials of every role that can hold a token so far."""
+def role_headers(app, client, staff) -> dict[str, dict[str, str]]:
+    """Credentials of every role."""
+    citizens = CitizenActions(client)
+    citizen = citizens.enrol()
+    registered = citizens.register(citizen_body(222222))
+    enrolment = citizens.activate(citizen_body(222222)["national_id"],
+                                  registered.json["activation_code"]).json["enrollment_token"]
     return {
         access.ANONYMOUS: {},
         access.SUPPORT: staff.headers("support"),
         access.ADMIN: staff.headers("admin"),
-        access.FACILITY: {"Authorization": f"Bearer {facility_token('01001')}"},
+        access.FACILITY: citizens.facility_headers,
+        access.CITIZEN: citizen.headers,
+        access.ENROLLMENT: {"Authorization": f"Bearer {enrolment}"},
     }
+
+
+def test_role_headers_cover_every_role(role_headers):
+    assert set(role_headers) == set(access.ROLES)
 
 
 def test_each_role_against_each_route(app, client, role_headers):
     mismatches = []
-    for method, rule in sorted(url_map_routes(app)):
+    # Signing out ends the citizen's token, so that route goes last.
+    routes = sorted(url_map_routes(app), key=lambda route: (route[1].endswith("/logout"), route))
+    for method, rule in routes:
         allowed = access.roles_for(method, rule)
         for role, headers in role_headers.items():
             kwargs = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}

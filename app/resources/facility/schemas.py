@@ -1,6 +1,16 @@
-"""Schemas of the facility system's own identity."""
+"""Schemas of facility systems' own routes."""
 
 import marshmallow as ma
+
+from app.resources.citizen_fields import (
+    date_of_birth_field,
+    email_field,
+    full_name_field,
+    national_id_field,
+    phone_field,
+    sex_field,
+)
+from app.resources.common import StrictSchema
 
 
 class FacilityIdentitySchema(ma.Schema):
@@ -9,3 +19,22 @@ class FacilityIdentitySchema(ma.Schema):
     client_id = ma.fields.String(required=True)
     facility_code = ma.fields.String(required=True)
     facility_name = ma.fields.String(required=True)
+
+
+class CitizenRegisterSchema(StrictSchema):
+    """A citizen whom the facility has identified in person."""
+
+    national_id = national_id_field()
+    full_name = full_name_field()
+    date_of_birth = date_of_birth_field()
+    sex = sex_field()
+    phone = phone_field(required=True)
+    email = email_field()
+
+
+class IssuedCodeSchema(ma.Schema):
+    """The activation code to hand to the citizen: shown this once, never again."""
+
+    citizen_id = ma.fields.String(required=True)
+    activation_code = ma.fields.String(required=True, metadata={"example": "K7MPQ-3XRT9"})
+    expires_at = ma.fields.DateTime(required=True)

@@ -1,0 +1,39 @@
+"""The notification outbox (and in-app inbox): written in the request that causes a message."""
+
+from __future__ import annotations
+
+import mongoengine as me
+
+from app.clock import utcnow
+
+CHANNELS = ("in_app", "sms", "email", "push")
+STATUSES = ("pending", "sending", "sent", "failed", "dead")
+
+
+class Notification(me.Document):
+    """One message on one channel. ``dedupe_key`` makes a retried request write it only once.
+
+    A message that must carry a secret (an activation code) keeps it AES-GCM encrypted in
+    ``secret_encrypted``; the rendered text holds only a placeholder, and the secret is erased once
+    the message is delivered.
+    """
+
+    citizen_id = me.ObjectIdField(required=True)
+    kind = me.StringField(required=True)
+    channel = me.StringField(required=True, choices=CHANNELS)
+    language = me.StringField(default="vi")
+    subject = me.StringField()
+    body = me.StringField(required=True)
+    secret_encrypted = me.StringField()
+    dedupe_key = me.StringField(required=True, unique=True)
+    status = me.StringField(default="pending", choices=STATUSES)
+    attempts = me.IntField(default=0)
+    next_attempt_at = me.DateTimeField(default=utcnow)
+    created_at = me.DateTimeField(default=utcnow)
+    sent_at = me.DateTimeField()
+    read_at = me.DateTimeField()
+
+    meta = {
+        "collection": "notifications",
+        "indexes": [("citizen_id", "channel", "-created_at"), ("status", "next_attempt_at")],
+    }

@@ -1,0 +1,30 @@
+"""Citizen sessions: one refresh-token family per signed-in device."""
+
+from __future__ import annotations
+
+import mongoengine as me
+
+from app.clock import utcnow
+
+# How many spent refresh-token hashes a family remembers for reuse detection.
+SPENT_HISTORY = 500
+
+
+class Session(me.Document):
+    """A refresh-token family. Only keyed hashes of refresh tokens are stored."""
+
+    citizen_id = me.ObjectIdField(required=True)
+    family_id = me.StringField(required=True, unique=True)
+    token_hash = me.StringField(required=True, unique=True)
+    spent_hashes = me.ListField(me.StringField())
+    device_label = me.StringField(max_length=100)
+    user_agent = me.StringField(max_length=300)
+    created_at = me.DateTimeField(default=utcnow)
+    last_used_at = me.DateTimeField(default=utcnow)
+    revoked_at = me.DateTimeField()
+    revoked_reason = me.StringField()
+
+    meta = {
+        "collection": "sessions",
+        "indexes": [("citizen_id", "-last_used_at"), "spent_hashes"],
+    }

@@ -1,0 +1,91 @@
+"""Citizen activation, sign-in, token refresh and sign-out."""
+
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.api import problem
+from app.auth import current_principal, request_context
+from app.resources.auth.schemas import (
+    ActivatedSchema,
+    ActivateSchema,
+    ConfirmSchema,
+    EnrollmentSchema,
+    LoginSchema,
+    RefreshSchema,
+    TokensSchema,
+)
+from app.runtime import runtime
+from app.services import citizens, sessions
+
+blp = Blueprint("auth", __name__, description="Citizen accounts: activation and sign-in")
+
+
+def _tokens(issued: sessions.IssuedSession) -> dict:
+    return {"access_token": issued.access_token, "refresh_token": issued.refresh_token,
+            "token_type": "Bearer", "expires_in": issued.expires_in}
+
+
+@blp.route("/auth/activate")
+class ActivateViews(MethodView):
+    @blp.arguments(ActivateSchema)
+    @blp.response(200, EnrollmentSchema)
+    @blp.alt_response(401, **problem("National id, code or password not accepted"))
+    @blp.alt_response(429, **problem("Too many attempts for this national id"))
+    def post(self, body):
+        """Redeem an activation code, set a password and start TOTP enrolment"""
+        enrollment = citizens.activate(request_context(), runtime(), body["national_id"],
+                                       body["activation_code"], body["password"])
+        return {"enrollment_token": enrollment.enrollment_token,
+                "totp_secret": enrollment.totp_secret, "totp_uri": enrollment.totp_uri}
+
+
+@blp.route("/auth/activate/confirm")
+class ActivateConfirmViews(MethodView):
+    @blp.arguments(ConfirmSchema)
+    @blp.response(200, ActivatedSchema)
+    @blp.alt_response(401, **problem("Enrolment token or code not accepted"))
+    @blp.alt_response(429, **problem("Too many attempts"))
+    def post(self, body):
+        """Confirm TOTP enrolment with a first code: the account becomes active"""
+        activated = citizens.confirm_enrollment(
+            request_context(), runtime(), body["enrollment_token"], body["totp_code"],
+            body.get("device_label"), request.user_agent.string,
+        )
+        return {**_tokens(activated.session), "recovery_codes": activated.recovery_codes}
+
+
+@blp.route("/auth/login")
+class LoginViews(MethodView):
+    @blp.arguments(LoginSchema)
+    @blp.response(200, TokensSchema)
+    @blp.alt_response(401, **problem("National id, password or code not accepted"))
+    @blp.alt_response(429, **problem("Too many attempts: locked for a while"))
+    def post(self, body):
+        """Sign in with password and a TOTP code (or one recovery code)"""
+        issued = sessions.login(
+            request_context(), runtime(), body["national_id"], body["password"],
+            body.get("totp_code"), body.get("recovery_code"), body.get("device_label"),
+            request.user_agent.string,
+        )
+        return _tokens(issued)
+
+
+@blp.route("/auth/refresh")
+class RefreshViews(MethodView):
+    @blp.arguments(RefreshSchema)
+    @blp.response(200, TokensSchema)
+    @blp.alt_response(401, **problem("Refresh token not valid (reuse ends the whole session)"))
+    def post(self, body):
+        """Exchange a refresh token for new tokens (the old one stops working)"""
+        return _tokens(sessions.refresh(request_context(), runtime(), body["refresh_token"]))
+
+
+@blp.route("/auth/logout")
+class LogoutViews(MethodView):
+    @blp.response(204)
+    def post(self):
+        """Sign out: end this session and its tokens"""
+        principal = current_principal()
+        sessions.end_session(request_context(), principal.subject.id, principal.claims["sid"],
+                             "logout")

@@ -1,0 +1,91 @@
+"""Schemas of citizen activation, sign-in and sessions."""
+
+import marshmallow as ma
+
+from app.resources.citizen_fields import national_id_field
+from app.resources.common import StrictSchema
+
+_totp_code = ma.validate.Regexp(r"^[0-9]{6}$", error="Six digits.")
+_device_label = ma.fields.String(
+    validate=ma.validate.Length(1, 100),
+    metadata={"description": "A name for this device, shown in the session list",
+              "example": "Pixel 8"},
+)
+
+
+class ActivateSchema(StrictSchema):
+    """Redeem the activation code and choose a password."""
+
+    national_id = national_id_field()
+    activation_code = ma.fields.String(required=True, validate=ma.validate.Length(1, 32),
+                                       metadata={"example": "K7MPQ-3XRT9"})
+    password = ma.fields.String(
+        required=True, validate=ma.validate.Length(12, 128),
+        metadata={"description": "12-128 characters, not a common password, not the CCCD"},
+    )
+
+
+class EnrollmentSchema(ma.Schema):
+    """Add the TOTP secret to an authenticator app, then confirm with a code."""
+
+    enrollment_token = ma.fields.String(required=True)
+    totp_secret = ma.fields.String(required=True, metadata={"description": "Base32, 160 bits"})
+    totp_uri = ma.fields.String(required=True, metadata={"description": "otpauth:// URI"})
+
+
+class ConfirmSchema(StrictSchema):
+    """Prove the authenticator app works."""
+
+    enrollment_token = ma.fields.String(required=True, validate=ma.validate.Length(1, 4096))
+    totp_code = ma.fields.String(required=True, validate=_totp_code)
+    device_label = _device_label
+
+
+class TokensSchema(ma.Schema):
+    """An access token (15 minutes) and a refresh token (rotated on every use)."""
+
+    access_token = ma.fields.String(required=True)
+    refresh_token = ma.fields.String(required=True)
+    token_type = ma.fields.String(required=True)
+    expires_in = ma.fields.Integer(required=True)
+
+
+class ActivatedSchema(TokensSchema):
+    """Tokens plus ten single-use recovery codes (shown once)."""
+
+    recovery_codes = ma.fields.List(ma.fields.String(), required=True)
+
+
+class LoginSchema(StrictSchema):
+    """Password plus a TOTP code, or password plus one recovery code (exactly one of the two)."""
+
+    # Documented as a JSON Schema `oneOf` by app.api.refine_spec.
+    ONE_OF_REQUIRED = (("totp_code",), ("recovery_code",))
+
+    national_id = national_id_field()
+    password = ma.fields.String(required=True, validate=ma.validate.Length(1, 1024))
+    totp_code = ma.fields.String(validate=_totp_code)
+    recovery_code = ma.fields.String(validate=ma.validate.Length(1, 32))
+    device_label = _device_label
+
+    @ma.validates_schema
+    def one_second_factor(self, data, **kwargs):  # type: ignore[no-untyped-def]
+        if ("totp_code" in data) == ("recovery_code" in data):
+            raise ma.ValidationError("Give either totp_code or recovery_code.", "totp_code")
+
+
+class RefreshSchema(StrictSchema):
+    """The current refresh token."""
+
+    refresh_token = ma.fields.String(required=True, validate=ma.validate.Length(1, 4096))
+
+
+class SessionSchema(ma.Schema):
+    """A signed-in device."""
+
+    id = ma.fields.String(required=True, attribute="family_id")
+    device_label = ma.fields.String(allow_none=True)
+    user_agent = ma.fields.String(allow_none=True)
+    created_at = ma.fields.DateTime(required=True)
+    last_used_at = ma.fields.DateTime(required=True)
+    current = ma.fields.Boolean(required=True)

@@ -1,0 +1,269 @@
+"""Citizen accounts: facilities register citizens and hand out codes; citizens activate with TOTP."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from mongoengine import NotUniqueError
+
+from app.models.citizen import Citizen, PendingActivation, PendingEnrollment
+from app.runtime import Runtime
+from app.security import totp
+from app.security.passwords import password_problems
+from app.security.tokens import InvalidToken, TokenType
+from app.services import audit, outbox
+from app.services.audit import RequestContext
+from app.services.errors import AuthenticationFailed, Conflict, InvalidInput
+from app.services.facilities import get_facility
+from app.services.identity import cccd_problems, split_vietnamese_name
+from app.services.mfa import consume_totp, format_code, new_recovery_codes, normalize_code, readable_code
+from app.services.sessions import IssuedSession, start_session
+
+ACTIVATION_CODE_LENGTH = 10  # 10 x log2(31) = 49.5 bits from `secrets`
+ACTIVATION_FAILED = "national id, code or password not accepted"
+
+
+class IdentityMismatch(Conflict):
+    """The national id is known with a different date of birth."""
+
+    slug = "identity-mismatch"
+
+
+class AccountActive(Conflict):
+    """The account is already active; the citizen signs in or asks support for a reset."""
+
+    slug = "account-active"
+
+
+class InvalidIdentity(InvalidInput):
+    """The CCCD does not agree with the date of birth or sex."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__({"national_id": problems})
+
+
+class WeakPassword(InvalidInput):
+    """The new password is refused by the password policy."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__({"password": problems})
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    """An activation code as handed to the citizen: the only time it exists in clear."""
+
+    citizen: Citizen
+    code: str
+    expires_at: object
+    created: bool
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """What activation hands back: a token that only confirms TOTP, and the new TOTP secret."""
+
+    enrollment_token: str
+    totp_secret: str
+    totp_uri: str
+
+
+def activation_code_hash(rt: Runtime, national_id: str, code: str) -> str:
+    """Keyed hash of a code bound to its national id (a code alone redeems nothing)."""
+    return rt.box.keyed_hash(f"{national_id}:{normalize_code(code)}", "activation-code")
+
+
+def find_or_create_citizen(
+    ctx: RequestContext,
+    national_id: str,
+    full_name: str,
+    date_of_birth: date,
+    sex: str,
+    *,
+    phone: str | None = None,
+    email: str | None = None,
+) -> tuple[Citizen, bool]:
+    """The citizen with this CCCD, created if unknown; 409 ``identity-mismatch`` if the birth date differs.
+
+    Records and codes exist whether or not the person ever uses the app. Two concurrent creations
+    of the same person meet at the unique index and both get the one document.
+    """
+    problems = cccd_problems(national_id, date_of_birth, sex)
+    if problems:
+        raise InvalidIdentity(problems)
+    existing = Citizen.objects(national_id=national_id).first()
+    if existing is None:
+        family, given = split_vietnamese_name(full_name)
+        citizen = Citizen(
+            national_id=national_id, full_name=full_name, family_name=family, given_name=given,
+            date_of_birth=date_of_birth.isoformat(), sex=sex, phone=phone, email=email,
+            created_at=ctx.now, registered_by_facility=ctx.actor.facility_code,
+        )
+        try:
+            citizen.save(force_insert=True)
+            audit.record(ctx, "citizen.create", citizen_id=citizen.id, target_type="citizen",
+                         target_id=str(citizen.id))
+            return citizen, True
+        except NotUniqueError:
+            existing = Citizen.objects(national_id=national_id).first()
+    assert existing is not None
+    if existing.date_of_birth != date_of_birth.isoformat():
+        audit.record(ctx, "citizen.identity_check", "failure", citizen_id=existing.id,
+                     target_type="citizen", target_id=str(existing.id),
+                     reason="date of birth differs")
+        raise IdentityMismatch("This national id is registered with another date of birth.")
+    return existing, False
+
+
+def register_citizen(
+    ctx: RequestContext,
+    rt: Runtime,
+    national_id: str,
+    full_name: str,
+    date_of_birth: date,
+    sex: str,
+    phone: str | None,
+    email: str | None,
+) -> IssuedCode:
+    """A facility registers a citizen (or finds them) and hands out a new activation code."""
+    facility = get_facility(ctx.actor.facility_code or "")
+    citizen, created = find_or_create_citizen(
+        ctx, national_id, full_name, date_of_birth, sex, phone=phone, email=email
+    )
+    if citizen.state == "active":
+        audit.record(ctx, "activation_code.issue", "denied", citizen_id=citizen.id,
+                     target_type="citizen", target_id=str(citizen.id), reason="account active")
+        raise AccountActive("This account is already active.")
+    if not created:
+        # Contact data the facility just checked in person is the freshest we have.
+        updates = {f"set__{k}": v for k, v in (("phone", phone), ("email", email)) if v}
+        if updates:
+            Citizen.objects(id=citizen.id).update_one(**updates)
+            citizen.reload()
+    code = issue_activation_code(ctx, rt, citizen, "facility", ctx.actor.facility_code or "?")
+    outbox.notify(ctx, citizen, "activation_code_issued", code.code_hash_key,
+                  facility=facility.name)
+    return IssuedCode(citizen, code.code, code.expires_at, created)
+
+
+@dataclass(frozen=True)
+class _NewCode:
+    code: str
+    expires_at: object
+    code_hash_key: str
+
+
+def issue_activation_code(
+    ctx: RequestContext, rt: Runtime, citizen: Citizen, issued_by_type: str, issued_by: str
+) -> _NewCode:
+    """Replace any outstanding code with a new one (so older codes stop working); audit, never the code."""
+    code = format_code(readable_code(ACTIVATION_CODE_LENGTH))
+    expires_at = ctx.now + timedelta(hours=rt.settings.activation_code_ttl_hours)
+    code_hash = activation_code_hash(rt, citizen.national_id, code)
+    pending = PendingActivation(code_hash=code_hash, issued_at=ctx.now, expires_at=expires_at,
+                                issued_by_type=issued_by_type, issued_by=issued_by)
+    Citizen.objects(id=citizen.id).update_one(set__activation=pending)
+    audit.record(ctx, "activation_code.issue", citizen_id=citizen.id, target_type="citizen",
+                 target_id=str(citizen.id), details={"issued_by_type": issued_by_type})
+    return _NewCode(code, expires_at, code_hash[:24])
+
+
+def activate(
+    ctx: RequestContext, rt: Runtime, national_id: str, code: str, password: str
+) -> Enrollment:
+    """Redeem an activation code: set the password and start TOTP enrolment.
+
+    Unknown national id, wrong or expired code and locked account all fail alike (401). One
+    conditional update consumes the code, so it works once even under concurrent redeems.
+    """
+    problems = password_problems(password, national_id)
+    if problems:
+        raise WeakPassword(problems)
+    rt.auth_ip_attempts.hit(ctx.ip or "unknown")
+    rt.activation_failures.hit(national_id)
+    citizen = Citizen.objects(national_id=national_id).first()
+    pending = citizen.activation if citizen else None
+    code_hash = activation_code_hash(rt, national_id, code)
+    code_ok = bool(pending) and rt.box.hash_matches(
+        f"{national_id}:{normalize_code(code)}", "activation-code", pending.code_hash
+    )
+    if not (citizen and pending and code_ok and pending.expires_at > ctx.now
+            and not citizen.locked and citizen.state != "active"):
+        audit.record(ctx, "citizen.activate", "failure", citizen_id=citizen.id if citizen else None,
+                     target_type="citizen", target_id=str(citizen.id) if citizen else None)
+        raise AuthenticationFailed(ACTIVATION_FAILED)
+    secret = totp.new_secret()
+    enrollment = PendingEnrollment(
+        enrollment_id=uuid.uuid4().hex,
+        totp_secret_encrypted=rt.box.encrypt(secret, citizen.totp_context()),
+        started_at=ctx.now,
+        expires_at=ctx.now + timedelta(seconds=rt.settings.enrollment_seconds),
+    )
+    consumed = Citizen.objects(
+        id=citizen.id, activation__code_hash=code_hash, activation__expires_at__gt=ctx.now,
+        locked=False, state__ne="active",
+    ).update_one(unset__activation=True, set__password_hash=rt.passwords.hash(password),
+                 set__enrollment=enrollment)
+    if not consumed:
+        audit.record(ctx, "citizen.activate", "failure", citizen_id=citizen.id,
+                     target_type="citizen", target_id=str(citizen.id), reason="code already used")
+        raise AuthenticationFailed(ACTIVATION_FAILED)
+    rt.activation_failures.clear(national_id)
+    audit.record(ctx, "citizen.activate", citizen_id=citizen.id, target_type="citizen",
+                 target_id=str(citizen.id))
+    token = rt.tokens.issue(str(citizen.id), TokenType.ENROLLMENT, ctx.now,
+                            lifetime_seconds=rt.settings.enrollment_seconds,
+                            eid=enrollment.enrollment_id)
+    return Enrollment(token.token, secret,
+                      totp.provisioning_uri(secret, f"{citizen.national_id}"))
+
+
+@dataclass(frozen=True)
+class Activated:
+    """The end of activation: a session and the recovery codes (shown once)."""
+
+    session: IssuedSession
+    recovery_codes: list[str]
+
+
+def confirm_enrollment(
+    ctx: RequestContext,
+    rt: Runtime,
+    enrollment_token: str,
+    totp_code: str,
+    device_label: str | None,
+    user_agent: str | None,
+) -> Activated:
+    """Prove the authenticator works: the account becomes active and the first session starts."""
+    try:
+        claims = rt.tokens.verify(enrollment_token, (TokenType.ENROLLMENT,))
+    except InvalidToken:
+        raise AuthenticationFailed("The enrolment token is not valid.") from None
+    citizen = Citizen.objects(id=claims["sub"]).first()
+    enrollment = citizen.enrollment if citizen else None
+    if not (citizen and enrollment and enrollment.enrollment_id == claims.get("eid")
+            and enrollment.expires_at > ctx.now and not citizen.locked):
+        raise AuthenticationFailed("The enrolment token is not valid.")
+    rt.citizen_login_failures.hit(citizen.national_id)
+    secret = rt.box.decrypt(enrollment.totp_secret_encrypted, citizen.totp_context())
+    codes, hashes = new_recovery_codes(rt.box, str(citizen.id))
+    confirmed = consume_totp(
+        Citizen, citizen.id, secret, totp_code, ctx.now,
+        filters={"enrollment__enrollment_id": enrollment.enrollment_id, "locked": False},
+        set__state="active", set__totp_secret_encrypted=enrollment.totp_secret_encrypted,
+        set__recovery_code_hashes=hashes, set__activated_at=ctx.now, set__last_login_at=ctx.now,
+        unset__enrollment=True,
+    )
+    if not confirmed:
+        audit.record(ctx, "citizen.enroll_totp", "failure", citizen_id=citizen.id,
+                     target_type="citizen", target_id=str(citizen.id))
+        raise AuthenticationFailed("The code was not accepted.")
+    rt.citizen_login_failures.clear(citizen.national_id)
+    citizen.reload()
+    session = start_session(ctx, rt, citizen, device_label, user_agent)
+    audit.record(ctx, "citizen.enroll_totp", citizen_id=citizen.id, target_type="citizen",
+                 target_id=str(citizen.id))
+    outbox.notify(ctx, citizen, "account_activated", enrollment.enrollment_id)
+    return Activated(session, codes)

@@ -1,0 +1,211 @@
+"""Citizen sign-in and sessions: password + TOTP (or a recovery code), rotating refresh tokens."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+
+from app.models.citizen import Citizen
+from app.models.session import SPENT_HISTORY, Session
+from app.security.tokens import TokenType
+from app.services import audit, outbox
+from app.services.audit import RequestContext
+from app.services.errors import AuthenticationFailed, LockedOut, NotFound
+from app.services.mfa import consume_recovery_code, consume_totp
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
+
+LOGIN_FAILED = "national id, password or code not accepted"
+REFRESH_FAILED = "The refresh token is not valid."
+# Revoked session ids remembered on the citizen so their access tokens stop at once; an access
+# token lives 15 minutes at most, so a short history is enough.
+REVOKED_SESSION_HISTORY = 100
+
+
+@dataclass(frozen=True)
+class IssuedSession:
+    """Tokens of a new or refreshed session (the refresh token exists in clear only here)."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    session_id: str
+
+
+def refresh_token_hash(rt: Runtime, token: str) -> str:
+    """Refresh tokens are stored only as keyed hashes."""
+    return rt.box.keyed_hash(token, "refresh-token")
+
+
+def _access_token(rt: Runtime, citizen: Citizen, family_id: str, now: datetime) -> tuple[str, int]:
+    issued = rt.tokens.issue(str(citizen.id), TokenType.CITIZEN, now, sid=family_id)
+    return issued.token, issued.expires_in
+
+
+def start_session(
+    ctx: RequestContext,
+    rt: Runtime,
+    citizen: Citizen,
+    device_label: str | None,
+    user_agent: str | None,
+) -> IssuedSession:
+    """Open a new refresh-token family for a device."""
+    refresh = secrets.token_urlsafe(32)
+    session = Session(
+        citizen_id=citizen.id, family_id=uuid.uuid4().hex, token_hash=refresh_token_hash(rt, refresh),
+        device_label=device_label, user_agent=(user_agent or "")[:300] or None,
+        created_at=ctx.now, last_used_at=ctx.now,
+    )
+    session.save(force_insert=True)
+    access, expires_in = _access_token(rt, citizen, session.family_id, ctx.now)
+    return IssuedSession(access, refresh, expires_in, session.family_id)
+
+
+def login(
+    ctx: RequestContext,
+    rt: Runtime,
+    national_id: str,
+    password: str,
+    totp_code: str | None,
+    recovery_code: str | None,
+    device_label: str | None,
+    user_agent: str | None,
+) -> IssuedSession:
+    """Password plus a TOTP code or one recovery code. Every failure answers the same 401.
+
+    Attempts are counted per national id and per address before anything is checked; over the
+    limit even correct credentials get 429 until the window has passed.
+    """
+    try:
+        rt.auth_ip_attempts.hit(ctx.ip or "unknown")
+        rt.citizen_login_failures.hit(national_id)
+    except LockedOut:
+        audit.record(ctx, "citizen.login", "denied", reason="too many attempts")
+        raise
+    citizen = Citizen.objects(national_id=national_id).first()
+    password_ok = rt.passwords.verify(citizen.password_hash if citizen else None, password)
+    usable = bool(citizen and citizen.state == "active" and not citizen.locked and password_ok)
+    second_factor_ok = False
+    method = "totp" if totp_code else "recovery_code"
+    if usable and citizen is not None:
+        if totp_code:
+            secret = rt.box.decrypt(citizen.totp_secret_encrypted, citizen.totp_context())
+            second_factor_ok = consume_totp(Citizen, citizen.id, secret, totp_code, ctx.now,
+                                            filters={"locked": False},
+                                            set__last_login_at=ctx.now)
+        elif recovery_code:
+            second_factor_ok = consume_recovery_code(Citizen, citizen.id, rt.box, str(citizen.id),
+                                                     recovery_code)
+    if not (usable and second_factor_ok) or citizen is None:
+        audit.record(ctx, "citizen.login", "failure", citizen_id=citizen.id if citizen else None,
+                     details={"method": method})
+        raise AuthenticationFailed(LOGIN_FAILED)
+    rt.citizen_login_failures.clear(national_id)
+    if method == "recovery_code":
+        Citizen.objects(id=citizen.id).update_one(set__last_login_at=ctx.now)
+    known_device = bool(device_label) and bool(
+        Session.objects(citizen_id=citizen.id, device_label=device_label).count()
+    )
+    session = start_session(ctx, rt, citizen, device_label, user_agent)
+    audit.record(ctx, "citizen.login", citizen_id=citizen.id, target_type="session",
+                 target_id=session.session_id,
+                 details={"method": method, "new_device": not known_device})
+    if not known_device:
+        outbox.notify(ctx, citizen, "new_device_login", session.session_id)
+    return session
+
+
+def refresh(ctx: RequestContext, rt: Runtime, refresh_token: str) -> IssuedSession:
+    """Rotate a refresh token (one atomic update). A spent token presented again revokes its family."""
+    presented = refresh_token_hash(rt, refresh_token)
+    new_token = secrets.token_urlsafe(32)
+    settings = rt.settings
+    rotated = Session._get_collection().find_one_and_update(
+        {
+            "token_hash": presented,
+            "revoked_at": None,
+            "created_at": {"$gt": ctx.now - timedelta(days=settings.session_absolute_days)},
+            "last_used_at": {"$gt": ctx.now - timedelta(days=settings.session_idle_days)},
+        },
+        {
+            "$set": {"token_hash": refresh_token_hash(rt, new_token), "last_used_at": ctx.now},
+            "$push": {"spent_hashes": {"$each": [presented], "$slice": -SPENT_HISTORY}},
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    if rotated is None:
+        _detect_reuse(ctx, rt, presented)
+        raise AuthenticationFailed(REFRESH_FAILED)
+    citizen = Citizen.objects(id=rotated["citizen_id"]).first()
+    if citizen is None or citizen.locked or citizen.state != "active":
+        revoke_sessions(ctx, citizen.id if citizen else rotated["citizen_id"], "account unusable")
+        raise AuthenticationFailed(REFRESH_FAILED)
+    access, expires_in = _access_token(rt, citizen, rotated["family_id"], ctx.now)
+    audit.record(ctx, "citizen.refresh", citizen_id=citizen.id, target_type="session",
+                 target_id=rotated["family_id"])
+    return IssuedSession(access, new_token, expires_in, rotated["family_id"])
+
+
+def _detect_reuse(ctx: RequestContext, rt: Runtime, presented: str) -> None:
+    """A spent token came back: someone holds a copy. End the whole family and say so."""
+    family = Session.objects(spent_hashes=presented).first()
+    if family is None:
+        audit.record(ctx, "citizen.refresh", "failure", reason="unknown or expired token")
+        return
+    revoked = Session.objects(id=family.id, revoked_at=None).update_one(
+        set__revoked_at=ctx.now, set__revoked_reason="refresh token reuse"
+    )
+    _forget_access_tokens(family.citizen_id, [family.family_id])
+    audit.record(ctx, "citizen.refresh_reuse", "denied", citizen_id=family.citizen_id,
+                 target_type="session", target_id=family.family_id,
+                 reason="spent refresh token presented again")
+    citizen = Citizen.objects(id=family.citizen_id).first()
+    if revoked and citizen is not None:
+        outbox.notify(ctx, citizen, "refresh_reuse_detected", family.family_id)
+
+
+def _forget_access_tokens(citizen_id: ObjectId, family_ids: list[str]) -> None:
+    """Make the access tokens of these sessions stop at once (checked on every request)."""
+    Citizen._get_collection().update_one(
+        {"_id": citizen_id},
+        {"$push": {"revoked_sessions": {"$each": family_ids, "$slice": -REVOKED_SESSION_HISTORY}}},
+    )
+
+
+def end_session(ctx: RequestContext, citizen_id: ObjectId, family_id: str, reason: str) -> None:
+    """End one of the citizen's own sessions (logout, or from the session list); 404 if not theirs."""
+    ended = Session.objects(citizen_id=citizen_id, family_id=family_id, revoked_at=None).update_one(
+        set__revoked_at=ctx.now, set__revoked_reason=reason
+    )
+    if not ended:
+        raise NotFound("No such session.")
+    _forget_access_tokens(citizen_id, [family_id])
+    audit.record(ctx, "citizen.session_end", citizen_id=citizen_id, target_type="session",
+                 target_id=family_id, reason=reason)
+
+
+def revoke_sessions(ctx: RequestContext, citizen_id: ObjectId, reason: str) -> int:
+    """End every session of a citizen and every access token issued until now (reset, lock)."""
+    count = Session.objects(citizen_id=citizen_id, revoked_at=None).update(
+        set__revoked_at=ctx.now, set__revoked_reason=reason
+    )
+    Citizen.objects(id=citizen_id).update_one(set__tokens_valid_after=ctx.now)
+    return int(count)
+
+
+def active_sessions(rt: Runtime, citizen_id: ObjectId, now: datetime) -> list[Session]:
+    """The citizen's sessions that can still refresh, most recently used first."""
+    return list(
+        Session.objects(
+            citizen_id=citizen_id, revoked_at=None,
+            created_at__gt=now - timedelta(days=rt.settings.session_absolute_days),
+            last_used_at__gt=now - timedelta(days=rt.settings.session_idle_days),
+        ).order_by("-last_used_at").limit(100)
+    )

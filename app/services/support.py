@@ -1,0 +1,144 @@
+"""Support staff: account look-ups (never health data), access resets, locks. All audited."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.models.citizen import Citizen
+from app.runtime import Runtime
+from app.services import audit, outbox
+from app.services.audit import RequestContext
+from app.services.citizens import issue_activation_code
+from app.services.errors import Conflict, NotFound
+from app.services.sessions import active_sessions, revoke_sessions
+
+
+class NoContactChannel(Conflict):
+    """The citizen has no phone or e-mail: they must visit a facility for a new code."""
+
+    slug = "no-contact-channel"
+
+
+class IdentityCheckFailed(Conflict):
+    """The identity evidence does not match the account."""
+
+    slug = "identity-check-failed"
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """What support may see of an account: its state, never its health data."""
+
+    national_id: str
+    full_name: str
+    state: str
+    locked: bool
+    registered_by_facility: str | None
+    created_at: datetime
+    activated_at: datetime | None
+    last_login_at: datetime | None
+    active_sessions: int
+    contact_channels: list[str]
+
+
+def _citizen(national_id: str) -> Citizen:
+    citizen = Citizen.objects(national_id=national_id).first()
+    if citizen is None:
+        raise NotFound("No citizen with this national id.")
+    return citizen
+
+
+def look_up(ctx: RequestContext, rt: Runtime, national_id: str) -> AccountState:
+    """Account state only; the look-up itself is audited and shown in the citizen's access log."""
+    citizen = _citizen(national_id)
+    audit.record(ctx, "support.lookup", citizen_id=citizen.id, target_type="citizen",
+                 target_id=str(citizen.id))
+    return AccountState(
+        national_id=citizen.national_id, full_name=citizen.full_name,
+        state=citizen.display_state, locked=citizen.locked,
+        registered_by_facility=citizen.registered_by_facility, created_at=citizen.created_at,
+        activated_at=citizen.activated_at, last_login_at=citizen.last_login_at,
+        active_sessions=len(active_sessions(rt, citizen.id, ctx.now)),
+        contact_channels=citizen.contact_channels,
+    )
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """The account state after a support action."""
+
+    national_id: str
+    state: str
+    locked: bool
+
+
+def _result(citizen_id: object) -> ActionResult:
+    citizen = Citizen.objects(id=citizen_id).first()
+    assert citizen is not None
+    return ActionResult(citizen.national_id, citizen.display_state, citizen.locked)
+
+
+def reset_access(
+    ctx: RequestContext, rt: Runtime, national_id: str, reason: str, identity_check: dict[str, Any]
+) -> ActionResult:
+    """End every session, clear password, TOTP and recovery codes, and send a new activation code.
+
+    The code goes only to the citizen's own phone or e-mail (encrypted in the outbox until sent);
+    staff never see it. No session is handed out and TOTP is not bypassed: the citizen activates
+    again from the code.
+    """
+    citizen = _citizen(national_id)
+    evidence = {key: str(value) for key, value in identity_check.items()}
+    if identity_check["document_type"] == "cccd" and not national_id.endswith(
+        identity_check["document_number_last4"]
+    ):
+        audit.record(ctx, "support.access_reset", "failure", citizen_id=citizen.id,
+                     target_type="citizen", target_id=str(citizen.id), reason=reason,
+                     details={"identity_check": evidence, "failure": "document mismatch"})
+        raise IdentityCheckFailed("The document number does not match this citizen's CCCD.")
+    channels = citizen.contact_channels
+    if not channels:
+        audit.record(ctx, "support.access_reset", "failure", citizen_id=citizen.id,
+                     target_type="citizen", target_id=str(citizen.id), reason=reason,
+                     details={"identity_check": evidence, "failure": "no contact channel"})
+        raise NoContactChannel("No phone or e-mail on file: the citizen must visit a facility.")
+    revoke_sessions(ctx, citizen.id, "access reset by support")
+    Citizen.objects(id=citizen.id).update_one(
+        set__state="reset_pending", unset__password_hash=True, unset__totp_secret_encrypted=True,
+        set__totp_last_step=-1, set__recovery_code_hashes=[], unset__enrollment=True,
+    )
+    code = issue_activation_code(ctx, rt, citizen, "support", ctx.actor.id or "support")
+    audit.record(ctx, "support.access_reset", citizen_id=citizen.id, target_type="citizen",
+                 target_id=str(citizen.id), reason=reason, details={"identity_check": evidence})
+    outbox.notify(ctx, citizen, "access_reset", code.code_hash_key)
+    outbox.notify(ctx, citizen, "activation_code_delivery", code.code_hash_key,
+                  channels=[channels[0]], secret=code.code, box=rt.box,
+                  hours=str(rt.settings.activation_code_ttl_hours))
+    return _result(citizen.id)
+
+
+def lock(ctx: RequestContext, national_id: str, reason: str) -> ActionResult:
+    """Lock an account: no login, no refresh, and its access tokens stop at once."""
+    citizen = _citizen(national_id)
+    if citizen.locked:
+        raise Conflict("The account is already locked.")
+    Citizen.objects(id=citizen.id).update_one(set__locked=True, set__locked_at=ctx.now)
+    revoke_sessions(ctx, citizen.id, "account locked")
+    audit.record(ctx, "support.lock", citizen_id=citizen.id, target_type="citizen",
+                 target_id=str(citizen.id), reason=reason)
+    outbox.notify(ctx, citizen, "account_locked", f"{citizen.id}:{ctx.now.isoformat()}")
+    return _result(citizen.id)
+
+
+def unlock(ctx: RequestContext, national_id: str, reason: str) -> ActionResult:
+    """Unlock an account; the citizen signs in again (all sessions ended at the lock)."""
+    citizen = _citizen(national_id)
+    if not Citizen.objects(id=citizen.id, locked=True).update_one(set__locked=False,
+                                                                 unset__locked_at=True):
+        raise Conflict("The account is not locked.")
+    audit.record(ctx, "support.unlock", citizen_id=citizen.id, target_type="citizen",
+                 target_id=str(citizen.id), reason=reason)
+    outbox.notify(ctx, citizen, "account_unlocked", f"{citizen.id}:{ctx.now.isoformat()}")
+    return _result(citizen.id)
