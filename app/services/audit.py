@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,10 @@ class RequestContext:
     now: datetime
     request_id: str | None = None
     ip: str | None = None
+
+    def acting_as(self, actor: Actor) -> RequestContext:
+        """The same request, now attributed to an actor who has just proved who they are."""
+        return replace(self, actor=actor)
 
 
 def record(

@@ -14,7 +14,7 @@ from app.security import totp
 from app.security.passwords import password_problems
 from app.security.tokens import InvalidToken, TokenType
 from app.services import audit, outbox
-from app.services.audit import RequestContext
+from app.services.audit import Actor, RequestContext
 from app.services.errors import AuthenticationFailed, Conflict, InvalidInput
 from app.services.facilities import get_facility
 from app.services.identity import cccd_problems, split_vietnamese_name
@@ -261,6 +261,7 @@ def confirm_enrollment(
                      target_type="citizen", target_id=str(citizen.id))
         raise AuthenticationFailed("The code was not accepted.")
     rt.citizen_login_failures.clear(citizen.national_id)
+    ctx = ctx.acting_as(Actor("citizen", str(citizen.id), "citizen"))
     citizen.reload()
     session = start_session(ctx, rt, citizen, device_label, user_agent)
     audit.record(ctx, "citizen.enroll_totp", citizen_id=citizen.id, target_type="citizen",

@@ -12,7 +12,7 @@ from app.security.passwords import PasswordHasher
 from app.security.ratelimit import AttemptLimiter
 from app.security.tokens import IssuedToken, TokenService, TokenType
 from app.services import audit
-from app.services.audit import RequestContext
+from app.services.audit import Actor, RequestContext
 from app.services.errors import AlreadyExists, DomainError, NotFound
 
 
@@ -108,6 +108,8 @@ def client_credentials_grant(
         raise InvalidClient()
     failures.clear(client_id)
     FacilityClient.objects(client_id=client_id).update_one(set__last_used_at=ctx.now)
+    ctx = ctx.acting_as(Actor("facility_client", client.client_id, client.label or client.client_id,
+                              client.facility_code))
     audit.record(
         ctx, "oauth.token", target_type="facility_client", target_id=client_id,
         details={"facility_code": client.facility_code},

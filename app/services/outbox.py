@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from mongoengine import NotUniqueError
 
 from app.models.citizen import Citizen
@@ -58,3 +60,12 @@ def notify(
             continue  # the same event already queued this message
         written.append(message)
     return written
+
+
+def mark_sent(message_id: object, now: datetime) -> bool:
+    """Record a delivery; a secret the message carried (an activation code) is erased with it."""
+    return bool(
+        Notification.objects(id=message_id, status__in=["pending", "sending"]).update_one(
+            set__status="sent", set__sent_at=now, unset__secret_encrypted=True
+        )
+    )

@@ -15,7 +15,7 @@ from app.models.citizen import Citizen
 from app.models.session import SPENT_HISTORY, Session
 from app.security.tokens import TokenType
 from app.services import audit, outbox
-from app.services.audit import RequestContext
+from app.services.audit import Actor, RequestContext
 from app.services.errors import AuthenticationFailed, LockedOut, NotFound
 from app.services.mfa import consume_recovery_code, consume_totp
 
@@ -108,6 +108,7 @@ def login(
                      details={"method": method})
         raise AuthenticationFailed(LOGIN_FAILED)
     rt.citizen_login_failures.clear(national_id)
+    ctx = ctx.acting_as(Actor("citizen", str(citizen.id), "citizen"))
     if method == "recovery_code":
         Citizen.objects(id=citizen.id).update_one(set__last_login_at=ctx.now)
     known_device = bool(device_label) and bool(
@@ -147,6 +148,7 @@ def refresh(ctx: RequestContext, rt: Runtime, refresh_token: str) -> IssuedSessi
     if citizen is None or citizen.locked or citizen.state != "active":
         revoke_sessions(ctx, citizen.id if citizen else rotated["citizen_id"], "account unusable")
         raise AuthenticationFailed(REFRESH_FAILED)
+    ctx = ctx.acting_as(Actor("citizen", str(citizen.id), "citizen"))
     access, expires_in = _access_token(rt, citizen, rotated["family_id"], ctx.now)
     audit.record(ctx, "citizen.refresh", citizen_id=citizen.id, target_type="session",
                  target_id=rotated["family_id"])

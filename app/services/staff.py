@@ -14,7 +14,7 @@ from app.security.passwords import PasswordHasher, generate_password
 from app.security.ratelimit import AttemptLimiter
 from app.security.tokens import IssuedToken, TokenService, TokenType
 from app.services import audit
-from app.services.audit import RequestContext
+from app.services.audit import Actor, RequestContext
 from app.services.errors import AlreadyExists, AuthenticationFailed, LockedOut
 from app.services.mfa import consume_totp
 
@@ -90,6 +90,7 @@ def login_staff(
         audit.record(ctx, "staff.login", "failure", target_type="staff", target_id=key[:64])
         raise AuthenticationFailed("username, password or code not accepted")
     failures.clear(key)
+    ctx = ctx.acting_as(Actor("staff", user.username, f"{user.role}:{user.username}"))
     audit.record(
         ctx, "staff.login", target_type="staff", target_id=user.username,
         details={"role": user.role},

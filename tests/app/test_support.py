@@ -152,3 +152,17 @@ def test_locked_pending_account_cannot_activate(client, citizens, support):
     national_id = citizen_body()["national_id"]
     client.post(support_url(national_id, "lock"), json={"reason": "fraud"}, headers=support)
     assert_problem(citizens.activate(national_id, code), 401)
+
+
+def test_delivered_code_is_erased_from_the_outbox(client, citizens, support):
+    from app.clock import utcnow
+    from app.services.outbox import mark_sent
+
+    account = citizens.enrol()
+    client.post(support_url(account.national_id, "access-reset"), json=RESET, headers=support)
+    delivery = Notification.objects.get(kind="activation_code_delivery")
+    assert delivery.secret_encrypted
+    assert mark_sent(delivery.id, utcnow())
+    delivery.reload()
+    assert delivery.status == "sent" and delivery.secret_encrypted is None
+    assert not mark_sent(delivery.id, utcnow())  # sent once only
