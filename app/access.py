@@ -59,6 +59,9 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     # facility systems
     ("GET", f"{V1}/facility/me"): frozenset({FACILITY}),
     ("POST", f"{V1}/facility/citizens"): frozenset({FACILITY}),
+    ("PUT", f"{V1}/facility/visits/<source_id>"): frozenset({FACILITY}),
+    ("PUT", f"{V1}/facility/immunizations/<source_id>"): frozenset({FACILITY}),
+    ("POST", f"{V1}/facility/bulk"): frozenset({FACILITY}),
 }
 
 # OpenAPI security schemes; which one a role's token comes from.

@@ -55,6 +55,7 @@ class Settings:
     enrollment_seconds: int = 600
     session_absolute_days: int = 30
     session_idle_days: int = 7
+    bulk_max_bytes: int = 1024 * 1024 * 1024
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -139,6 +140,7 @@ class Settings:
             enrollment_seconds=reader.integer("HOSO_ENROLLMENT_SECONDS", 600),
             session_absolute_days=reader.integer("HOSO_SESSION_ABSOLUTE_DAYS", 30),
             session_idle_days=reader.integer("HOSO_SESSION_IDLE_DAYS", 7),
+            bulk_max_bytes=reader.integer("HOSO_BULK_MAX_BYTES", 1024 * 1024 * 1024),
         )
 
 

@@ -22,6 +22,7 @@ SECURITY_KINDS = frozenset(
         "access_reset",
         "account_locked",
         "account_unlocked",
+        "contact_changed",
     }
 )
 
@@ -74,6 +75,26 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "vi": ("Tài khoản bị khóa",
                "Tài khoản HoSo của bạn đã bị khóa. Hãy liên hệ bộ phận hỗ trợ."),
         "en": ("Account locked", "Your HoSo account has been locked. Contact support."),
+    },
+    "record_added": {
+        "vi": ("Hồ sơ sức khỏe mới",
+               "Một cơ sở y tế vừa thêm thông tin vào hồ sơ sức khỏe của bạn. Mở ứng dụng HoSo để xem."),
+        "en": ("New health record",
+               "A health facility added information to your health record. Open the HoSo app to see it."),
+    },
+    "contact_changed": {
+        "vi": ("Thông tin liên hệ đã thay đổi",
+               "Thông tin liên hệ của tài khoản HoSo vừa được thay đổi. Nếu không phải bạn, "
+               "hãy liên hệ bộ phận hỗ trợ."),
+        "en": ("Contact details changed",
+               "The contact details of your HoSo account were changed. If this was not you, "
+               "contact support."),
+    },
+    "share_opened": {
+        "vi": ("Hồ sơ được chia sẻ đã được mở",
+               "Một phần hồ sơ bạn chia sẻ vừa được mở. Mở ứng dụng HoSo để xem ai đã xem."),
+        "en": ("Shared record opened",
+               "A part of your record that you shared was just opened. Open the HoSo app to see who."),
     },
     "account_unlocked": {
         "vi": ("Tài khoản đã mở khóa", "Tài khoản HoSo của bạn đã được mở khóa."),

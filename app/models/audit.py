@@ -31,12 +31,15 @@ class AuditEvent(me.Document):
     request_id = me.StringField()
     ip = me.StringField()
     details = me.DictField()
+    # "read" or "write" when the event is an access to a citizen's health record (access log)
+    access = me.StringField(choices=("read", "write"))
 
     meta = {
         "collection": "audit_events",
         "indexes": [
             "-at",
             ("citizen_id", "-at"),
+            {"fields": ["citizen_id", "access", "-at"], "name": "access_log"},
             ("actor_id", "-at"),
             ("action", "-at"),
         ],

@@ -49,6 +49,7 @@ def record(
     target_id: str | None = None,
     reason: str | None = None,
     details: dict[str, Any] | None = None,
+    access: str | None = None,
 ) -> AuditEvent:
     """Append one event. Callers pass identifiers and outcomes, never secrets or health data."""
     event = AuditEvent(
@@ -66,6 +67,7 @@ def record(
         request_id=ctx.request_id,
         ip=ctx.ip,
         details=details or {},
+        access=access,
     )
     event.save()
     return event

@@ -1,0 +1,102 @@
+"""NDJSON bulk upload: read lines as they arrive, push them in batches, answer line by line.
+
+Memory stays flat whatever the upload size: at most one batch of lines is held at a time, and
+each batch's results are written out before the next batch is read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import IO, Any
+
+import marshmallow as ma
+
+from app.resources.facility.records_schemas import ImmunizationPushSchema, VisitPushSchema
+from app.services.audit import RequestContext
+from app.services.records import SOURCE_ID, PushItem, ingest
+
+MAX_LINE_BYTES = 64 * 1024
+BATCH_SIZE = 200
+SCHEMAS = {"visit": VisitPushSchema(), "immunization": ImmunizationPushSchema()}
+
+
+class _LineTooLong:
+    """Marks a line over the limit (its bytes were skipped, not kept)."""
+
+
+def read_lines(stream: IO[bytes]) -> Iterator[bytes | _LineTooLong]:
+    """Lines of at most ``MAX_LINE_BYTES``; a longer line is skipped in chunks and reported."""
+    while True:
+        line = stream.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while True:  # discard the rest of the over-long line without holding it
+                rest = stream.readline(MAX_LINE_BYTES)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield _LineTooLong()
+            continue
+        yield line
+
+
+def parse_line(raw: bytes) -> PushItem | dict[str, Any]:
+    """A validated push item, or the error result of this line."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return {"status": 400, "errors": {"_line": ["Not a JSON object."]}}
+    if not isinstance(document, dict):
+        return {"status": 422, "errors": {"_line": ["Each line is one JSON object."]}}
+    kind = document.pop("type", None)
+    source_id = document.pop("source_id", None)
+    errors: dict[str, Any] = {}
+    if kind not in SCHEMAS:
+        errors["type"] = ["`visit` or `immunization`."]
+    if not isinstance(source_id, str) or not SOURCE_ID.match(source_id):
+        errors["source_id"] = ["1-64 letters, digits, '.', '_', ':', '/' or '-'."]
+    if errors:
+        return {"status": 422, "errors": errors}
+    try:
+        data = SCHEMAS[kind].load(document)
+    except ma.ValidationError as error:
+        return {"status": 422, "errors": error.normalized_messages()}
+    return PushItem(kind, source_id, data, channel="bulk")
+
+
+def run(ctx: RequestContext, stream: IO[bytes]) -> Iterator[bytes]:
+    """Answer one NDJSON line per input line, in order."""
+    pending: list[tuple[int, PushItem | dict[str, Any]]] = []
+    line_number = 0
+    for raw in read_lines(stream):
+        line_number += 1
+        if isinstance(raw, _LineTooLong):
+            pending.append((line_number, {"status": 413, "errors": {
+                "_line": [f"A line may hold at most {MAX_LINE_BYTES} bytes."]}}))
+        elif raw.strip():
+            pending.append((line_number, parse_line(raw)))
+        else:
+            continue  # blank lines (a trailing newline) are not records
+        if len(pending) >= BATCH_SIZE:
+            yield from _flush(ctx, pending)
+            pending = []
+    yield from _flush(ctx, pending)
+
+
+def _flush(ctx: RequestContext, pending: list[tuple[int, PushItem | dict[str, Any]]]) -> Iterator[bytes]:
+    items = [entry for _, entry in pending if isinstance(entry, PushItem)]
+    results = iter(ingest(ctx, items)) if items else iter(())
+    for line_number, entry in pending:
+        if isinstance(entry, PushItem):
+            result = next(results)
+            answer: dict[str, Any] = {"line": line_number, "status": result.status}
+            if result.id:
+                answer.update(id=result.id, version=result.version, outcome=result.outcome)
+            if result.problem:
+                answer["problem"] = result.problem
+            if result.errors:
+                answer["errors"] = result.errors
+        else:
+            answer = {"line": line_number, **entry}
+        yield (json.dumps(answer, ensure_ascii=False) + "\n").encode()

@@ -1,0 +1,342 @@
+"""Facilities push visits and immunizations: create, replace, leave unchanged, or void.
+
+One code path serves the single PUT, the NDJSON bulk upload and the QĐ 130 XML import: a batch of
+validated items goes through a handful of bulk database operations, so a bulk upload costs a few
+round trips per hundred records instead of several per record.
+
+Idempotency: the key ``<kind>:<facility>:<source id>`` is inserted into ``record_keys`` before
+the record (unique ``_id``), so concurrent identical pushes make exactly one record. A push whose
+payload hash equals the stored one writes nothing and keeps the version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo.errors import BulkWriteError
+
+from app.models.audit import AuditEvent
+from app.models.citizen import Citizen
+from app.models.records import VOIDED, Immunization, Provenance, RecordKey, Visit
+from app.services import outbox
+from app.services.audit import RequestContext
+from app.services.citizens import find_or_create_citizen
+from app.services.errors import DomainError, InvalidInput
+
+KINDS = {"visit": Visit, "immunization": Immunization}
+IDENTITY_FIELDS = ("national_id", "full_name", "date_of_birth", "sex")
+MAX_VERSION_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class PushItem:
+    """One validated record to push (``data`` is what the push schema loaded)."""
+
+    kind: str
+    source_id: str
+    data: dict[str, Any]
+    channel: str = "api"
+
+
+@dataclass
+class PushResult:
+    """What happened to one item: HTTP-like status, the record id and version, or errors."""
+
+    status: int
+    outcome: str | None = None
+    id: str | None = None
+    version: int | None = None
+    problem: str | None = None
+    errors: dict[str, Any] | None = None
+    error: DomainError | None = None
+
+
+@dataclass
+class _Pending:
+    """An item in flight through :func:`ingest`."""
+
+    index: int
+    item: PushItem
+    key: str
+    citizen: Citizen | None = None
+    payload_hash: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+SOURCE_ID = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
+
+
+def check_source_id(source_id: str) -> None:
+    """A facility's own record id: 1-64 letters, digits and ``._:/-``."""
+    if not SOURCE_ID.match(source_id):
+        raise InvalidInput({"source_id": ["1-64 letters, digits, '.', '_', ':', '/' or '-'."]})
+
+
+def push_one(ctx: RequestContext, kind: str, source_id: str, data: dict[str, Any]) -> PushResult:
+    """The PUT of one record: the same path as a bulk line, errors raised as domain errors."""
+    check_source_id(source_id)
+    result = ingest(ctx, [PushItem(kind, source_id, data)])[0]
+    if result.error is not None:
+        raise result.error
+    return result
+
+
+def record_key(kind: str, facility_code: str, source_id: str) -> str:
+    """The idempotency key of a facility's record."""
+    return f"{kind}:{facility_code}:{source_id}"
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    return value
+
+
+def payload_hash(kind: str, data: dict[str, Any]) -> str:
+    """SHA-256 of the canonical form of a validated push (time zones normalised)."""
+    canonical = json.dumps([kind, _canonical(data)], sort_keys=True, ensure_ascii=False,
+                           separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _record_fields(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The stored fields of a record (identity fields belong to the citizen, not the record)."""
+    fields = {key: value for key, value in data.items() if key not in IDENTITY_FIELDS}
+    if kind == "visit":
+        if isinstance(fields.get("follow_up_date"), date):
+            fields["follow_up_date"] = fields["follow_up_date"].isoformat()
+        for prescription in fields.get("prescriptions") or []:
+            if prescription.get("code"):
+                prescription["code"] = prescription["code"].lower()
+    else:
+        fields["primary_source"] = True
+        fields["reactions"] = [dict(reaction, reported_by="facility")
+                               for reaction in fields.get("reactions") or []]
+    return fields
+
+
+def _document(kind: str, pending: _Pending, record_id: ObjectId, ctx: RequestContext) -> dict:
+    """The MongoDB document of a new record."""
+    assert pending.citizen is not None
+    model = KINDS[kind]
+    fields = dict(pending.fields)
+    if kind == "immunization":
+        fields["reactions"] = [dict(r, recorded_at=ctx.now) for r in fields["reactions"]]
+    record = model(
+        id=record_id, citizen_id=pending.citizen.id, facility_code=ctx.actor.facility_code,
+        source_id=pending.item.source_id, version=1, payload_hash=pending.payload_hash,
+        provenance=_provenance(ctx, pending), created_at=ctx.now, updated_at=ctx.now, **fields,
+    )
+    record.validate()
+    return record.to_mongo().to_dict()  # type: ignore[no-any-return]
+
+
+def _provenance(ctx: RequestContext, pending: _Pending) -> Provenance:
+    return Provenance(client_id=ctx.actor.id, facility_code=ctx.actor.facility_code or "",
+                      received_at=ctx.now, payload_hash=pending.payload_hash,
+                      channel=pending.item.channel)
+
+
+def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[PushResult | None]) -> None:
+    """Attach each item's citizen: one query for the known ones, creation for the unknown."""
+    ids = {pending.item.data["national_id"] for pending in batch}
+    known = {citizen.national_id: citizen for citizen in Citizen.objects(national_id__in=list(ids))}
+    for pending in batch:
+        data = pending.item.data
+        citizen = known.get(data["national_id"])
+        try:
+            if citizen is None or citizen.date_of_birth != data["date_of_birth"].isoformat():
+                citizen, _ = find_or_create_citizen(
+                    ctx, data["national_id"], data["full_name"], data["date_of_birth"], data["sex"]
+                )
+                known[citizen.national_id] = citizen
+        except DomainError as error:
+            results[pending.index] = PushResult(
+                409 if getattr(error, "slug", None) else 422,
+                problem=getattr(error, "slug", "validation-error"),
+                errors=getattr(error, "errors", None) or {"national_id": [error.detail or ""]},
+                error=error,
+            )
+            continue
+        pending.citizen = citizen
+
+
+def _insert_many(collection: Any, documents: list[dict]) -> set[int]:
+    """Insert, ignoring duplicates; returns the positions that were duplicates."""
+    if not documents:
+        return set()
+    try:
+        collection.insert_many(documents, ordered=False)
+    except BulkWriteError as error:
+        duplicates = {e["index"] for e in error.details.get("writeErrors", []) if e.get("code") == 11000}
+        if len(duplicates) != len(error.details.get("writeErrors", [])):
+            raise
+        return duplicates
+    return set()
+
+
+def ingest(ctx: RequestContext, items: list[PushItem]) -> list[PushResult]:
+    """Create, replace or leave unchanged each item's record; results in the order of ``items``.
+
+    ``ctx.actor.facility_code`` is the pushing facility. A source id repeated within ``items`` is
+    applied in order (the later push sees the earlier one's result).
+    """
+    results: list[PushResult | None] = [None] * len(items)
+    batch: list[_Pending] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        key = record_key(item.kind, ctx.actor.facility_code or "", item.source_id)
+        if key in seen:
+            _apply(ctx, batch, results)
+            batch, seen = [], set()
+        seen.add(key)
+        batch.append(_Pending(index, item, key))
+    _apply(ctx, batch, results)
+    return [result for result in results if result is not None]
+
+
+def _apply(ctx: RequestContext, batch: list[_Pending], results: list[PushResult | None]) -> None:
+    """Push one batch whose keys are distinct."""
+    if not batch:
+        return
+    _resolve_citizens(ctx, batch, results)
+    live = [p for p in batch if p.citizen is not None]
+    for pending in live:
+        pending.payload_hash = payload_hash(pending.item.kind, pending.item.data)
+        pending.fields = _record_fields(pending.item.kind, pending.item.data)
+    keys = {key.id: key for key in RecordKey.objects(id__in=[p.key for p in live])}
+    new = [p for p in live if p.key not in keys]
+    new_ids = {p.key: ObjectId() for p in new}
+    key_documents = [
+        {"_id": p.key, "record_id": new_ids[p.key], "citizen_id": p.citizen.id, "created_at": ctx.now}
+        for p in new if p.citizen is not None
+    ]
+    duplicates = _insert_many(RecordKey._get_collection(), key_documents)
+    if duplicates:  # another request created these keys a moment ago: treat them as existing
+        raced = [new[i].key for i in duplicates]
+        keys.update({key.id: key for key in RecordKey.objects(id__in=raced)})
+        new = [p for i, p in enumerate(new) if i not in duplicates]
+    events: list[dict] = []
+    _create(ctx, new, new_ids, results, events)
+    _update_existing(ctx, [p for p in live if p.key in keys], keys, results, events)
+    if events:
+        AuditEvent._get_collection().insert_many(events, ordered=False)
+
+
+def _create(
+    ctx: RequestContext,
+    new: list[_Pending],
+    new_ids: dict[str, ObjectId],
+    results: list[PushResult | None],
+    events: list[dict],
+) -> None:
+    for kind, model in KINDS.items():
+        chosen = [p for p in new if p.item.kind == kind]
+        documents = [_document(kind, p, new_ids[p.key], ctx) for p in chosen]
+        duplicates = _insert_many(model._get_collection(), documents)
+        for position, pending in enumerate(chosen):
+            created = position not in duplicates
+            results[pending.index] = PushResult(201 if created else 200,
+                                                "created" if created else "unchanged",
+                                                str(new_ids[pending.key]), 1)
+            if created:
+                events.append(_event(ctx, pending, "create", new_ids[pending.key], 1))
+        _notify_new(ctx, [p for i, p in enumerate(chosen) if i not in duplicates], new_ids)
+
+
+def _update_existing(
+    ctx: RequestContext,
+    existing: list[_Pending],
+    keys: dict[str, RecordKey],
+    results: list[PushResult | None],
+    events: list[dict],
+) -> None:
+    for kind, model in KINDS.items():
+        chosen = [p for p in existing if p.item.kind == kind]
+        if not chosen:
+            continue
+        records = {r.id: r for r in model.objects(id__in=[keys[p.key].record_id for p in chosen])
+                   .only("id", "version", "payload_hash", "citizen_id")}
+        for pending in chosen:
+            record_id = keys[pending.key].record_id
+            record = records.get(record_id)
+            if record is None:  # the key was written but the record was not (a crash between)
+                document = _document(kind, pending, record_id, ctx)
+                if not _insert_many(model._get_collection(), [document]):
+                    results[pending.index] = PushResult(201, "created", str(record_id), 1)
+                    events.append(_event(ctx, pending, "create", record_id, 1))
+                    continue
+                record = model.objects(id=record_id).only("id", "version", "payload_hash",
+                                                          "citizen_id").first()
+            results[pending.index] = _replace(ctx, model, record, pending, keys[pending.key], events)
+
+
+def _replace(
+    ctx: RequestContext, model: Any, record: Any, pending: _Pending, key: RecordKey, events: list[dict]
+) -> PushResult:
+    """Replace a record's content if its payload changed (optimistic on the version)."""
+    assert pending.citizen is not None
+    for _ in range(MAX_VERSION_RETRIES):
+        if record.payload_hash == pending.payload_hash:
+            return PushResult(200, "unchanged", str(record.id), record.version)
+        updates = {f"set__{name}": value for name, value in pending.fields.items()}
+        if pending.item.kind == "immunization":
+            updates["set__reactions"] = [dict(r, recorded_at=ctx.now) for r in pending.fields["reactions"]]
+        for name in _cleared_fields(model, pending.fields):
+            updates[f"unset__{name}"] = True
+        updated = model.objects(id=record.id, version=record.version).update_one(
+            set__citizen_id=pending.citizen.id, set__payload_hash=pending.payload_hash,
+            set__provenance=_provenance(ctx, pending), set__updated_at=ctx.now,
+            inc__version=1, **updates,
+        )
+        if updated:
+            if key.citizen_id != pending.citizen.id:  # the facility corrected whose record it is
+                RecordKey.objects(id=key.id).update_one(set__citizen_id=pending.citizen.id)
+            action = "void" if pending.fields.get("status") == VOIDED else "update"
+            events.append(_event(ctx, pending, action, record.id, record.version + 1))
+            return PushResult(200, "updated", str(record.id), record.version + 1)
+        record = model.objects(id=record.id).only("id", "version", "payload_hash", "citizen_id").first()
+    raise DomainError("The record is being changed by another request; try again.")
+
+
+def _cleared_fields(model: Any, fields: dict[str, Any]) -> list[str]:
+    """Optional content fields absent from a replacement push are removed (PUT replaces)."""
+    content = {"visit_type", "ended_at", "department", "practitioner", "reason", "diagnoses",
+               "lab_results", "prescriptions", "follow_up_date", "notes", "lot", "site", "route"}
+    return [name for name in content if name in model._fields and name not in fields]
+
+
+def _event(ctx: RequestContext, pending: _Pending, verb: str, record_id: ObjectId, version: int) -> dict:
+    """An audit event (as a document for a bulk insert) for one write."""
+    assert pending.citizen is not None
+    event = AuditEvent(
+        at=ctx.now, actor_type=ctx.actor.type, actor_id=ctx.actor.id, actor_label=ctx.actor.label,
+        facility_code=ctx.actor.facility_code, action=f"{pending.item.kind}.{verb}",
+        outcome="success", citizen_id=pending.citizen.id, target_type=pending.item.kind,
+        target_id=str(record_id), request_id=ctx.request_id, ip=ctx.ip, access="write",
+        details={"source_id": pending.item.source_id, "version": version,
+                 "payload_hash": pending.payload_hash, "channel": pending.item.channel},
+    )
+    return event.to_mongo().to_dict()  # type: ignore[no-any-return]
+
+
+def _notify_new(ctx: RequestContext, created: Iterable[_Pending], ids: dict[str, ObjectId]) -> None:
+    """Tell citizens who use the app that a facility added a record (no content in the text)."""
+    for pending in created:
+        citizen = pending.citizen
+        if citizen is None or citizen.state != "active":
+            continue
+        outbox.notify(ctx, citizen, "record_added", str(ids[pending.key]), channels=["in_app"])
