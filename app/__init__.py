@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         auth_ip_attempts=ratelimiting.ip_attempts(storage, settings),
         citizen_login_failures=ratelimiting.account_failures(storage, "citizen-login", settings),
         activation_failures=ratelimiting.account_failures(storage, "citizen-activate", settings),
+        share_attempts=ratelimiting.AttemptLimiter.from_string(
+            storage, "share-open", settings.rate_limit_share_per_ip),
     )
 
     if settings.trusted_proxy_count:

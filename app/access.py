@@ -41,6 +41,21 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", f"{V1}/auth/logout"): frozenset({CITIZEN}),
     ("GET", f"{V1}/me/sessions"): frozenset({CITIZEN}),
     ("DELETE", f"{V1}/me/sessions/<session_id>"): frozenset({CITIZEN}),
+    ("GET", f"{V1}/me"): frozenset({CITIZEN}),
+    ("PATCH", f"{V1}/me"): frozenset({CITIZEN}),
+    ("GET", f"{V1}/me/visits"): frozenset({CITIZEN}),
+    ("GET", f"{V1}/me/visits/<visit_id>"): frozenset({CITIZEN}),
+    ("GET", f"{V1}/me/immunizations"): frozenset({CITIZEN}),
+    ("GET", f"{V1}/me/immunizations/<immunization_id>"): frozenset({CITIZEN}),
+    ("POST", f"{V1}/me/immunizations/<immunization_id>/reactions"): frozenset({CITIZEN}),
+    ("GET", f"{V1}/me/prescriptions"): frozenset({CITIZEN}),
+    ("GET", f"{V1}/me/access-log"): frozenset({CITIZEN}),
+    ("GET", f"{V1}/me/export"): frozenset({CITIZEN}),
+    ("GET", f"{V1}/me/shares"): frozenset({CITIZEN}),
+    ("POST", f"{V1}/me/shares"): frozenset({CITIZEN}),
+    ("DELETE", f"{V1}/me/shares/<share_id>"): frozenset({CITIZEN}),
+    # a doctor with a share code; a facility token, when sent, is named in the access log
+    ("POST", f"{V1}/shared-records"): frozenset({ANONYMOUS, FACILITY}),
     # staff
     ("GET", f"{V1}/staff/me"): STAFF,
     # support (account state only, never health data)
@@ -62,6 +77,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("PUT", f"{V1}/facility/visits/<source_id>"): frozenset({FACILITY}),
     ("PUT", f"{V1}/facility/immunizations/<source_id>"): frozenset({FACILITY}),
     ("POST", f"{V1}/facility/bulk"): frozenset({FACILITY}),
+    ("POST", f"{V1}/facility/xml130"): frozenset({FACILITY}),
 }
 
 # OpenAPI security schemes; which one a role's token comes from.

@@ -52,7 +52,50 @@ def seed_demo() -> None:
     click.echo(json.dumps(seed(), indent=2, ensure_ascii=False))
 
 
+@click.command("import-xml130")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def import_xml130(files: tuple[str, ...]) -> None:
+    """Import QĐ 130 insurance XML files as visits of the facility each file names (MACSKCB)."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from app.resources.facility.xml130_import import import_envelope
+    from app.services.audit import Actor
+    from app.services.errors import DomainError
+    from app.services.facilities import get_facility
+    from app.services.xml130 import Xml130Error, parse_envelope
+
+    failed = False
+    for name in files:
+        data = Path(name).read_bytes()
+        try:
+            facility_code, records = parse_envelope(data)
+            facility = get_facility(facility_code or "")
+        except (Xml130Error, DomainError) as error:
+            click.echo(f"{name}: {error}", err=True)
+            failed = True
+            continue
+        if not facility.active:
+            click.echo(f"{name}: facility {facility.code} is not active", err=True)
+            failed = True
+            continue
+        ctx = cli_context().acting_as(Actor("system", "import-xml130", f"CLI import of {Path(name).name}",
+                                            facility.code))
+        with tqdm(total=len(records), desc=Path(name).name, unit="record") as bar:
+            report = import_envelope(ctx, data, progress=bar.update)
+        summary = report.summary
+        click.echo(f"{name}: " + ", ".join(f"{count} {what}" for what, count in summary.items()))
+        for record in report.records:
+            if record.get("errors"):
+                click.echo(f"  record {record['index']} (MA_LK {record['source_id']}): {record['errors']}")
+        failed = failed or bool(summary["rejected"])
+    if failed:
+        raise SystemExit(1)
+
+
 def init_app(app: Flask) -> None:
     """Register the command groups."""
     app.cli.add_command(admin_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(import_xml130)

@@ -31,6 +31,7 @@ class Runtime:
     auth_ip_attempts: AttemptLimiter
     citizen_login_failures: AttemptLimiter
     activation_failures: AttemptLimiter
+    share_attempts: AttemptLimiter
     clock: Callable[[], datetime] = field(default=utcnow)
 
     def now(self) -> datetime:

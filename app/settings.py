@@ -48,6 +48,7 @@ class Settings:
     login_lockout_seconds: int = 15 * 60
     rate_limit_default: str = "600 per minute"
     rate_limit_auth_per_ip: str = "60 per minute"
+    rate_limit_share_per_ip: str = "30 per minute"
     trusted_proxy_count: int = 0
     log_level: str = "INFO"
     api_base_url: str = "http://127.0.0.1:8000"
@@ -56,6 +57,7 @@ class Settings:
     session_absolute_days: int = 30
     session_idle_days: int = 7
     bulk_max_bytes: int = 1024 * 1024 * 1024
+    xml130_max_bytes: int = 64 * 1024 * 1024
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -133,6 +135,7 @@ class Settings:
             login_lockout_seconds=reader.integer("HOSO_LOGIN_LOCKOUT_SECONDS", 15 * 60),
             rate_limit_default=reader.text("HOSO_RATE_LIMIT_DEFAULT", "600 per minute"),
             rate_limit_auth_per_ip=reader.text("HOSO_RATE_LIMIT_AUTH_PER_IP", "60 per minute"),
+            rate_limit_share_per_ip=reader.text("HOSO_RATE_LIMIT_SHARE_PER_IP", "30 per minute"),
             trusted_proxy_count=reader.integer("HOSO_TRUSTED_PROXY_COUNT", 0),
             log_level=reader.text("HOSO_LOG_LEVEL", "INFO").upper(),
             api_base_url=reader.text("HOSO_API_BASE_URL", "http://127.0.0.1:8000"),
@@ -141,6 +144,7 @@ class Settings:
             session_absolute_days=reader.integer("HOSO_SESSION_ABSOLUTE_DAYS", 30),
             session_idle_days=reader.integer("HOSO_SESSION_IDLE_DAYS", 7),
             bulk_max_bytes=reader.integer("HOSO_BULK_MAX_BYTES", 1024 * 1024 * 1024),
+            xml130_max_bytes=reader.integer("HOSO_XML130_MAX_BYTES", 64 * 1024 * 1024),
         )
 
 

@@ -96,6 +96,10 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "en": ("Shared record opened",
                "A part of your record that you shared was just opened. Open the HoSo app to see who."),
     },
+    "reaction_recorded": {
+        "vi": ("Đã ghi nhận phản ứng sau tiêm", "Cảm ơn bạn. Báo cáo phản ứng sau tiêm đã được lưu."),
+        "en": ("Reaction report saved", "Thank you. Your report of a reaction after vaccination was saved."),
+    },
     "account_unlocked": {
         "vi": ("Tài khoản đã mở khóa", "Tài khoản HoSo của bạn đã được mở khóa."),
         "en": ("Account unlocked", "Your HoSo account has been unlocked."),

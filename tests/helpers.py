@@ -78,7 +78,10 @@ class StaffActions:
 def create_facility_client(code: str = "01001") -> tuple[str, str]:
     """Register a facility and issue a client; returns (client_id, client_secret)."""
     ctx = system_context()
-    facilities.register_facility(ctx, code, f"Bệnh viện {code}", "Hà Nội")
+    from app.models.facility import Facility
+
+    if not Facility.objects(code=code).count():
+        facilities.register_facility(ctx, code, f"Bệnh viện {code}", "Hà Nội")
     new = facilities.issue_client(ctx, code, runtime().passwords, "test HIS")
     return new.client.client_id, new.client_secret
 

@@ -12,6 +12,14 @@ ACCOUNT_STATES = ("pending_activation", "active", "reset_pending")
 LANGUAGES = ("vi", "en")
 
 
+class Address(me.EmbeddedDocument):
+    """A postal address with Vietnam's administrative codes."""
+
+    line = me.StringField(max_length=200)
+    ward_code = me.StringField(max_length=10)
+    province_code = me.StringField(max_length=3)
+
+
 class PendingActivation(me.EmbeddedDocument):
     """The one outstanding activation code: only its keyed hash. A new code replaces it."""
 
@@ -44,6 +52,9 @@ class Citizen(me.Document):
     phone = me.StringField()
     email = me.StringField()
     language = me.StringField(default="vi", choices=LANGUAGES)
+    address = me.EmbeddedDocumentField(Address)
+    # kind -> channel -> enabled, for messages other than security ones (always sent)
+    notification_preferences = me.DictField()
     created_at = me.DateTimeField(default=utcnow)
     registered_by_facility = me.StringField()
 

@@ -20,6 +20,17 @@ class StrictSchema(ma.Schema):
         unknown = ma.RAISE
 
 
+class WholeNumber(ma.fields.Integer):
+    """An integer given as ``2`` or ``2.0`` (both are JSON Schema integers); never a string, bool or 2.5."""
+
+    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid")
+        return super()._deserialize(int(value), attr, data, **kwargs)
+
+
 class PageArgsSchema(StrictSchema):
     """``limit`` (1-100) and an opaque ``cursor`` from the previous page."""
 

@@ -54,7 +54,7 @@ def look_up(ctx: RequestContext, rt: Runtime, national_id: str) -> AccountState:
     """Account state only; the look-up itself is audited and shown in the citizen's access log."""
     citizen = _citizen(national_id)
     audit.record(ctx, "support.lookup", citizen_id=citizen.id, target_type="citizen",
-                 target_id=str(citizen.id))
+                 target_id=str(citizen.id), access="read")
     return AccountState(
         national_id=citizen.national_id, full_name=citizen.full_name,
         state=citizen.display_state, locked=citizen.locked,

@@ -21,6 +21,9 @@ from tests.app.test_openapi import COMMITTED
 from tests.conftest import drop_database, make_settings
 from tests.helpers import CitizenActions, StaffActions, create_facility_client, facility_token
 
+# An NDJSON upload is text: generated strings are sent as the body, line by line.
+schemathesis.serializer.alias("application/x-ndjson", "text/plain")
+
 # The role whose token each operation gets: the first role the access table allows.
 ROLE_PREFERENCE = (access.ADMIN, access.SUPPORT, access.FACILITY, access.CITIZEN)
 
@@ -68,6 +71,9 @@ FACILITY_CODES = itertools.count(3001)
 CROSS_FIELD_RULES = {
     ("post", "/api/v1/facility/citizens"): "the CCCD's digits must agree with date_of_birth and sex",
     ("post", "/api/v1/auth/activate"): "the password must not be a common one or contain the CCCD",
+    ("put", "/api/v1/facility/visits/{source_id}"): "CCCD vs birth date; times not in the future",
+    ("put", "/api/v1/facility/immunizations/{source_id}"): "CCCD vs birth date; times not in the future",
+    ("post", "/api/v1/me/immunizations/{immunization_id}/reactions"): "onset not in the future",
 }
 
 

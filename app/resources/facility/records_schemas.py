@@ -13,7 +13,7 @@ from app.resources.citizen_fields import (
     national_id_field,
     sex_field,
 )
-from app.resources.common import StrictSchema
+from app.resources.common import StrictSchema, WholeNumber
 from app.services import valuesets
 from app.services.identity import cccd_problems
 
@@ -32,12 +32,10 @@ def _not_future(value: datetime) -> None:
         raise ma.ValidationError("Cannot be in the future.")
 
 
-def _in_value_set(field: str):  # type: ignore[no-untyped-def]
-    def check(value: str) -> None:
-        if value not in valuesets.codes(field):
-            raise ma.ValidationError(f"Not a code of the EU DCC value set for `{field}`.")
-
-    return check
+def _in_value_set(field: str) -> ma.validate.OneOf:
+    """One of the codes of an EU DCC value set (documented as an enum)."""
+    return ma.validate.OneOf(sorted(valuesets.codes(field)),
+                             error=f"Not a code of the EU DCC value set for `{field}`.")
 
 
 class CitizenIdentitySchema(StrictSchema):
@@ -165,8 +163,8 @@ class ImmunizationPushSchema(CitizenIdentitySchema):
     """A vaccination as a facility pushes it."""
 
     vaccine = ma.fields.Nested(VaccineSchema, required=True)
-    dose_number = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(1, 20))
-    series_doses = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(1, 20))
+    dose_number = WholeNumber(required=True, validate=ma.validate.Range(1, 20))
+    series_doses = WholeNumber(required=True, validate=ma.validate.Range(1, 20))
     administered_at = ma.fields.AwareDateTime(
         required=True, validate=_not_future,
         metadata={"description": "The injection time, with time of day and offset"})

@@ -1,5 +1,6 @@
 """Routes for facility systems (bearer: facility client token)."""
 
+import marshmallow as ma
 from flask import Response, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -7,7 +8,7 @@ from flask_smorest import Blueprint
 from app.api import problem
 from app.auth import current_principal, request_context
 from app.http import accepts
-from app.resources.facility import bulk
+from app.resources.facility import bulk, xml130_import
 from app.resources.facility.records_schemas import (
     ImmunizationPushSchema,
     PushResultSchema,
@@ -22,6 +23,7 @@ from app.runtime import runtime
 from app.services import citizens, facilities, records
 
 NDJSON = "application/x-ndjson"
+XML_TYPES = ("application/xml", "text/xml")
 
 blp = Blueprint("facility", __name__, description="Facility systems (OAuth2 client credentials)")
 
@@ -107,3 +109,41 @@ class FacilityBulkViews(MethodView):
         ctx = request_context()
         stream = request.stream
         return Response(stream_with_context(bulk.run(ctx, stream)), mimetype=NDJSON)
+
+
+class Xml130ResultSchema(ma.Schema):
+    """One record's result."""
+
+    index = ma.fields.Integer(required=True)
+    source_id = ma.fields.String(allow_none=True, metadata={"description": "MA_LK"})
+    status = ma.fields.Integer(required=True)
+    id = ma.fields.String()
+    version = ma.fields.Integer()
+    outcome = ma.fields.String()
+    errors = ma.fields.Dict()
+
+
+class Xml130ReportSchema(ma.Schema):
+    """Each record's result, and the totals."""
+
+    facility_code = ma.fields.String(allow_none=True)
+    records = ma.fields.List(ma.fields.Nested(Xml130ResultSchema), required=True)
+    summary = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
+
+
+@blp.route("/facility/xml130")
+class FacilityXml130Views(MethodView):
+    @accepts(*XML_TYPES)
+    @blp.doc(requestBody={"required": True, "content": {t: {"schema": {
+        "type": "string", "description": "A GIAMDINHHS envelope (QĐ 130/4750)"}} for t in XML_TYPES}})
+    @blp.response(200, Xml130ReportSchema)
+    @blp.alt_response(422, **problem("The document is not a usable GIAMDINHHS envelope"))
+    def post(self):
+        """Import visits from Vietnam's insurance XML (XML1, XML2, XML4, XML5), keyed by MA_LK
+
+        DTDs and entities are refused. Each record is accepted or rejected on its own.
+        """
+        request.max_content_length = runtime().settings.xml130_max_bytes
+        report = xml130_import.import_envelope(request_context(), request.get_data(cache=False))
+        return {"facility_code": report.facility_code, "records": report.records,
+                "summary": report.summary}

@@ -1,0 +1,181 @@
+"""The citizen's own record: timeline, details, prescriptions, reaction reports.
+
+Every query filters by the owner (``citizen_id``) in the query itself; another citizen's id is
+simply not found. Every read of health data leaves exactly one audit event.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from mongoengine import Q
+
+from app.models.citizen import Citizen
+from app.models.facility import Facility
+from app.models.records import VOIDED, Immunization, Reaction, Visit
+from app.services import audit, outbox
+from app.services.audit import RequestContext
+from app.services.errors import Conflict, InvalidInput, NotFound
+
+WITHDRAWN_NOTE = "Withdrawn by the facility"
+_FACILITY_NAMES: dict[str, tuple[float, str]] = {}
+FACILITY_NAME_TTL = 300.0
+
+
+class RecordWithdrawn(Conflict):
+    """The facility withdrew this record (entered in error)."""
+
+    slug = "record-withdrawn"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list and the cursor of the next one."""
+
+    items: list[Any]
+    next_cursor: dict[str, str] | None
+
+
+def object_id(value: str) -> ObjectId:
+    """A record id from a path; anything malformed is simply not found."""
+    try:
+        return ObjectId(value)
+    except (InvalidId, TypeError):
+        raise NotFound("No such record.") from None
+
+
+def facility_names(codes: set[str]) -> dict[str, str]:
+    """Facility code -> name, cached for a few minutes (names change rarely; pages show many)."""
+    now = time.monotonic()
+    missing = {code for code in codes if code not in _FACILITY_NAMES
+               or _FACILITY_NAMES[code][0] < now}
+    if missing:
+        for facility in Facility.objects(code__in=list(missing)).only("code", "name"):
+            _FACILITY_NAMES[facility.code] = (now + FACILITY_NAME_TTL, facility.name)
+    return {code: _FACILITY_NAMES[code][1] for code in codes if code in _FACILITY_NAMES}
+
+
+def _read(ctx: RequestContext, citizen_id: ObjectId, action: str, target_type: str,
+          target_id: str | None = None, **details: Any) -> None:
+    audit.record(ctx, action, citizen_id=citizen_id, target_type=target_type, target_id=target_id,
+                 access="read", details=details or None)
+
+
+def _keyset(cursor: dict[str, str] | None, field: str) -> Q:
+    if not cursor:
+        return Q()
+    try:
+        moment, last = datetime.fromisoformat(cursor["t"]), ObjectId(cursor["id"])
+    except (KeyError, ValueError, InvalidId):
+        raise InvalidInput({"cursor": ["Not a valid cursor."]}) from None
+    return Q(**{f"{field}__lt": moment}) | Q(**{field: moment, "id__lt": last})
+
+
+def _page(query: Any, field: str, limit: int) -> Page:
+    records = list(query.order_by(f"-{field}", "-id").limit(limit + 1))
+    if len(records) <= limit:
+        return Page(records, None)
+    records = records[:limit]
+    last = records[-1]
+    return Page(records, {"t": getattr(last, field).isoformat(), "id": str(last.id)})
+
+
+def list_visits(
+    ctx: RequestContext,
+    citizen_id: ObjectId,
+    limit: int,
+    cursor: dict[str, str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    facility: str | None = None,
+) -> Page:
+    """Visits across all facilities, newest first (withdrawn ones marked, without content)."""
+    query = Q(citizen_id=citizen_id) & _keyset(cursor, "started_at")
+    if start:
+        query &= Q(started_at__gte=start)
+    if end:
+        query &= Q(started_at__lt=end)
+    if facility:
+        query &= Q(facility_code=facility)
+    page = _page(Visit.objects(query).exclude("lab_results", "prescriptions", "notes",
+                                              "provenance", "payload_hash"), "started_at", limit)
+    _read(ctx, citizen_id, "visits.list", "visit", count=len(page.items))
+    return page
+
+
+def get_visit(ctx: RequestContext, citizen_id: ObjectId, visit_id: str) -> Visit:
+    """One visit with diagnoses, results and prescriptions."""
+    visit = Visit.objects(id=object_id(visit_id), citizen_id=citizen_id).first()
+    if visit is None:
+        raise NotFound("No such visit.")
+    _read(ctx, citizen_id, "visit.read", "visit", str(visit.id))
+    return visit
+
+
+def list_immunizations(ctx: RequestContext, citizen_id: ObjectId, limit: int,
+                       cursor: dict[str, str] | None = None) -> Page:
+    """Vaccinations, newest first."""
+    query = Q(citizen_id=citizen_id) & _keyset(cursor, "administered_at")
+    page = _page(Immunization.objects(query), "administered_at", limit)
+    _read(ctx, citizen_id, "immunizations.list", "immunization", count=len(page.items))
+    return page
+
+
+def get_immunization(ctx: RequestContext, citizen_id: ObjectId, immunization_id: str) -> Immunization:
+    """One vaccination with its reactions."""
+    record = Immunization.objects(id=object_id(immunization_id), citizen_id=citizen_id).first()
+    if record is None:
+        raise NotFound("No such vaccination.")
+    _read(ctx, citizen_id, "immunization.read", "immunization", str(record.id))
+    return record
+
+
+def report_reaction(
+    ctx: RequestContext, citizen: Citizen, immunization_id: str, onset_at: datetime,
+    description: str, severity: str,
+) -> Immunization:
+    """The citizen's own reaction report, kept beside (never over) the facility's data."""
+    record = Immunization.objects(id=object_id(immunization_id), citizen_id=citizen.id).first()
+    if record is None:
+        raise NotFound("No such vaccination.")
+    if record.status == VOIDED:
+        raise RecordWithdrawn("The facility withdrew this vaccination record.")
+    if onset_at < record.administered_at:
+        raise InvalidInput({"onset_at": ["A reaction cannot start before the injection."]})
+    reaction = Reaction(onset_at=onset_at, description=description, severity=severity,
+                        reported_by="citizen", recorded_at=ctx.now)
+    Immunization.objects(id=record.id, citizen_id=citizen.id).update_one(
+        push__citizen_reactions=reaction)
+    audit.record(ctx, "immunization.reaction_report", citizen_id=citizen.id,
+                 target_type="immunization", target_id=str(record.id), access="write",
+                 details={"severity": severity})
+    outbox.notify(ctx, citizen, "reaction_recorded", f"{record.id}:{ctx.now.isoformat()}",
+                  channels=["in_app"])
+    record.reload()
+    return record
+
+
+def list_prescriptions(ctx: RequestContext, citizen_id: ObjectId, limit: int,
+                       cursor: dict[str, str] | None = None) -> Page:
+    """Visits that carry prescriptions, newest first (each shows its national codes)."""
+    query = (Q(citizen_id=citizen_id) & Q(status__ne=VOIDED) & Q(prescriptions__0__exists=True)
+             & _keyset(cursor, "started_at"))
+    page = _page(Visit.objects(query).only("id", "facility_code", "started_at", "prescriptions",
+                                           "practitioner"), "started_at", limit)
+    _read(ctx, citizen_id, "prescriptions.list", "visit", count=len(page.items))
+    return page
+
+
+def withdrawn(record: Visit | Immunization) -> bool:
+    """True when the facility voided the record."""
+    return record.status == VOIDED
+
+
+def as_date(value: str | date | None) -> str | None:
+    """A date field as ISO text."""
+    return value.isoformat() if isinstance(value, date) else value
