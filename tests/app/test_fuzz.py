@@ -23,6 +23,8 @@ from tests.helpers import CitizenActions, StaffActions, create_facility_client, 
 
 # An NDJSON upload is text: generated strings are sent as the body, line by line.
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")
+schemathesis.serializer.alias("application/xml", "text/plain")
+schemathesis.serializer.alias("text/xml", "text/plain")
 
 # The role whose token each operation gets: the first role the access table allows.
 ROLE_PREFERENCE = (access.ADMIN, access.SUPPORT, access.FACILITY, access.CITIZEN)
@@ -74,6 +76,7 @@ CROSS_FIELD_RULES = {
     ("put", "/api/v1/facility/visits/{source_id}"): "CCCD vs birth date; times not in the future",
     ("put", "/api/v1/facility/immunizations/{source_id}"): "CCCD vs birth date; times not in the future",
     ("post", "/api/v1/me/immunizations/{immunization_id}/reactions"): "onset not in the future",
+    ("post", "/api/v1/facility/xml130"): "the text must be a GIAMDINHHS envelope",
 }
 
 

@@ -6,6 +6,7 @@ each batch's results are written out before the next batch is read.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from typing import IO, Any
@@ -25,8 +26,10 @@ class _LineTooLong:
     """Marks a line over the limit (its bytes were skipped, not kept)."""
 
 
-def read_lines(stream: IO[bytes]) -> Iterator[bytes | _LineTooLong]:
+def read_lines(raw: IO[bytes]) -> Iterator[bytes | _LineTooLong]:
     """Lines of at most ``MAX_LINE_BYTES``; a longer line is skipped in chunks and reported."""
+    # The WSGI stream is unbuffered: readline() on it would read one byte at a time.
+    stream = io.BufferedReader(raw, buffer_size=MAX_LINE_BYTES) if isinstance(raw, io.RawIOBase) else raw
     while True:
         line = stream.readline(MAX_LINE_BYTES + 1)
         if not line:

@@ -1,0 +1,182 @@
+"""The citizen's record: timeline, details, reactions, prescriptions, profile, BOLA, access log."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.models.audit import AuditEvent
+from app.models.notification import Notification
+from app.models.records import Visit
+from tests.app.test_errors import assert_problem
+from tests.records_data import immunization_body
+
+V1 = "/api/v1"
+
+
+def get(client, url, account, **kwargs):
+    return client.get(f"{V1}{url}", headers=account.headers, **kwargs)
+
+
+def test_timeline_is_newest_first_across_facilities_with_names(client, world):
+    items = get(client, "/me/visits", world["alice"]).json["items"]
+    assert [item["started_at"][:10] for item in items] == [
+        "2026-06-07", "2026-06-05", "2026-06-04", "2026-06-03", "2026-06-02", "2026-06-01"]
+    assert {item["facility"]["name"] for item in items} == {"Bệnh viện 01001", "Bệnh viện 79001"}
+    withdrawn = items[0]
+    assert withdrawn["withdrawn"] is True and withdrawn["note"] == "Withdrawn by the facility"
+    assert "diagnoses" not in withdrawn and "reason" not in withdrawn
+    assert items[1]["diagnoses"][0]["code"] == "J20.9"
+
+
+def test_timeline_pages_with_an_opaque_cursor(client, world):
+    seen = []
+    url = "/me/visits?limit=2"
+    while url:
+        page = get(client, url, world["alice"]).json
+        seen += [item["id"] for item in page["items"]]
+        url = f"/me/visits?limit=2&cursor={page['next_cursor']}" if page["next_cursor"] else None
+    assert len(seen) == 6 and len(set(seen)) == 6
+
+
+def test_timeline_filters(client, world):
+    alice = world["alice"]
+    ranged = get(client, "/me/visits?from=2026-06-02T00:00:00%2B07:00&to=2026-06-04T00:00:00%2B07:00", alice)
+    assert [i["started_at"][:10] for i in ranged.json["items"]] == ["2026-06-03", "2026-06-02"]
+    saigon = get(client, "/me/visits?facility=79001", alice).json["items"]
+    assert {i["facility"]["code"] for i in saigon} == {"79001"} and len(saigon) == 2
+    assert_problem(get(client, "/me/visits?facility=x", alice), 422)
+    assert_problem(get(client, "/me/visits?cursor=bm90LWEtY3Vyc29y", alice), 422)
+
+
+def test_visit_detail_and_withdrawn_detail(client, world):
+    items = get(client, "/me/visits", world["alice"]).json["items"]
+    detail = get(client, f"/me/visits/{items[1]['id']}", world["alice"]).json
+    assert detail["lab_results"][0]["value"] == "12.5"
+    assert detail["prescriptions"][0]["code"] == "79001abcdefg-c"
+    withdrawn = get(client, f"/me/visits/{items[0]['id']}", world["alice"]).json
+    assert withdrawn["withdrawn"] and "lab_results" not in withdrawn
+
+
+def test_immunizations_and_citizen_reactions(client, world):
+    alice = world["alice"]
+    items = get(client, "/me/immunizations", alice).json["items"]
+    assert len(items) == 1 and items[0]["administered_at"].startswith("2021-09-15T03:20:00")
+    record_id = items[0]["id"]
+    response = client.post(f"{V1}/me/immunizations/{record_id}/reactions", headers=alice.headers,
+                           json={"onset_at": "2021-09-16T07:00:00+07:00", "description": "Đau tay",
+                                 "severity": "moderate"})
+    assert response.status_code == 201
+    assert [r["reported_by"] for r in response.json["reactions"]] == ["facility", "citizen"]
+    assert Notification.objects(kind="reaction_recorded").count() == 1
+    too_early = client.post(f"{V1}/me/immunizations/{record_id}/reactions", headers=alice.headers,
+                            json={"onset_at": "2021-09-14T07:00:00+07:00", "description": "x", "severity": "mild"})
+    assert_problem(too_early, 422)
+
+
+def test_reaction_to_a_withdrawn_vaccination_is_409(client, world):
+    client.put(f"{V1}/facility/immunizations/IM1", json=immunization_body(status="entered-in-error"),
+               headers=world["hanoi"])
+    record_id = get(client, "/me/immunizations", world["alice"]).json["items"][0]["id"]
+    response = client.post(f"{V1}/me/immunizations/{record_id}/reactions", headers=world["alice"].headers,
+                           json={"onset_at": "2021-09-16T07:00:00+07:00", "description": "x", "severity": "mild"})
+    assert assert_problem(response, 409)["type"] == "/problems/record-withdrawn"
+
+
+def test_prescriptions_show_national_codes_and_skip_withdrawn(client, world):
+    items = get(client, "/me/prescriptions", world["alice"]).json["items"]
+    assert len(items) == 5 and {i["code"] for i in items} == {"79001abcdefg-c"}
+    assert items[0]["items"][0]["name"] == "Amoxicillin"
+
+
+def test_another_citizens_records_are_404_everywhere(client, world):
+    alice, bob = world["alice"], world["bob"]
+    bob_visit = get(client, "/me/visits", bob).json["items"][0]["id"]
+    bob_shot = get(client, "/me/immunizations", bob).json["items"][0]["id"]
+    assert_problem(get(client, f"/me/visits/{bob_visit}", alice), 404)
+    assert_problem(get(client, f"/me/immunizations/{bob_shot}", alice), 404)
+    reaction = client.post(f"{V1}/me/immunizations/{bob_shot}/reactions", headers=alice.headers,
+                           json={"onset_at": "2021-09-16T07:00:00+07:00", "description": "x", "severity": "mild"})
+    assert_problem(reaction, 404)
+    share = client.post(f"{V1}/me/shares", headers=bob.headers, json={"scope": ["visits"], "expires_in_hours": 1})
+    assert_problem(client.delete(f"{V1}/me/shares/{share.json['id']}", headers=alice.headers), 404)
+    assert_problem(get(client, "/me/visits/not-an-id", alice), 404)
+    assert all(item["id"] != bob_visit for item in get(client, "/me/visits", alice).json["items"])
+    assert all(e["action"] != "visit.read" or e.get("actor_type") != "citizen"
+               for e in get(client, "/me/access-log", bob).json["items"])
+
+
+READ_PATHS = ["/me/visits", "/me/visits/{visit}", "/me/immunizations", "/me/immunizations/{shot}",
+              "/me/prescriptions", "/me/export"]
+
+
+@pytest.mark.parametrize("path", READ_PATHS)
+def test_each_read_path_leaves_exactly_one_audit_event(client, world, path):
+    alice = world["alice"]
+    visit = Visit.objects(source_id="LK1").first().id
+    shot = get(client, "/me/immunizations", alice).json["items"][0]["id"]
+    before = AuditEvent.objects(access="read").count()
+    assert get(client, path.format(visit=visit, shot=shot), alice).status_code == 200
+    assert AuditEvent.objects(access="read").count() == before + 1
+
+
+def test_access_log_shows_others_reads_and_all_writes_not_own_reads(client, world, staff):
+    alice = world["alice"]
+    get(client, "/me/visits", alice)  # own read: not listed
+    client.get(f"{V1}/support/citizens/{alice.national_id}", headers=staff.headers("support"))
+    code = client.post(f"{V1}/me/shares", headers=alice.headers,
+                       json={"scope": ["visits"], "expires_in_hours": 1}).json["code"]
+    client.post(f"{V1}/shared-records", json={"code": code}, headers=world["saigon"])
+    log = get(client, "/me/access-log", alice).json["items"]
+    actions = [(e["action"], e["access"]) for e in log]
+    assert actions[0] == ("share.open", "read") and log[0]["facility_name"] == "Bệnh viện 79001"
+    assert actions[1] == ("support.lookup", "read")
+    assert ("visits.list", "read") not in actions
+    assert actions.count(("visit.create", "write")) == 6 and ("immunization.create", "write") in actions
+    page = get(client, "/me/access-log?limit=3", alice).json
+    assert len(page["items"]) == 3 and page["next_cursor"]
+
+
+def test_profile_read_and_patch(client, world):
+    alice = world["alice"]
+    profile = get(client, "/me", alice).json
+    assert profile["national_id"] == alice.national_id and profile["language"] == "vi"
+    patched = client.patch(f"{V1}/me", headers=alice.headers, json={
+        "phone": "+84987654321", "address": {"line": "12 Phố Huế", "province_code": "01"},
+        "language": "en", "notification_preferences": {"record_added": {"sms": False, "push": True}}})
+    assert patched.status_code == 200
+    assert patched.json["phone"] == "+84987654321" and patched.json["address"]["line"] == "12 Phố Huế"
+    changed = Notification.objects(kind="contact_changed")
+    assert {m.channel for m in changed} == {"in_app", "sms", "email"}
+    assert {m.language for m in changed} == {"vi"}  # sent before the language change applied
+
+
+@pytest.mark.parametrize("body", [{"full_name": "Someone Else"}, {"national_id": "001085000000"},
+                                  {"date_of_birth": "1990-01-01"}, {"phone": "12"},
+                                  {"notification_preferences": {"access_reset": {"sms": False}}},
+                                  {"email": {"$ne": ""}}])
+def test_profile_patch_refuses_identity_and_bad_values(client, world, body):
+    assert_problem(client.patch(f"{V1}/me", headers=world["alice"].headers, json=body), 422)
+
+
+def test_timeline_query_uses_the_timeline_index(app, world):
+    from app.services import timeline
+    from tests.helpers import system_context
+
+    citizen_id = Visit.objects(source_id="LK1").first().citizen_id
+    captured = {}
+    original = timeline._page
+
+    def spy(query, field, limit, index="timeline"):
+        captured["plan"] = query.order_by(f"-{field}", "-id").hint(index).limit(limit + 1).explain()
+        return original(query, field, limit, index)
+
+    timeline._page = spy
+    try:
+        timeline.list_visits(system_context(), citizen_id, 20)
+    finally:
+        timeline._page = original
+    winning = captured["plan"]["queryPlanner"]["winningPlan"]
+    text = str(winning)
+    assert "IXSCAN" in text and "COLLSCAN" not in text
+    assert "'indexName': 'timeline'" in text
+    assert winning["stage"] != "SORT"  # the index gives the order: no in-memory sort
