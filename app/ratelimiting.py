@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import mongoengine
 from flask import Flask, request
 from flask_limiter import Limiter
 from limits.storage import MongoDBStorage, Storage
-from pymongo import MongoClient
+from pymongo import MongoClient, ReturnDocument
 from pymongo.uri_parser import parse_uri
 
 from app.embedded_db import DEFAULT_DATABASE
@@ -18,16 +20,34 @@ EXEMPT_PREFIXES = ("/api/v1/health", "/api/docs", "/api/openapi.json")
 
 
 class SharedClientMongoDBStorage(MongoDBStorage):
-    """``limits``' MongoDB storage on the app's own pymongo client.
+    """``limits``' MongoDB storage on the app's own pymongo client, with a portable window reset.
 
     One connection pool per process instead of two, and no surprise connection attempt from the
-    parent class's ``__del__`` (which builds a client just to close it).
+    parent class's ``__del__`` (which builds a client just to close it). ``incr`` compares the
+    window's end with the current time passed as a value rather than the server's ``$$NOW``: the
+    embedded SecantusDB evaluates ``$lt`` against ``$$NOW`` as always false, so windows would never
+    reset there; on MongoDB both forms behave the same.
     """
 
     STORAGE_SCHEME = ["hoso-mongodb"]
 
     def _init_mongo_client(self, uri: str | None, **options: int | str | bool) -> MongoClient:
         return mongoengine.get_connection()  # type: ignore[no-any-return]
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        """Add ``amount`` to the counter of ``key``; a window that has ended starts again at ``amount``."""
+        now = datetime.now(UTC)
+        ended = {"$lt": ["$expireAt", now]}
+        answer = self.counters.find_one_and_update(
+            {"_id": key},
+            [{"$set": {
+                "count": {"$cond": {"if": ended, "then": amount, "else": {"$add": ["$count", amount]}}},
+                "expireAt": {"$cond": {"if": ended, "then": now + timedelta(seconds=expiry),
+                                       "else": "$expireAt"}},
+            }}],
+            upsert=True, projection=["count"], return_document=ReturnDocument.AFTER,
+        )
+        return int(answer["count"]) if answer else 0
 
     def __del__(self) -> None:
         """The client belongs to mongoengine, which closes it."""
@@ -53,7 +73,7 @@ def init_app(app: Flask, settings: Settings, uri: str) -> tuple[Limiter, Storage
             "counter_collection_name": "rate_limit_counters",
             "window_collection_name": "rate_limit_windows",
         },
-        strategy="moving-window",  # fixed-window counters never reset on SecantusDB (README)
+        strategy="fixed-window",
         default_limits=[settings.rate_limit_default],
         default_limits_exempt_when=lambda: request.path.startswith(EXEMPT_PREFIXES),
         headers_enabled=False,  # Retry-After is set on 429 only, by app.errors

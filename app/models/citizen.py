@@ -57,6 +57,8 @@ class Citizen(me.Document):
     notification_preferences = me.DictField()
     created_at = me.DateTimeField(default=utcnow)
     registered_by_facility = me.StringField()
+    # Incremented by every write to this citizen's records: read caches are keyed on it.
+    records_version = me.IntField(default=0)
 
     # account
     state = me.StringField(default="pending_activation", choices=ACCOUNT_STATES)

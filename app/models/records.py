@@ -105,7 +105,6 @@ class Visit(me.Document):
         "indexes": [
             {"fields": ["citizen_id", "-started_at", "-_id"], "name": "timeline"},
             {"fields": ["citizen_id", "facility_code", "-started_at"], "name": "timeline_by_facility"},
-            {"fields": ["citizen_id", "-updated_at"], "name": "changes"},
         ],
     }
 
@@ -156,7 +155,6 @@ class Immunization(me.Document):
         "collection": "immunizations",
         "indexes": [
             {"fields": ["citizen_id", "-administered_at", "-_id"], "name": "timeline"},
-            {"fields": ["citizen_id", "-updated_at"], "name": "changes"},
         ],
     }
 

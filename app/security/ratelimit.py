@@ -1,10 +1,9 @@
 """Rate limits shared by every worker: flask-limiter (per route) and attempt limits (per account).
 
 Both keep their counters in MongoDB through the ``limits`` library, so all gunicorn workers and
-hosts see the same numbers. Both use the moving-window strategy: on the embedded SecantusDB server
-a fixed-window counter never resets (``$lt`` against ``$$NOW`` is always false there) and the
-sliding-window-counter strategy fails outright (see README). Moving windows are also the stricter
-choice on real MongoDB: no burst of twice the limit across a window edge.
+hosts see the same numbers. Both use the fixed-window strategy (one atomic increment per attempt)
+on ``app.ratelimiting.SharedClientMongoDBStorage``, whose window reset works on the embedded
+SecantusDB server too; the sliding-window-counter strategy fails there (see README).
 """
 
 from __future__ import annotations
@@ -14,13 +13,13 @@ import time
 
 from limits import RateLimitItem, RateLimitItemPerSecond, parse
 from limits.storage import Storage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import FixedWindowRateLimiter
 
 from app.services.errors import LockedOut
 
 
 class AttemptLimiter:
-    """At most ``max_attempts`` counted attempts per key in any ``window_seconds``, then a lockout.
+    """At most ``max_attempts`` counted attempts per key in a ``window_seconds`` window, then a lockout.
 
     The attempt is counted *before* the credentials are checked (one atomic increment), so 20
     parallel guesses cannot all slip under the limit; a success clears the counter. The lockout
@@ -28,7 +27,7 @@ class AttemptLimiter:
     """
 
     def __init__(self, storage: Storage, namespace: str, item: RateLimitItem):
-        self._strategy = MovingWindowRateLimiter(storage)
+        self._strategy = FixedWindowRateLimiter(storage)
         self._item = item
         self._namespace = namespace
 

@@ -185,7 +185,7 @@ def _new_citizen(ctx: RequestContext, data: dict[str, Any]) -> dict[str, Any]:
             "family_name": family, "given_name": given, "date_of_birth": data["date_of_birth"].isoformat(),
             "sex": data["sex"], "language": "vi", "created_at": ctx.now,
             "registered_by_facility": ctx.actor.facility_code, "state": "pending_activation", "locked": False,
-            "totp_last_step": -1, "recovery_code_hashes": [], "revoked_sessions": [],
+            "totp_last_step": -1, "recovery_code_hashes": [], "revoked_sessions": [], "records_version": 0,
             "notification_preferences": {}}
 
 
@@ -256,6 +256,8 @@ def _apply(ctx: RequestContext, batch: list[_Pending], results: list[PushResult 
     _update_existing(ctx, [p for p in live if p.key in keys], keys, results, events)
     if events:
         AuditEvent._get_collection().insert_many(events, ordered=False)
+        changed = list({event["citizen_id"] for event in events})
+        Citizen._get_collection().update_many({"_id": {"$in": changed}}, {"$inc": {"records_version": 1}})
 
 
 def _create(

@@ -6,7 +6,9 @@ simply not found. Every read of health data leaves exactly one audit event.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -60,6 +62,50 @@ def facility_names(codes: set[str]) -> dict[str, str]:
     return {code: _FACILITY_NAMES[code][1] for code in codes if code in _FACILITY_NAMES}
 
 
+class PageCache:
+    """Recent pages per citizen, keyed on the citizen's ``records_version``.
+
+    Every write to a citizen's records increments that version (read with the citizen on every
+    request anyway), so a cached page can never be stale: a changed record makes a new key. The
+    cache is per process, bounded, and its entries expire after a couple of minutes.
+    """
+
+    def __init__(self, size: int = 4096, ttl: float = 120.0) -> None:
+        self._entries: OrderedDict[tuple, tuple[float, Page]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+        self._ttl = ttl
+
+    def get(self, key: tuple) -> Page | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] < time.monotonic():
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: tuple, page: Page) -> None:
+        with self._lock:
+            self._entries[key] = (time.monotonic() + self._ttl, page)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+PAGES = PageCache()
+
+
+def _cached(key: tuple, version: int | None, load: Any) -> Page:
+    if version is None:
+        return load()  # type: ignore[no-any-return]
+    full_key = (*key, version)
+    page = PAGES.get(full_key)
+    if page is None:
+        page = load()
+        PAGES.put(full_key, page)
+    return page
+
+
 def _read(ctx: RequestContext, citizen_id: ObjectId, action: str, target_type: str,
           target_id: str | None = None, **details: Any) -> None:
     audit.record(ctx, action, citizen_id=citizen_id, target_type=target_type, target_id=target_id,
@@ -76,9 +122,8 @@ def _keyset(cursor: dict[str, str] | None, field: str) -> Q:
     return Q(**{f"{field}__lt": moment}) | Q(**{field: moment, "id__lt": last})
 
 
-def _page(query: Any, field: str, limit: int, index: str = "timeline") -> Page:
-    # The index is named: a planner could otherwise take another citizen_id index and sort in memory.
-    records = list(query.order_by(f"-{field}", "-id").hint(index).limit(limit + 1))
+def _page(query: Any, field: str, limit: int) -> Page:
+    records = list(query.order_by(f"-{field}", "-id").limit(limit + 1))
     if len(records) <= limit:
         return Page(records, None)
     records = records[:limit]
@@ -94,8 +139,12 @@ def list_visits(
     start: datetime | None = None,
     end: datetime | None = None,
     facility: str | None = None,
+    version: int | None = None,
 ) -> Page:
-    """Visits across all facilities, newest first (withdrawn ones marked, without content)."""
+    """Visits across all facilities, newest first (withdrawn ones marked, without content).
+
+    ``version`` is the citizen's ``records_version``; when given, the page may come from the cache.
+    """
     query = Q(citizen_id=citizen_id) & _keyset(cursor, "started_at")
     if start:
         query &= Q(started_at__gte=start)
@@ -103,9 +152,10 @@ def list_visits(
         query &= Q(started_at__lt=end)
     if facility:
         query &= Q(facility_code=facility)
-    page = _page(Visit.objects(query).exclude("lab_results", "prescriptions", "notes", "provenance",
-                                              "payload_hash"), "started_at", limit,
-                 "timeline_by_facility" if facility else "timeline")
+    key = ("visits", citizen_id, limit, tuple(sorted((cursor or {}).items())), start, end, facility)
+    page = _cached(key, version, lambda: _page(
+        Visit.objects(query).exclude("lab_results", "prescriptions", "notes", "provenance", "payload_hash"),
+        "started_at", limit))
     _read(ctx, citizen_id, "visits.list", "visit", count=len(page.items))
     return page
 
@@ -153,6 +203,7 @@ def report_reaction(
                         reported_by="citizen", recorded_at=ctx.now)
     Immunization.objects(id=record.id, citizen_id=citizen.id).update_one(
         push__citizen_reactions=reaction)
+    Citizen.objects(id=citizen.id).update_one(inc__records_version=1)
     audit.record(ctx, "immunization.reaction_report", citizen_id=citizen.id,
                  target_type="immunization", target_id=str(record.id), access="write",
                  details={"severity": severity})

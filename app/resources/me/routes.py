@@ -89,8 +89,10 @@ class VisitViews(MethodView):
     @blp.response(200, VisitPageSchema)
     def get(self, args):
         """My visits across all facilities, newest first"""
-        page = timeline.list_visits(request_context(), _citizen().id, args["limit"], _cursor(args),
-                                    args.get("from_"), args.get("to"), args.get("facility"))
+        citizen = _citizen()
+        page = timeline.list_visits(request_context(), citizen.id, args["limit"], _cursor(args),
+                                    args.get("from_"), args.get("to"), args.get("facility"),
+                                    version=citizen.records_version)
         names = timeline.facility_names({visit.facility_code for visit in page.items})
         return {"items": [present.visit_summary(v, names) for v in page.items], "next_cursor": _next(page)}
 
