@@ -43,7 +43,8 @@ def _visit(number: int, national_id: str) -> dict[str, Any]:
     started = datetime(2025, 1, 1, 8, tzinfo=UTC) + timedelta(hours=number)
     return {
         "national_id": national_id, "full_name": "Nguyễn Văn Nam", "date_of_birth": "1985-03-14", "sex": "male",
-        "visit_type": "01", "started_at": started.isoformat(), "ended_at": (started + timedelta(minutes=40)).isoformat(),
+        "visit_type": "01", "started_at": started.isoformat(),
+        "ended_at": (started + timedelta(minutes=40)).isoformat(),
         "department": "Khoa Nội", "practitioner": {"code": "BS001", "name": "BS. Trần Thị Hoa"},
         "reason": "Ho kéo dài",
         "diagnoses": [{"code": "J20.9", "display": "Viêm phế quản cấp", "text": "Viêm phế quản cấp",
