@@ -20,6 +20,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.security.crypto import SecretBox
     from app.security.passwords import PasswordHasher
     from app.security.tokens import TokenService
+    from app.services.signing_keys import SignerHolder
 
     settings = settings or Settings.from_env()
     app = Flask(__name__, static_folder=None)
@@ -60,6 +61,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         activation_failures=ratelimiting.account_failures(storage, "citizen-activate", settings),
         share_attempts=ratelimiting.AttemptLimiter.from_string(
             storage, "share-open", settings.rate_limit_share_per_ip),
+        passport_quota=ratelimiting.AttemptLimiter.from_string(storage, "passport-issue", "20 per hour"),
+        verify_attempts=ratelimiting.AttemptLimiter.from_string(
+            storage, "passport-verify", settings.rate_limit_verify_per_ip),
+        signer=SignerHolder(settings),
     )
 
     if settings.trusted_proxy_count:

@@ -54,6 +54,14 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", f"{V1}/me/shares"): frozenset({CITIZEN}),
     ("POST", f"{V1}/me/shares"): frozenset({CITIZEN}),
     ("DELETE", f"{V1}/me/shares/<share_id>"): frozenset({CITIZEN}),
+    ("GET", f"{V1}/me/passports"): frozenset({CITIZEN}),
+    ("POST", f"{V1}/me/passports"): frozenset({CITIZEN}),
+    ("GET", f"{V1}/me/passports/<path:uvci>/qr.png"): frozenset({CITIZEN}),
+    ("GET", f"{V1}/me/passports/<path:uvci>/qr.svg"): frozenset({CITIZEN}),
+    # passport verification, for anyone (border and venue staff, verifier apps)
+    ("GET", f"{V1}/passport/trust-list"): PUBLIC,
+    ("GET", f"{V1}/passport/revocations"): PUBLIC,
+    ("POST", f"{V1}/passport/verify"): PUBLIC,
     # a doctor with a share code; a facility token, when sent, is named in the access log
     ("POST", f"{V1}/shared-records"): frozenset({ANONYMOUS, FACILITY}),
     # staff
@@ -71,6 +79,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", f"{V1}/admin/facilities/<code>/clients/<client_id>"): frozenset({ADMIN}),
     ("POST", f"{V1}/admin/staff"): frozenset({ADMIN}),
     ("GET", f"{V1}/admin/audit"): frozenset({ADMIN}),
+    ("POST", f"{V1}/admin/passports/<path:uvci>/revoke"): frozenset({ADMIN}),
+    ("POST", f"{V1}/admin/signing-keys/rotate"): frozenset({ADMIN}),
     # facility systems
     ("GET", f"{V1}/facility/me"): frozenset({FACILITY}),
     ("POST", f"{V1}/facility/citizens"): frozenset({FACILITY}),

@@ -52,6 +52,37 @@ def seed_demo() -> None:
     click.echo(json.dumps(seed(), indent=2, ensure_ascii=False))
 
 
+keys_cli = AppGroup("keys", help="Passport signing keys (development CSCA and DSC under var/keys).")
+
+
+@keys_cli.command("init")
+def keys_init() -> None:
+    """Create the CSCA and an active DSC unless they exist."""
+    from app.runtime import runtime
+    from app.services.errors import DomainError
+    from app.services.signing_keys import init_keys
+
+    try:
+        info = init_keys(cli_context(), runtime().settings)
+    except DomainError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"active DSC kid {info.kid}, valid {info.not_before:%Y-%m-%d} to {info.not_after:%Y-%m-%d}")
+
+
+@keys_cli.command("rotate")
+def keys_rotate() -> None:
+    """Start signing with a new DSC; the old one stays trusted until its passports expire."""
+    from app.runtime import runtime
+    from app.services.errors import DomainError
+    from app.services.signing_keys import rotate_keys
+
+    try:
+        info = rotate_keys(cli_context(), runtime().settings)
+    except DomainError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"new active DSC kid {info.kid}, valid to {info.not_after:%Y-%m-%d}")
+
+
 @click.command("import-xml130")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 def import_xml130(files: tuple[str, ...]) -> None:
@@ -99,3 +130,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(admin_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(import_xml130)
+    app.cli.add_command(keys_cli)

@@ -41,6 +41,10 @@ def seed() -> dict[str, Any]:
             "totp_uri": new_admin.totp_uri,
             "totp_secret": parse_qs(urlsplit(new_admin.totp_uri).query)["secret"][0],
         }
+    if not rt.settings.signer_url:
+        from app.services.signing_keys import init_keys
+
+        init_keys(ctx, rt.settings)  # passports work out of the box
     if not Facility.objects(code=DEMO_FACILITY["code"]).count():
         facilities.register_facility(ctx, **DEMO_FACILITY)
     new_client = facilities.issue_client(ctx, DEMO_FACILITY["code"], rt.passwords, "demo HIS")

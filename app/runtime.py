@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from flask import current_app
 from flask_limiter import Limiter
@@ -14,6 +15,7 @@ from app.security.crypto import SecretBox
 from app.security.passwords import PasswordHasher
 from app.security.ratelimit import AttemptLimiter
 from app.security.tokens import TokenService
+from app.services.signing_keys import SignerHolder
 from app.settings import Settings
 
 
@@ -32,7 +34,11 @@ class Runtime:
     citizen_login_failures: AttemptLimiter
     activation_failures: AttemptLimiter
     share_attempts: AttemptLimiter
+    passport_quota: AttemptLimiter
+    verify_attempts: AttemptLimiter
+    signer: SignerHolder
     clock: Callable[[], datetime] = field(default=utcnow)
+    verify_cache: dict[str, Any] = field(default_factory=dict)
 
     def now(self) -> datetime:
         """The current time as this app sees it (tests may replace ``clock``)."""

@@ -58,6 +58,12 @@ class Settings:
     session_idle_days: int = 7
     bulk_max_bytes: int = 1024 * 1024 * 1024
     xml130_max_bytes: int = 64 * 1024 * 1024
+    signing_key_passphrase: bytes | None = None
+    signer_url: str | None = None
+    signer_secret: bytes | None = None
+    passport_issuer: str = "Ministry of Health of Viet Nam"
+    passport_valid_days: int = 365
+    rate_limit_verify_per_ip: str = "120 per minute"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -79,6 +85,12 @@ class Settings:
             raise SettingsError(
                 "HOSO_SESSION_IDLE_DAYS must be at least 1 and at most HOSO_SESSION_ABSOLUTE_DAYS (<= 365)"
             )
+        if self.signer_url and (not self.signer_secret or len(self.signer_secret) < 32):
+            raise SettingsError("HOSO_SIGNER_SECRET (at least 32 bytes) is required with HOSO_SIGNER_URL")
+        if self.signing_key_passphrase is not None and len(self.signing_key_passphrase) < 16:
+            raise SettingsError("HOSO_SIGNING_KEY_PASSPHRASE must have at least 16 characters")
+        if not 1 <= self.passport_valid_days <= 365:
+            raise SettingsError("HOSO_PASSPORT_VALID_DAYS must be between 1 and 365")
         if self.env == PRODUCTION and not self.mongodb_uri:
             raise SettingsError("HOSO_MONGODB_URI is required when HOSO_ENV=production")
         if self.env == DEVELOPMENT and self.mongodb_uri and not is_loopback_uri(self.mongodb_uri):
@@ -87,6 +99,11 @@ class Settings:
                 "HOSO_MONGODB_URI points beyond this machine while HOSO_ENV=development; "
                 "set HOSO_ENV=production (with real secrets) for a shared database"
             )
+
+    @property
+    def signing_key_dir(self) -> Path:
+        """Where the in-process signer keeps the CSCA and DSCs (``var/keys`` in development)."""
+        return self.var_dir / "keys"
 
     @property
     def is_production(self) -> bool:
@@ -110,10 +127,13 @@ class Settings:
         var_dir = Path(reader.text("HOSO_VAR_DIR", "var"))
         jwt_pem = reader.secret_text("HOSO_JWT_PRIVATE_KEY")
         data_key_text = reader.secret_text("HOSO_DATA_KEY")
+        passphrase = reader.secret_text("HOSO_SIGNING_KEY_PASSPHRASE")
+        signer_secret = reader.secret_text("HOSO_SIGNER_SECRET")
         if env == DEVELOPMENT:
             dev = ensure_dev_secrets(var_dir)
             jwt_pem = jwt_pem or dev.jwt_private_key_pem
             data_key_text = data_key_text or dev.data_key_b64
+            passphrase = passphrase or dev.signing_key_passphrase
         if not jwt_pem:
             raise SettingsError("HOSO_JWT_PRIVATE_KEY (or HOSO_JWT_PRIVATE_KEY_FILE) is required")
         if not data_key_text:
@@ -145,6 +165,12 @@ class Settings:
             session_idle_days=reader.integer("HOSO_SESSION_IDLE_DAYS", 7),
             bulk_max_bytes=reader.integer("HOSO_BULK_MAX_BYTES", 1024 * 1024 * 1024),
             xml130_max_bytes=reader.integer("HOSO_XML130_MAX_BYTES", 64 * 1024 * 1024),
+            signing_key_passphrase=passphrase.encode() if passphrase else None,
+            signer_url=reader.text("HOSO_SIGNER_URL", "") or None,
+            signer_secret=signer_secret.encode() if signer_secret else None,
+            passport_issuer=reader.text("HOSO_PASSPORT_ISSUER", "Ministry of Health of Viet Nam"),
+            passport_valid_days=reader.integer("HOSO_PASSPORT_VALID_DAYS", 365),
+            rate_limit_verify_per_ip=reader.text("HOSO_RATE_LIMIT_VERIFY_PER_IP", "120 per minute"),
         )
 
 
@@ -222,6 +248,7 @@ class DevSecrets:
 
     jwt_private_key_pem: str
     data_key_b64: str
+    signing_key_passphrase: str
 
 
 def ensure_dev_secrets(var_dir: Path) -> DevSecrets:
@@ -240,7 +267,11 @@ def ensure_dev_secrets(var_dir: Path) -> DevSecrets:
         _write_private(jwt_path, pem.decode())
     if not data_path.exists():
         _write_private(data_path, base64.b64encode(secrets.token_bytes(32)).decode())
-    return DevSecrets(jwt_path.read_text().strip(), data_path.read_text().strip())
+    passphrase_path = secrets_dir / "signing-key-passphrase"
+    if not passphrase_path.exists():
+        _write_private(passphrase_path, secrets.token_urlsafe(32))
+    return DevSecrets(jwt_path.read_text().strip(), data_path.read_text().strip(),
+                      passphrase_path.read_text().strip())
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -58,6 +58,7 @@ def make_settings(server: str, var_dir: Path, **changes: object) -> Settings:
         argon2_time_cost=1,
         argon2_memory_kib=8 * 1024,
         log_level="WARNING",
+        signing_key_passphrase=b"test signing key passphrase",
     )
     return base.replace(**changes)
 

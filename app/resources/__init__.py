@@ -13,9 +13,10 @@ def register_blueprints(api: Api) -> None:
     from app.resources.health.routes import blp as health
     from app.resources.me.routes import blp as me
     from app.resources.oauth.routes import blp as oauth
+    from app.resources.passport.routes import blp as passport
     from app.resources.shared.routes import blp as shared
     from app.resources.staff.routes import blp as staff
     from app.resources.support.routes import blp as support
 
-    for blueprint in (health, oauth, auth, me, shared, staff, support, admin, facility):
+    for blueprint in (health, oauth, auth, me, passport, shared, staff, support, admin, facility):
         api.register_blueprint(blueprint, url_prefix="/api/v1")

@@ -18,8 +18,9 @@ from app.resources.admin.schemas import (
     StaffCreateSchema,
 )
 from app.resources.common import PageArgsSchema, decode_cursor, encode_cursor
+from app.resources.passport.schemas import RevokedSchema, RevokeSchema, SigningKeySchema
 from app.runtime import runtime
-from app.services import audit_log, facilities, staff
+from app.services import audit_log, facilities, passports, signing_keys, staff
 
 blp = Blueprint("admin", __name__, description="Administration (admin staff only)")
 
@@ -94,6 +95,25 @@ class StaffViews(MethodView):
         )
         return {"username": new.user.username, "role": new.user.role,
                 "password": new.password, "totp_uri": new.totp_uri}
+
+
+@blp.route("/admin/passports/<path:uvci>/revoke")
+class PassportRevokeViews(MethodView):
+    @blp.arguments(RevokeSchema)
+    @blp.response(200, RevokedSchema)
+    @blp.alt_response(409, **problem("Already revoked"))
+    def post(self, body, uvci):
+        """Revoke a passport: its hashes join the revocation list at once"""
+        return passports.revoke(request_context(), runtime(), uvci, body["reason"])
+
+
+@blp.route("/admin/signing-keys/rotate")
+class SigningKeyRotateViews(MethodView):
+    @blp.response(201, SigningKeySchema)
+    @blp.alt_response(409, **problem("`remote-signing`: keys live in the signing service"))
+    def post(self):
+        """Start signing with a new DSC (the old one stays trusted until its last passport expires)"""
+        return signing_keys.rotate_keys(request_context(), runtime().settings)
 
 
 @blp.route("/admin/audit")

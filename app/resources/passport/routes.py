@@ -1,0 +1,91 @@
+"""Vaccine passports: the citizen's own, public verification material, and verification."""
+
+from flask import Response
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+import passport as dcc
+from app.api import problem
+from app.auth import current_principal, request_context
+from app.resources.passport.schemas import (
+    PassportListSchema,
+    PassportSchema,
+    RevocationsSchema,
+    TrustListSchema,
+    VerificationSchema,
+    VerifyRequestSchema,
+)
+from app.runtime import runtime
+from app.services import passports, signing_keys
+
+blp = Blueprint("passport", __name__, description="EU DCC vaccine passports")
+
+
+def _passport(certificate) -> dict:  # type: ignore[no-untyped-def]
+    return {"uvci": certificate.uvci, "hc1": certificate.hc1, "issued_at": certificate.issued_at,
+            "expires_at": certificate.expires_at, "kid": certificate.kid}
+
+
+@blp.route("/me/passports")
+class MyPassportViews(MethodView):
+    @blp.response(201, PassportSchema, description="A new passport")
+    @blp.alt_response(200, schema=PassportSchema, description="The current passport (nothing changed)")
+    @blp.alt_response(409, **problem("`no-eligible-vaccination`"))
+    def post(self):
+        """Get a vaccine passport for my latest facility-recorded vaccination"""
+        certificate, created = passports.issue_for_citizen(request_context(), runtime(), current_principal().subject)
+        return _passport(certificate), 201 if created else 200
+
+    @blp.response(200, PassportListSchema)
+    def get(self):
+        """My passports (which one is current, which were superseded or revoked)"""
+        return {"items": [{"uvci": c.uvci, "issued_at": c.issued_at, "expires_at": c.expires_at, "kid": c.kid,
+                           "status": c.status, "current": c.current, "superseded_by": c.superseded_by}
+                          for c in passports.list_for_citizen(current_principal().subject.id)],
+                "next_cursor": None}
+
+
+@blp.route("/me/passports/<path:uvci>/qr.png")
+class MyPassportPngViews(MethodView):
+    @blp.response(200, description="The QR code (error correction Q), PNG", content_type="image/png")
+    def get(self, uvci):
+        """The QR code of one of my passports as PNG (send `#` as `%23`)"""
+        certificate = passports.get_for_citizen(request_context(), current_principal().subject.id, uvci)
+        return Response(dcc.qr_png(certificate.hc1), mimetype="image/png")
+
+
+@blp.route("/me/passports/<path:uvci>/qr.svg")
+class MyPassportSvgViews(MethodView):
+    @blp.response(200, description="The QR code (error correction Q), SVG", content_type="image/svg+xml")
+    def get(self, uvci):
+        """The QR code of one of my passports as SVG (send `#` as `%23`)"""
+        certificate = passports.get_for_citizen(request_context(), current_principal().subject.id, uvci)
+        return Response(dcc.qr_svg(certificate.hc1), mimetype="image/svg+xml")
+
+
+@blp.route("/passport/trust-list")
+class TrustListViews(MethodView):
+    @blp.response(200, TrustListSchema)
+    def get(self):
+        """Every DSC a verifier should trust (with the CSCAs that issued them)"""
+        return signing_keys.trust_list(request_context().now).to_json()
+
+
+@blp.route("/passport/revocations")
+class RevocationViews(MethodView):
+    @blp.response(200, RevocationsSchema)
+    def get(self):
+        """Revoked passports as base64 16-byte SHA-256 prefixes, by hash type"""
+        return passports.revocation_list(request_context().now).to_json()
+
+
+@blp.route("/passport/verify")
+class VerifyViews(MethodView):
+    @blp.arguments(VerifyRequestSchema)
+    @blp.response(200, VerificationSchema)
+    @blp.alt_response(429, **problem("Too many verifications from this address"))
+    def post(self, body):
+        """Verify a passport: every check, the holder to compare with an ID document, the vaccination"""
+        ctx = request_context()
+        runtime().verify_attempts.hit(ctx.ip or "unknown")
+        return passports.verify_text(runtime(), body["hc1"], ctx.now).to_json()

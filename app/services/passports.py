@@ -1,0 +1,134 @@
+"""Vaccine passports: issue (EU DCC) for the latest facility-recorded dose, list, revoke, verify."""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import datetime, timedelta, timezone
+
+from bson import ObjectId
+from mongoengine import NotUniqueError
+
+import passport
+from app.models.citizen import Citizen
+from app.models.passports import Certificate
+from app.models.records import VOIDED, Immunization
+from app.runtime import Runtime
+from app.services import audit, outbox, signing_keys
+from app.services.audit import RequestContext
+from app.services.errors import Conflict, NotFound, Unavailable
+
+VIETNAM = timezone(timedelta(hours=7))
+RENEW_BEFORE = timedelta(days=30)  # a current passport this close to expiry is re-issued on request
+VERIFY_CACHE_SECONDS = 10.0
+
+
+class NoEligibleVaccination(Conflict):
+    """No facility-recorded, non-withdrawn vaccination to certify."""
+
+    slug = "no-eligible-vaccination"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def latest_eligible(citizen_id: ObjectId) -> Immunization | None:
+    """The latest dose a facility recorded and did not withdraw."""
+    return Immunization.objects(citizen_id=citizen_id, primary_source=True, status__ne=VOIDED) \
+        .order_by("-administered_at", "-id").first()
+
+
+def issue_for_citizen(ctx: RequestContext, rt: Runtime, citizen: Citizen) -> tuple[Certificate, bool]:
+    """The citizen's current passport for the latest eligible dose: the existing one when nothing
+    changed, else a new one (the previous stays valid but is no longer current)."""
+    rt.passport_quota.hit(str(citizen.id))
+    dose = latest_eligible(citizen.id)
+    if dose is None:
+        raise NoEligibleVaccination("No vaccination recorded by a facility can be certified.")
+    current = Certificate.objects(citizen_id=citizen.id, current=True, status="valid").first()
+    if (current and current.immunization_id == dose.id and current.immunization_version == dose.version
+            and current.expires_at > ctx.now + RENEW_BEFORE):
+        return current, False
+    signer = rt.signer.get(ctx.now)
+    record = passport.VaccinationRecord(
+        family_name=citizen.family_name or citizen.full_name, given_name=citizen.given_name or "",
+        date_of_birth=citizen.date_of_birth, tg=dose.vaccine.tg, vp=dose.vaccine.vp, mp=dose.vaccine.mp,
+        ma=dose.vaccine.ma, dose_number=dose.dose_number, series_doses=dose.series_doses,
+        vaccination_date=dose.administered_at.astimezone(VIETNAM).date(), issuer=rt.settings.passport_issuer,
+        country=dose.country or "VN")
+    try:
+        issued = passport.issue(record, signer, ctx.now, timedelta(days=rt.settings.passport_valid_days))
+    except passport.SigningError as error:
+        raise Unavailable(f"The passport could not be signed: {error}") from None
+    hashes = issued.revocation
+    certificate = Certificate(
+        uvci=issued.uvci, citizen_id=citizen.id, immunization_id=dose.id, immunization_version=dose.version,
+        kid=_b64(issued.kid), hc1=issued.hc1, issued_at=issued.issued_at, expires_at=issued.expires_at,
+        hash_uci=_b64(hashes.uci), hash_countrycode_uci=_b64(hashes.countrycode_uci),
+        hash_signature=_b64(hashes.signature))
+    try:
+        certificate.save(force_insert=True)
+    except NotUniqueError:  # pragma: no cover - 120 random bits; never reuse a UVCI all the same
+        raise Conflict("Try again.") from None
+    Certificate.objects(citizen_id=citizen.id, current=True, uvci__ne=issued.uvci).update(
+        set__current=False, set__superseded_by=issued.uvci)
+    audit.record(ctx, "passport.issue", citizen_id=citizen.id, target_type="passport", target_id=issued.uvci,
+                 access="write", details={"kid": certificate.kid, "immunization_id": str(dose.id)})
+    outbox.notify(ctx, citizen, "passport_issued", issued.uvci, channels=["in_app"])
+    return certificate, True
+
+
+def list_for_citizen(citizen_id: ObjectId) -> list[Certificate]:
+    """The citizen's passports, newest first."""
+    return list(Certificate.objects(citizen_id=citizen_id).order_by("-issued_at").limit(100))
+
+
+def get_for_citizen(ctx: RequestContext, citizen_id: ObjectId, uvci: str) -> Certificate:
+    """One of the citizen's own passports (404 for anyone else's)."""
+    certificate = Certificate.objects(citizen_id=citizen_id, uvci=uvci).first()
+    if certificate is None:
+        raise NotFound("No such passport.")
+    audit.record(ctx, "passport.read", citizen_id=citizen_id, target_type="passport", target_id=uvci,
+                 access="read")
+    return certificate
+
+
+def revoke(ctx: RequestContext, rt: Runtime, uvci: str, reason: str) -> Certificate:
+    """Revoke a passport: its hashes join the revocation list at once."""
+    certificate = Certificate.objects(uvci=uvci).first()
+    if certificate is None:
+        raise NotFound("No such passport.")
+    if not Certificate.objects(uvci=uvci, status="valid").update_one(
+            set__status="revoked", set__revoked_at=ctx.now, set__revocation_reason=reason):
+        raise Conflict("The passport is already revoked.")
+    rt.verify_cache.clear()
+    audit.record(ctx, "passport.revoke", citizen_id=certificate.citizen_id, target_type="passport",
+                 target_id=uvci, reason=reason, access="write")
+    citizen = Citizen.objects(id=certificate.citizen_id).first()
+    if citizen is not None:
+        outbox.notify(ctx, citizen, "passport_revoked", uvci, channels=["in_app"])
+    certificate.reload()
+    return certificate
+
+
+def revocation_list(now: datetime) -> passport.RevocationList:
+    """Revoked passports that have not expired, by hash type (for any kid)."""
+    revoked = Certificate.objects(status="revoked", expires_at__gt=now).only(
+        "hash_uci", "hash_countrycode_uci", "hash_signature")
+    return passport.RevocationList.of(
+        passport.RevocationHashes(base64.b64decode(c.hash_uci), base64.b64decode(c.hash_countrycode_uci),
+                                  base64.b64decode(c.hash_signature)) for c in revoked)
+
+
+def verify_text(rt: Runtime, text: str, now: datetime) -> passport.VerificationResult:
+    """Verify an HC1 text against HoSo's own trust list and revocations.
+
+    Both lists are cached per process for ten seconds (a revocation clears this process's copy at
+    once; other workers see it within ten seconds).
+    """
+    cached = rt.verify_cache.get("lists")
+    if cached is None or cached[0] < time.monotonic():
+        cached = (time.monotonic() + VERIFY_CACHE_SECONDS, signing_keys.trust_list(now), revocation_list(now))
+        rt.verify_cache["lists"] = cached
+    return passport.verify(text, cached[1], now, cached[2])
