@@ -100,6 +100,16 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "vi": ("Đã ghi nhận phản ứng sau tiêm", "Cảm ơn bạn. Báo cáo phản ứng sau tiêm đã được lưu."),
         "en": ("Reaction report saved", "Thank you. Your report of a reaction after vaccination was saved."),
     },
+    "passport_issued": {
+        "vi": ("Hộ chiếu vắc xin mới", "Hộ chiếu vắc xin mới của bạn đã sẵn sàng trong ứng dụng HoSo."),
+        "en": ("New vaccine passport", "Your new vaccine passport is ready in the HoSo app."),
+    },
+    "passport_revoked": {
+        "vi": ("Hộ chiếu vắc xin bị thu hồi",
+               "Một hộ chiếu vắc xin của bạn đã bị thu hồi. Mở ứng dụng HoSo để xem chi tiết."),
+        "en": ("Vaccine passport revoked",
+               "One of your vaccine passports was revoked. Open the HoSo app for details."),
+    },
     "account_unlocked": {
         "vi": ("Tài khoản đã mở khóa", "Tài khoản HoSo của bạn đã được mở khóa."),
         "en": ("Account unlocked", "Your HoSo account has been unlocked."),
