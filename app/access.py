@@ -54,6 +54,10 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", f"{V1}/me/shares"): frozenset({CITIZEN}),
     ("POST", f"{V1}/me/shares"): frozenset({CITIZEN}),
     ("DELETE", f"{V1}/me/shares/<share_id>"): frozenset({CITIZEN}),
+    ("GET", f"{V1}/me/notifications"): frozenset({CITIZEN}),
+    ("POST", f"{V1}/me/notifications/<message_id>/read"): frozenset({CITIZEN}),
+    ("POST", f"{V1}/me/devices"): frozenset({CITIZEN}),
+    ("DELETE", f"{V1}/me/devices/<device_id>"): frozenset({CITIZEN}),
     ("GET", f"{V1}/me/passports"): frozenset({CITIZEN}),
     ("POST", f"{V1}/me/passports"): frozenset({CITIZEN}),
     ("GET", f"{V1}/me/passports/<path:uvci>/qr.png"): frozenset({CITIZEN}),
@@ -81,6 +85,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", f"{V1}/admin/audit"): frozenset({ADMIN}),
     ("POST", f"{V1}/admin/passports/<path:uvci>/revoke"): frozenset({ADMIN}),
     ("POST", f"{V1}/admin/signing-keys/rotate"): frozenset({ADMIN}),
+    ("GET", f"{V1}/admin/notifications"): frozenset({ADMIN}),
     # facility systems
     ("GET", f"{V1}/facility/me"): frozenset({FACILITY}),
     ("POST", f"{V1}/facility/citizens"): frozenset({FACILITY}),

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta, timezone
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
 from app.services.audit import SYSTEM_ACTOR, RequestContext
+
+VIETNAM = timezone(timedelta(hours=7))
 
 admin_cli = AppGroup("admin", help="Administrator accounts.")
 demo_cli = AppGroup("demo", help="Demonstration data for development.")
@@ -83,6 +86,64 @@ def keys_rotate() -> None:
     click.echo(f"new active DSC kid {info.kid}, valid to {info.not_after:%Y-%m-%d}")
 
 
+notifications_cli = AppGroup("notifications", help="The notification outbox.")
+
+
+@notifications_cli.command("worker")
+@click.option("--once", is_flag=True, help="Deliver what is due now, run today's reminders, and exit.")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between passes when idle.")
+def notifications_worker(once: bool, interval: float) -> None:
+    """Deliver the outbox (SMS, e-mail, push) with retries; run the daily reminders."""
+    import os
+    import signal
+    import socket
+    import time
+
+    from app.channels import build_channels
+    from app.runtime import runtime
+    from app.services.delivery import run_once
+    from app.services.reminders import run_reminders
+
+    rt = runtime()
+    channels = build_channels(rt.settings)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    reminded_on = None
+    while not stopping:
+        now = rt.now()
+        today = now.astimezone(VIETNAM).date()
+        if reminded_on != today:
+            queued = run_reminders(cli_context(), today, timedelta(days=rt.settings.reminder_interval_days))
+            click.echo(f"reminders for {today}: {queued} queued")
+            reminded_on = today
+        report = run_once(channels, rt.box, now, worker)
+        if report.sent or report.retried or report.dead:
+            click.echo(f"sent {report.sent}, retry later {report.retried}, dead {report.dead}")
+        if once:
+            return
+        if not (report.sent or report.retried or report.dead):
+            time.sleep(interval)
+
+
+@notifications_cli.command("reminders")
+def notifications_reminders() -> None:
+    """Queue today's reminders (next dose, follow-up visit); each is sent once."""
+    from app.runtime import runtime
+    from app.services.reminders import run_reminders
+
+    rt = runtime()
+    today = rt.now().astimezone(VIETNAM).date()
+    queued = run_reminders(cli_context(), today, timedelta(days=rt.settings.reminder_interval_days))
+    click.echo(f"reminders for {today}: {queued} queued")
+
+
 @click.command("import-xml130")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 def import_xml130(files: tuple[str, ...]) -> None:
@@ -131,3 +192,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(import_xml130)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(notifications_cli)

@@ -121,6 +121,7 @@ def main() -> int:
              "app:create_app()"],
             env,
         )
+        system.start([f"{venv_bin}/flask", "--app", "app", "notifications", "worker"], env)
         print_welcome(f"http://{bind}", credentials, venv_bin)
         while not stopping:
             if any(process.poll() is not None for process in system.processes):

@@ -64,6 +64,17 @@ class Settings:
     passport_issuer: str = "Ministry of Health of Viet Nam"
     passport_valid_days: int = 365
     rate_limit_verify_per_ip: str = "120 per minute"
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_sender: str = "HoSo <no-reply@hoso.invalid>"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    sms_url: str | None = None
+    sms_token: str | None = None
+    push_url: str | None = None
+    push_token: str | None = None
+    reminder_interval_days: int = 28
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -171,6 +182,17 @@ class Settings:
             passport_issuer=reader.text("HOSO_PASSPORT_ISSUER", "Ministry of Health of Viet Nam"),
             passport_valid_days=reader.integer("HOSO_PASSPORT_VALID_DAYS", 365),
             rate_limit_verify_per_ip=reader.text("HOSO_RATE_LIMIT_VERIFY_PER_IP", "120 per minute"),
+            smtp_host=reader.text("HOSO_SMTP_HOST", "") or None,
+            smtp_port=reader.integer("HOSO_SMTP_PORT", 587),
+            smtp_sender=reader.text("HOSO_SMTP_SENDER", "HoSo <no-reply@hoso.invalid>"),
+            smtp_username=reader.text("HOSO_SMTP_USERNAME", "") or None,
+            smtp_password=reader.secret_text("HOSO_SMTP_PASSWORD"),
+            smtp_starttls=reader.text("HOSO_SMTP_STARTTLS", "true").lower() in ("1", "true", "yes"),
+            sms_url=reader.text("HOSO_SMS_URL", "") or None,
+            sms_token=reader.secret_text("HOSO_SMS_TOKEN"),
+            push_url=reader.text("HOSO_PUSH_URL", "") or None,
+            push_token=reader.secret_text("HOSO_PUSH_TOKEN"),
+            reminder_interval_days=reader.integer("HOSO_REMINDER_INTERVAL_DAYS", 28),
         )
 
 

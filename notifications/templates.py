@@ -27,12 +27,14 @@ SECURITY_KINDS = frozenset(
 )
 
 _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
+    # Callers still pass ``facility``; it is accepted and left out, because a facility's name can
+    # reveal a condition (a mental-health or HIV clinic) to whoever reads the SMS or e-mail.
     "activation_code_issued": {
         "vi": ("Mã bảo mật HoSo",
-               "Cơ sở y tế {facility} vừa cấp mã bảo mật để kích hoạt tài khoản HoSo của bạn. "
+               "Một cơ sở y tế vừa cấp mã bảo mật để kích hoạt tài khoản HoSo của bạn. "
                "Nếu bạn không yêu cầu, hãy liên hệ bộ phận hỗ trợ."),
         "en": ("HoSo security code",
-               "{facility} issued a security code to activate your HoSo account. "
+               "A health facility issued a security code to activate your HoSo account. "
                "If you did not ask for it, contact support."),
     },
     "activation_code_delivery": {
@@ -97,8 +99,8 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
                "A part of your record that you shared was just opened. Open the HoSo app to see who."),
     },
     "reaction_recorded": {
-        "vi": ("Đã ghi nhận phản ứng sau tiêm", "Cảm ơn bạn. Báo cáo phản ứng sau tiêm đã được lưu."),
-        "en": ("Reaction report saved", "Thank you. Your report of a reaction after vaccination was saved."),
+        "vi": ("Đã lưu báo cáo", "Cảm ơn bạn. Báo cáo của bạn đã được lưu trong ứng dụng HoSo."),
+        "en": ("Report saved", "Thank you. Your report was saved in the HoSo app."),
     },
     "passport_issued": {
         "vi": ("Hộ chiếu vắc xin mới", "Hộ chiếu vắc xin mới của bạn đã sẵn sàng trong ứng dụng HoSo."),
@@ -113,6 +115,20 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
     "account_unlocked": {
         "vi": ("Tài khoản đã mở khóa", "Tài khoản HoSo của bạn đã được mở khóa."),
         "en": ("Account unlocked", "Your HoSo account has been unlocked."),
+    },
+    # Reminders say only "open the app": naming the vaccine, the disease or the facility would tell
+    # anyone who sees the phone's lock screen about the person's health.
+    "next_dose_reminder": {
+        "vi": ("Lời nhắc từ HoSo",
+               "Bạn có một lời nhắc mới trong ứng dụng HoSo. Mở ứng dụng để xem chi tiết."),
+        "en": ("A reminder from HoSo",
+               "You have a new reminder in the HoSo app. Open the app to see the details."),
+    },
+    "follow_up_reminder": {
+        "vi": ("Nhắc lịch hẹn HoSo",
+               "Bạn có một lịch hẹn sắp tới. Mở ứng dụng HoSo để xem chi tiết."),
+        "en": ("HoSo appointment reminder",
+               "You have an upcoming appointment. Open the HoSo app to see the details."),
     },
 }
 

@@ -2,9 +2,10 @@
 
 from app.models.audit import AuditEvent
 from app.models.citizen import Citizen
+from app.models.device import Device
 from app.models.facility import Facility, FacilityClient
 from app.models.notification import Notification
 from app.models.session import Session
 from app.models.staff import StaffUser
 
-__all__ = ["AuditEvent", "Citizen", "Facility", "FacilityClient", "Notification", "Session", "StaffUser"]
+__all__ = ["AuditEvent", "Citizen", "Device", "Facility", "FacilityClient", "Notification", "Session", "StaffUser"]

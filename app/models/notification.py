@@ -32,8 +32,13 @@ class Notification(me.Document):
     created_at = me.DateTimeField(default=utcnow)
     sent_at = me.DateTimeField()
     read_at = me.DateTimeField()
+    lease_until = me.DateTimeField()  # a claimed message whose lease passed is claimed again
+    claimed_by = me.StringField()
+    last_error = me.StringField(max_length=300)
+    device_id = me.ObjectIdField()  # push messages go to one registered device each
 
     meta = {
         "collection": "notifications",
-        "indexes": [("citizen_id", "channel", "-created_at"), ("status", "next_attempt_at")],
+        "indexes": [("citizen_id", "channel", "-created_at"), ("status", "next_attempt_at"),
+                    ("status", "lease_until")],
     }

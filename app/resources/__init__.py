@@ -11,6 +11,7 @@ def register_blueprints(api: Api) -> None:
     from app.resources.auth.routes import blp as auth
     from app.resources.facility.routes import blp as facility
     from app.resources.health.routes import blp as health
+    from app.resources.me.notification_routes import blp as inbox
     from app.resources.me.routes import blp as me
     from app.resources.oauth.routes import blp as oauth
     from app.resources.passport.routes import blp as passport
@@ -18,5 +19,5 @@ def register_blueprints(api: Api) -> None:
     from app.resources.staff.routes import blp as staff
     from app.resources.support.routes import blp as support
 
-    for blueprint in (health, oauth, auth, me, passport, shared, staff, support, admin, facility):
+    for blueprint in (health, oauth, auth, me, inbox, passport, shared, staff, support, admin, facility):
         api.register_blueprint(blueprint, url_prefix="/api/v1")

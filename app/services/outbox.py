@@ -7,15 +7,31 @@ from datetime import datetime
 from mongoengine import NotUniqueError
 
 from app.models.citizen import Citizen
+from app.models.device import Device
 from app.models.notification import Notification
 from app.security.crypto import SecretBox
 from app.services.audit import RequestContext
-from notifications import render
+from notifications import SECURITY_KINDS, render
+
+EXTERNAL = ("sms", "email", "push")
 
 
 def secret_context(dedupe_key: str) -> str:
     """Authenticated data of a secret carried by one message."""
     return f"notification-secret:{dedupe_key}"
+
+
+def default_channels(citizen: Citizen, kind: str) -> list[str]:
+    """Security messages: the inbox and every contact channel. Others: the inbox and push, plus
+    SMS or e-mail only where the citizen turned them on; a channel turned off is never used."""
+    if kind in SECURITY_KINDS:
+        return ["in_app", *citizen.contact_channels]
+    wanted = (citizen.notification_preferences or {}).get(kind, {})
+    channels = ["in_app"]
+    if wanted.get("push", True):
+        channels.append("push")
+    channels += [name for name in citizen.contact_channels if wanted.get(name, False)]
+    return channels
 
 
 def notify(
@@ -29,25 +45,28 @@ def notify(
     box: SecretBox | None = None,
     **params: str,
 ) -> list[Notification]:
-    """Queue one message per channel; the same ``event_key`` never queues a message twice.
+    """Queue one message per channel (per device for push); one ``event_key`` never queues twice.
 
-    ``channels`` defaults to the in-app inbox plus every contact channel the citizen has. A
-    ``secret`` (an activation code) is stored encrypted, never in the text.
+    A ``secret`` (an activation code) is stored encrypted, never in the text, and erased once sent.
+    Preferences can narrow the channels of non-security messages, never widen them.
     """
     rendered = render(kind, citizen.language or "vi", **params)
+    allowed = set(default_channels(citizen, kind))
+    chosen = [c for c in (channels if channels is not None else default_channels(citizen, kind))
+              if c in allowed or kind in SECURITY_KINDS]
+    targets: list[tuple[str, object]] = []
+    for channel in chosen:
+        if channel == "push":
+            targets += [("push", device.id) for device in Device.objects(citizen_id=citizen.id).only("id")]
+        else:
+            targets.append((channel, None))
     written = []
-    for channel in channels if channels is not None else ["in_app", *citizen.contact_channels]:
-        dedupe_key = f"{kind}:{event_key}:{channel}"
+    for channel, device_id in targets:
+        dedupe_key = f"{kind}:{event_key}:{channel}" + (f":{device_id}" if device_id else "")
         message = Notification(
-            citizen_id=citizen.id,
-            kind=kind,
-            channel=channel,
-            language=rendered.language,
-            subject=rendered.subject,
-            body=rendered.body,
-            dedupe_key=dedupe_key,
-            created_at=ctx.now,
-            next_attempt_at=ctx.now,
+            citizen_id=citizen.id, kind=kind, channel=channel, language=rendered.language,
+            subject=rendered.subject, body=rendered.body, dedupe_key=dedupe_key, created_at=ctx.now,
+            next_attempt_at=ctx.now, device_id=device_id,
             status="sent" if channel == "in_app" else "pending",
             sent_at=ctx.now if channel == "in_app" else None,
         )
@@ -57,7 +76,7 @@ def notify(
         try:
             message.save(force_insert=True)
         except NotUniqueError:
-            continue  # the same event already queued this message
+            continue  # the same event already queued this message (a retried request)
         written.append(message)
     return written
 
@@ -66,6 +85,6 @@ def mark_sent(message_id: object, now: datetime) -> bool:
     """Record a delivery; a secret the message carried (an activation code) is erased with it."""
     return bool(
         Notification.objects(id=message_id, status__in=["pending", "sending"]).update_one(
-            set__status="sent", set__sent_at=now, unset__secret_encrypted=True
+            set__status="sent", set__sent_at=now, unset__secret_encrypted=True, unset__lease_until=True
         )
     )

@@ -75,7 +75,7 @@ def issue_for_citizen(ctx: RequestContext, rt: Runtime, citizen: Citizen) -> tup
         set__current=False, set__superseded_by=issued.uvci)
     audit.record(ctx, "passport.issue", citizen_id=citizen.id, target_type="passport", target_id=issued.uvci,
                  access="write", details={"kid": certificate.kid, "immunization_id": str(dose.id)})
-    outbox.notify(ctx, citizen, "passport_issued", issued.uvci, channels=["in_app"])
+    outbox.notify(ctx, citizen, "passport_issued", issued.uvci)
     return certificate, True
 
 
@@ -107,7 +107,7 @@ def revoke(ctx: RequestContext, rt: Runtime, uvci: str, reason: str) -> Certific
                  target_id=uvci, reason=reason, access="write")
     citizen = Citizen.objects(id=certificate.citizen_id).first()
     if citizen is not None:
-        outbox.notify(ctx, citizen, "passport_revoked", uvci, channels=["in_app"])
+        outbox.notify(ctx, citizen, "passport_revoked", uvci)
     certificate.reload()
     return certificate
 

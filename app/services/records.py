@@ -362,4 +362,4 @@ def _notify_new(ctx: RequestContext, created: Iterable[_Pending], ids: dict[str,
         citizen = pending.citizen
         if citizen is None or citizen.state != "active":
             continue
-        outbox.notify(ctx, citizen, "record_added", str(ids[pending.key]), channels=["in_app"])
+        outbox.notify(ctx, citizen, "record_added", str(ids[pending.key]))

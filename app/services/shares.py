@@ -96,8 +96,7 @@ def open_share(ctx: RequestContext, rt: Runtime, code: str) -> SharedRecord:
                                                                         "holder of a share code")
     audit.record(ctx.acting_as(holder), "share.open", citizen_id=citizen.id, target_type="share",
                  target_id=str(share["_id"]), access="read", details={"scope": share["scope"]})
-    outbox.notify(ctx, citizen, "share_opened", f"{share['_id']}:{ctx.now.isoformat()}",
-                  channels=["in_app"])
+    outbox.notify(ctx, citizen, "share_opened", f"{share['_id']}:{ctx.now.isoformat()}")
     scope = share["scope"]
     live_visits = Visit.objects(citizen_id=citizen.id, status__ne=VOIDED).order_by("-started_at")
     return SharedRecord(

@@ -207,8 +207,7 @@ def report_reaction(
     audit.record(ctx, "immunization.reaction_report", citizen_id=citizen.id,
                  target_type="immunization", target_id=str(record.id), access="write",
                  details={"severity": severity})
-    outbox.notify(ctx, citizen, "reaction_recorded", f"{record.id}:{ctx.now.isoformat()}",
-                  channels=["in_app"])
+    outbox.notify(ctx, citizen, "reaction_recorded", f"{record.id}:{ctx.now.isoformat()}", channels=["in_app"])
     record.reload()
     return record
 

@@ -1,5 +1,6 @@
 """Administration: facilities and their API clients, staff accounts, the audit log."""
 
+import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -17,10 +18,10 @@ from app.resources.admin.schemas import (
     NewStaffSchema,
     StaffCreateSchema,
 )
-from app.resources.common import PageArgsSchema, decode_cursor, encode_cursor
+from app.resources.common import PageArgsSchema, decode_cursor, encode_cursor, page_schema
 from app.resources.passport.schemas import RevokedSchema, RevokeSchema, SigningKeySchema
 from app.runtime import runtime
-from app.services import audit_log, facilities, passports, signing_keys, staff
+from app.services import audit_log, facilities, outbox_admin, passports, signing_keys, staff
 
 blp = Blueprint("admin", __name__, description="Administration (admin staff only)")
 
@@ -114,6 +115,44 @@ class SigningKeyRotateViews(MethodView):
     def post(self):
         """Start signing with a new DSC (the old one stays trusted until its last passport expires)"""
         return signing_keys.rotate_keys(request_context(), runtime().settings)
+
+
+class NotificationQueryArgsSchema(PageArgsSchema):
+    status = ma.fields.String(load_default="dead",
+                              validate=ma.validate.OneOf(("pending", "sending", "sent", "failed", "dead")))
+
+
+class OutboxItemSchema(ma.Schema):
+    """A message's delivery state (never its text: it may carry a code)."""
+
+    id = ma.fields.String(required=True)
+    citizen_id = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True)
+    channel = ma.fields.String(required=True)
+    status = ma.fields.String(required=True)
+    attempts = ma.fields.Integer(required=True)
+    last_error = ma.fields.String(allow_none=True)
+    created_at = ma.fields.DateTime(required=True)
+    next_attempt_at = ma.fields.DateTime(allow_none=True)
+
+
+OutboxPageSchema = page_schema(OutboxItemSchema, "OutboxPage")
+
+
+@blp.route("/admin/notifications")
+class OutboxViews(MethodView):
+    @blp.arguments(NotificationQueryArgsSchema, location="query")
+    @blp.response(200, OutboxPageSchema)
+    def get(self, args):
+        """Messages by delivery status (default: dead letters), newest first"""
+        after = decode_cursor(args["cursor"], ("id",))["id"] if args["cursor"] else None
+        items = outbox_admin.list_by_status(args["status"], after, args["limit"])
+        more = len(items) > args["limit"]
+        items = items[: args["limit"]]
+        return {"items": [{"id": str(m.id), "citizen_id": str(m.citizen_id), "kind": m.kind, "channel": m.channel,
+                           "status": m.status, "attempts": m.attempts, "last_error": m.last_error,
+                           "created_at": m.created_at, "next_attempt_at": m.next_attempt_at} for m in items],
+                "next_cursor": encode_cursor({"id": str(items[-1].id)}) if more else None}
 
 
 @blp.route("/admin/audit")
