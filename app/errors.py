@@ -25,7 +25,6 @@ PROBLEM_TABLE: dict[type[domain.DomainError], tuple[int, str, str]] = {
     domain.AuthenticationFailed: (401, "authentication-failed", "Authentication failed"),
     domain.LockedOut: (429, "too-many-attempts", "Too many attempts"),
     domain.Unavailable: (503, "service-unavailable", "Service unavailable"),
-    domain.InvalidCursor: (422, "validation-error", "Invalid cursor"),
     domain.InvalidInput: (422, "validation-error", "Unprocessable Entity"),
 }
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from bson import ObjectId
-from bson.errors import InvalidId
 from mongoengine import Q
 
 from app.models.audit import AuditEvent
-from app.services.errors import InvalidInput
+from app.services.paging import after, newest_first
 
 
 def access_log(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None = None
@@ -18,14 +15,4 @@ def access_log(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None =
     query = Q(citizen_id=citizen_id) & (
         Q(access="write") | (Q(access="read") & Q(actor_type__ne="citizen"))
     )
-    if cursor:
-        try:
-            at, last = datetime.fromisoformat(cursor["t"]), ObjectId(cursor["id"])
-        except (KeyError, ValueError, InvalidId):
-            raise InvalidInput({"cursor": ["Not a valid cursor."]}) from None
-        query &= Q(at__lt=at) | Q(at=at, id__lt=last)
-    events = list(AuditEvent.objects(query).order_by("-at", "-id").limit(limit + 1))
-    if len(events) <= limit:
-        return events, None
-    events = events[:limit]
-    return events, {"t": events[-1].at.isoformat(), "id": str(events[-1].id)}
+    return newest_first(AuditEvent.objects(query & after(cursor, "at")), "at", limit)

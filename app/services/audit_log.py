@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from bson.errors import InvalidId
 from mongoengine import Q
 
 from app.models.audit import AuditEvent
+from app.services.paging import after, newest_first
 
 FILTER_FIELDS = ("action", "actor_type", "actor_id", "outcome")
 
@@ -25,17 +24,4 @@ def search(
         query &= Q(at__gte=filters["from_"])
     if filters.get("to"):
         query &= Q(at__lt=filters["to"])
-    if cursor:
-        try:
-            at, last_id = datetime.fromisoformat(cursor["at"]), ObjectId(cursor["id"])
-        except (ValueError, InvalidId):
-            from app.services.errors import InvalidCursor
-
-            raise InvalidCursor("Not a valid cursor.") from None
-        query &= Q(at__lt=at) | Q(at=at, id__lt=last_id)
-    events = list(AuditEvent.objects(query).order_by("-at", "-id").limit(limit + 1))
-    if len(events) <= limit:
-        return events, None
-    events = events[:limit]
-    last = events[-1]
-    return events, {"at": last.at.isoformat(), "id": str(last.id)}
+    return newest_first(AuditEvent.objects(query & after(cursor, "at")), "at", limit)

@@ -39,10 +39,6 @@ class Unavailable(DomainError):
     """A service this request depends on is unavailable."""
 
 
-class InvalidCursor(DomainError):
-    """The paging cursor was not made by this API."""
-
-
 class InvalidInput(DomainError):
     """Input that is well-formed but refused by a rule; ``errors`` names the fields (422)."""
 

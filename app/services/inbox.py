@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -13,7 +12,8 @@ from app.models.device import Device
 from app.models.notification import Notification
 from app.services import audit
 from app.services.audit import RequestContext
-from app.services.errors import InvalidInput, NotFound
+from app.services.errors import NotFound
+from app.services.paging import after, newest_first
 
 
 @dataclass(frozen=True)
@@ -32,20 +32,10 @@ def _id(value: str, what: str) -> ObjectId:
 
 def list_messages(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None) -> InboxPage:
     """In-app messages, newest first."""
-    query = Q(citizen_id=citizen_id, channel="in_app")
-    if cursor:
-        try:
-            at, last = datetime.fromisoformat(cursor["t"]), ObjectId(cursor["id"])
-        except (KeyError, ValueError, InvalidId):
-            raise InvalidInput({"cursor": ["Not a valid cursor."]}) from None
-        query &= Q(created_at__lt=at) | Q(created_at=at, id__lt=last)
-    items = list(Notification.objects(query).order_by("-created_at", "-id").limit(limit + 1)
-                 .exclude("secret_encrypted"))
+    query = Q(citizen_id=citizen_id, channel="in_app") & after(cursor, "created_at")
+    items, next_cursor = newest_first(Notification.objects(query).exclude("secret_encrypted"), "created_at", limit)
     unread = Notification.objects(citizen_id=citizen_id, channel="in_app", read_at=None).count()
-    if len(items) <= limit:
-        return InboxPage(items, None, unread)
-    items = items[:limit]
-    return InboxPage(items, {"t": items[-1].created_at.isoformat(), "id": str(items[-1].id)}, unread)
+    return InboxPage(items, next_cursor, unread)
 
 
 def mark_read(ctx: RequestContext, citizen_id: ObjectId, message_id: str) -> Notification:

@@ -23,6 +23,7 @@ from app.models.records import VOIDED, Immunization, Reaction, Visit
 from app.services import audit, outbox
 from app.services.audit import RequestContext
 from app.services.errors import Conflict, InvalidInput, NotFound
+from app.services.paging import after, newest_first
 
 WITHDRAWN_NOTE = "Withdrawn by the facility"
 _FACILITY_NAMES: dict[str, tuple[float, str]] = {}
@@ -112,23 +113,9 @@ def _read(ctx: RequestContext, citizen_id: ObjectId, action: str, target_type: s
                  access="read", details=details or None)
 
 
-def _keyset(cursor: dict[str, str] | None, field: str) -> Q:
-    if not cursor:
-        return Q()
-    try:
-        moment, last = datetime.fromisoformat(cursor["t"]), ObjectId(cursor["id"])
-    except (KeyError, ValueError, InvalidId):
-        raise InvalidInput({"cursor": ["Not a valid cursor."]}) from None
-    return Q(**{f"{field}__lt": moment}) | Q(**{field: moment, "id__lt": last})
-
-
 def _page(query: Any, field: str, limit: int) -> Page:
-    records = list(query.order_by(f"-{field}", "-id").limit(limit + 1))
-    if len(records) <= limit:
-        return Page(records, None)
-    records = records[:limit]
-    last = records[-1]
-    return Page(records, {"t": getattr(last, field).isoformat(), "id": str(last.id)})
+    items, next_cursor = newest_first(query, field, limit)
+    return Page(items, next_cursor)
 
 
 def list_visits(
@@ -145,7 +132,7 @@ def list_visits(
 
     ``version`` is the citizen's ``records_version``; when given, the page may come from the cache.
     """
-    query = Q(citizen_id=citizen_id) & _keyset(cursor, "started_at")
+    query = Q(citizen_id=citizen_id) & after(cursor, "started_at")
     if start:
         query &= Q(started_at__gte=start)
     if end:
@@ -172,7 +159,7 @@ def get_visit(ctx: RequestContext, citizen_id: ObjectId, visit_id: str) -> Visit
 def list_immunizations(ctx: RequestContext, citizen_id: ObjectId, limit: int,
                        cursor: dict[str, str] | None = None) -> Page:
     """Vaccinations, newest first."""
-    query = Q(citizen_id=citizen_id) & _keyset(cursor, "administered_at")
+    query = Q(citizen_id=citizen_id) & after(cursor, "administered_at")
     page = _page(Immunization.objects(query), "administered_at", limit)
     _read(ctx, citizen_id, "immunizations.list", "immunization", count=len(page.items))
     return page
@@ -216,7 +203,7 @@ def list_prescriptions(ctx: RequestContext, citizen_id: ObjectId, limit: int,
                        cursor: dict[str, str] | None = None) -> Page:
     """Visits that carry prescriptions, newest first (each shows its national codes)."""
     query = (Q(citizen_id=citizen_id) & Q(status__ne=VOIDED) & Q(prescriptions__0__exists=True)
-             & _keyset(cursor, "started_at"))
+             & after(cursor, "started_at"))
     page = _page(Visit.objects(query).only("id", "facility_code", "started_at", "prescriptions",
                                            "practitioner"), "started_at", limit)
     _read(ctx, citizen_id, "prescriptions.list", "visit", count=len(page.items))

@@ -162,6 +162,6 @@ class AuditViews(MethodView):
     def get(self, args):
         """Read the audit log, newest first, with filters"""
         raw_cursor, limit = args.pop("cursor"), args.pop("limit")
-        cursor = decode_cursor(raw_cursor, ("at", "id")) if raw_cursor else None
+        cursor = decode_cursor(raw_cursor, ("t", "id")) if raw_cursor else None
         events, next_cursor = audit_log.search(args, cursor, limit)
         return {"items": events, "next_cursor": encode_cursor(next_cursor) if next_cursor else None}
