@@ -123,14 +123,13 @@ def run() -> list[str]:
     cose_bytes = decode_hc1(hc1)
     zipped = compress(cose_bytes)
 
-    def stored(data: bytes) -> bytes:
-        packer = zlib.compressobj(0, zlib.DEFLATED, 9, 1)
-        return packer.compress(data) + packer.flush()
+    def deflated(data: bytes) -> bytes:
+        return zlib.compress(data, 9)
 
-    def issuance_stored() -> str:
-        return "HC1:" + fast_base45.encode(stored(signer.sign(build_claims(payload, now, expires))))
+    def issuance_deflated() -> str:
+        return "HC1:" + fast_base45.encode(deflated(signer.sign(build_claims(payload, now, expires))))
 
-    stored_growth = len(stored(cose_bytes)) - len(zipped)
+    deflate_saving = len(zipped) - len(deflated(cose_bytes))
     issuance_ratio = _ratio(issuance, raw_sign)
     verification_ratio = _ratio(verification, raw_verify)
     return [
@@ -143,10 +142,10 @@ def run() -> list[str]:
         f"passport COSE sign alone (claims+sign) / raw sign: "
         f"{_ratio(lambda: signer.sign(build_claims(payload, now, expires)), raw_sign):.2f}; "
         f"python-cwt COSE_Sign1 sign of the same claims bytes / raw sign: {_ratio(cwt_sign, raw_sign):.2f}",
-        f"zlib level 9 alone, same bytes every time / raw sign: {_ratio(lambda: compress(cose_bytes), raw_sign):.2f}",
-        f"issuance with zlib level 0 (stored block) instead of 9 / raw sign: "
-        f"{_ratio(issuance_stored, raw_sign):.2f} (for comparison only; on this passport level 9 saves "
-        f"{stored_growth} bytes over a stored block)",
+        f"zlib as issued (stored blocks) alone / raw sign: {_ratio(lambda: compress(cose_bytes), raw_sign):.2f}",
+        f"issuance with deflate level 9 instead of stored blocks / raw sign: "
+        f"{_ratio(issuance_deflated, raw_sign):.2f} (for comparison; on this passport level 9 saves "
+        f"{deflate_saving} bytes)",
         f"passport Base45 encode / base45 package encode: "
         f"{_ratio(lambda: fast_base45.encode(zipped), lambda: base45.b45encode(zipped)):.1f}",
     ]
