@@ -112,6 +112,12 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "en": ("Vaccine passport revoked",
                "One of your vaccine passports was revoked. Open the HoSo app for details."),
     },
+    "passport_expiring": {
+        "vi": ("Hộ chiếu vắc xin sắp hết hạn",
+               "Hộ chiếu vắc xin của bạn sẽ hết hạn trong vòng 30 ngày. Mở ứng dụng HoSo để xem."),
+        "en": ("Vaccine passport expiring",
+               "Your vaccine passport expires within 30 days. Open the HoSo app to see it."),
+    },
     "account_unlocked": {
         "vi": ("Tài khoản đã mở khóa", "Tài khoản HoSo của bạn đã được mở khóa."),
         "en": ("Account unlocked", "Your HoSo account has been unlocked."),

@@ -11,7 +11,8 @@ from app.services.errors import InvalidInput
 from notifications import SECURITY_KINDS
 
 EDITABLE = ("phone", "email", "address", "language", "notification_preferences")
-PREFERENCE_KINDS = ("record_added", "reminder", "passport", "share_opened", "reaction_recorded")
+PREFERENCE_KINDS = ("record_added", "next_dose_reminder", "follow_up_reminder", "passport_issued",
+                    "passport_revoked", "passport_expiring", "share_opened")
 PREFERENCE_CHANNELS = ("sms", "email", "push")
 
 

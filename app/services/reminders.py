@@ -1,4 +1,5 @@
-"""Daily reminders: the next dose of an incomplete series, and the day before a follow-up visit.
+"""Daily reminders: the next dose of an incomplete series, the day before a follow-up visit, and a
+current vaccine passport that expires within 30 days.
 
 Each reminder has a stable key (the dedupe key of its message), so running the job again the same
 day, on several workers, or after a crash never sends it twice.
@@ -6,15 +7,17 @@ day, on several workers, or after a crash never sends it twice.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from app.models.citizen import Citizen
+from app.models.passports import Certificate
 from app.models.records import VOIDED, Immunization, Visit
 from app.services import outbox
 from app.services.audit import RequestContext
 from notifications import DoseRecord, FollowUp, due_today, follow_up_due, next_dose_due
 
 BATCH = 500
+PASSPORT_NOTICE = timedelta(days=30)
 
 
 def run_reminders(ctx: RequestContext, today: date, interval: timedelta) -> int:
@@ -42,6 +45,10 @@ def _remind(ctx: RequestContext, citizen: Citizen, today: date, interval: timede
               for v in Visit.objects(citizen_id=citizen.id, follow_up_date__ne=None).only(
                   "id", "follow_up_date", "status") if v.follow_up_date]
     queued = 0
+    soon = datetime.combine(today + PASSPORT_NOTICE, time.max, tzinfo=UTC)
+    for certificate in Certificate.objects(citizen_id=citizen.id, current=True, status="valid",
+                                           expires_at__lte=soon).only("uvci", "expires_at"):
+        queued += bool(outbox.notify(ctx, citizen, "passport_expiring", f"passport-expiring:{certificate.uvci}"))
     for key in due_today(next_dose_due(doses, interval), today):
         queued += bool(outbox.notify(ctx, citizen, "next_dose_reminder", key))
     # A follow-up reminder is only useful before the visit: at most one day late.

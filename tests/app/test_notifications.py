@@ -243,3 +243,20 @@ def test_development_file_channel_shows_what_would_be_sent(app, settings):
     channels = build_channels(settings)
     assert set(channels) == {"email", "sms", "push"}
     assert UTC
+
+
+def test_passport_expiring_within_30_days_is_announced_once(app, client):
+    from app.models.passports import Certificate
+    from app.services.signing_keys import init_keys
+
+    init_keys(system_context(), runtime().settings)
+    account = CitizenActions(client).enrol()
+    hanoi = {"Authorization": f"Bearer {facility_token('01001')}"}
+    client.put(f"{V1}/facility/immunizations/IM1", json=immunization_body(), headers=hanoi)
+    uvci = client.post(f"{V1}/me/passports", headers=account.headers).json["uvci"]
+    expires = Certificate.objects.get(uvci=uvci).expires_at.date()
+    ctx, interval = system_context(), timedelta(days=28)
+    assert run_reminders(ctx, expires - timedelta(days=31), interval) == 0
+    assert run_reminders(ctx, expires - timedelta(days=30), interval) == 1
+    assert run_reminders(ctx, expires - timedelta(days=29), interval) == 0
+    assert Notification.objects(kind="passport_expiring", channel="in_app").count() == 1
