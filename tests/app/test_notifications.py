@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -237,12 +237,17 @@ def test_devices_receive_push_and_preferences_are_honoured(app, client, channels
     assert client.delete(f"{V1}/me/devices/{device.json['id']}", headers=account.headers).status_code == 204
 
 
-def test_development_file_channel_shows_what_would_be_sent(app, settings):
+def test_development_file_channel_shows_what_would_be_sent(app, client, settings):
     from app.channels import build_channels
 
     channels = build_channels(settings)
-    assert set(channels) == {"email", "sms", "push"}
-    assert UTC
+    assert set(channels) == {"email", "sms", "push"}  # development: every channel writes to var/outbox
+    CitizenActions(client).register()
+    assert run(channels).sent == 2
+    lines = (settings.var_dir / "outbox" / "sms.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[0])["to"] == "0912345678"
+    production = settings.replace(env="production")
+    assert build_channels(production) == {}  # production: an unconfigured channel does not exist
 
 
 def test_passport_expiring_within_30_days_is_announced_once(app, client):
