@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+VERIFIER := web/verifier
+VERIFIER_MODULES := $(VERIFIER)/node_modules/.installed-stamp
+VERIFIER_INPUTS := $(shell find $(VERIFIER)/src $(VERIFIER)/scripts -type f) \
+	$(wildcard passport/schemas/*.json app/data/dcc-valuesets/*.json)
 
-.PHONY: install run test lint openapi bench clean
+.PHONY: install run test lint openapi bench clean verifier browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +21,24 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-run: install
+# The verifier web page: npm packages pinned by package-lock.json, bundled by esbuild into dist/.
+$(VERIFIER_MODULES): $(VERIFIER)/package.json $(VERIFIER)/package-lock.json
+	cd $(VERIFIER) && npm ci
+	touch $@
+
+$(VERIFIER)/dist/app.js: $(VERIFIER_MODULES) $(VERIFIER_INPUTS)
+	cd $(VERIFIER) && npm run build
+
+verifier: $(VERIFIER)/dist/app.js
+
+# Browser tests drive Debian's Chromium (Playwright's own browser download needs the internet).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+run: install verifier
 	$(BIN)/python -m app.devserver
 
-test: install
+test: install verifier browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -35,4 +53,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(VERIFIER)/node_modules $(VERIFIER)/dist

@@ -16,6 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app import auth, cli, db, docs, errors, http, logs, ratelimiting
     from app.api import build_api, refine_spec
     from app.resources import register_blueprints
+    from app.resources.verifier.routes import blp as verifier_page
     from app.runtime import Runtime
     from app.security.crypto import SecretBox
     from app.security.passwords import PasswordHasher
@@ -79,5 +80,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_blueprints(api)
     refine_spec(api)
     docs.init_app(app)
+    app.register_blueprint(verifier_page)
     cli.init_app(app)
     return app

@@ -66,6 +66,9 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", f"{V1}/passport/trust-list"): PUBLIC,
     ("GET", f"{V1}/passport/revocations"): PUBLIC,
     ("POST", f"{V1}/passport/verify"): PUBLIC,
+    # the verifier web page for staff (static files: verification runs in the browser)
+    ("GET", "/verify"): PUBLIC,
+    ("GET", "/verify/<path:filename>"): PUBLIC,
     # a doctor with a share code; a facility token, when sent, is named in the access log
     ("POST", f"{V1}/shared-records"): frozenset({ANONYMOUS, FACILITY}),
     # staff

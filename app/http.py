@@ -78,6 +78,10 @@ def secure_headers(response: Response) -> Response:
             "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
         )
         response.headers.setdefault("Cache-Control", "no-cache")
+    elif request.path == "/verify" or request.path.startswith("/verify/"):
+        # The verifier page (app/resources/verifier) sets its own policy and caching on its files.
+        response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+        response.headers.setdefault("Cache-Control", "no-store")
     else:
         response.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
         response.headers["Cache-Control"] = "no-store"

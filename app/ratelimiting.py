@@ -16,7 +16,7 @@ from app.security.ratelimit import AttemptLimiter
 from app.settings import Settings
 
 # Liveness probes and the static documentation are not rate limited.
-EXEMPT_PREFIXES = ("/api/v1/health", "/api/docs", "/api/openapi.json")
+EXEMPT_PREFIXES = ("/api/v1/health", "/api/docs", "/api/openapi.json", "/verify")
 
 
 class SharedClientMongoDBStorage(MongoDBStorage):
