@@ -79,6 +79,7 @@ def print_welcome(base: str, credentials: dict[str, dict[str, str]], venv_bin: s
 HoSo is running on {base}   (Ctrl-C stops everything)
 
   API docs:  {base}/api/docs
+  Verifier:  {base}/verify   (border and venue staff; works offline after one visit)
   Health:    curl -s {base}/api/v1/health
 
 Demo admin     username {username}   password {password}
