@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import mongoengine
 import pymongo
-from flask import Flask
+from flask import Flask, request
 from pymongo.errors import PyMongoError
 
 from app.embedded_db import development_uri
@@ -47,9 +49,40 @@ def ping() -> bool:
         return False
 
 
+class SchemaGuard:
+    """Creates every collection and index once per process, before the first request that needs them.
+
+    mongoengine would create them lazily on first use, from however many threads arrive together;
+    the embedded SecantusDB server can stall when many connections create the same collection at
+    once, and on MongoDB creating indexes at start-up is better practice anyway. The health check
+    does not wait for it, so a database outage still answers 503 at once.
+    """
+
+    def __init__(self) -> None:
+        self._done = False
+        self._lock = threading.Lock()
+
+    def ensure(self) -> None:
+        if self._done or request.path.startswith(("/api/v1/health", "/api/docs", "/api/openapi.json", "/verify")):
+            return
+        with self._lock:
+            if not self._done:
+                ensure_indexes()
+                self._done = True
+
+
+def ensure_indexes() -> None:
+    """Create the collections and indexes of every document class (idempotent)."""
+    from app import models
+
+    for name in models.__all__:
+        getattr(models, name).ensure_indexes()
+
+
 def init_app(app: Flask, settings: Settings) -> str:
     """Connect for ``app``; returns the URI in use."""
     uri = resolve_uri(settings)
     connect(settings, uri)
     app.config["HOSO_MONGODB_URI"] = uri
+    app.before_request(SchemaGuard().ensure)
     return uri

@@ -5,7 +5,12 @@ from app.models.citizen import Citizen
 from app.models.device import Device
 from app.models.facility import Facility, FacilityClient
 from app.models.notification import Notification
+from app.models.passports import Certificate, SigningKey
+from app.models.records import Immunization, RecordKey, Share, Visit
 from app.models.session import Session
 from app.models.staff import StaffUser
 
-__all__ = ["AuditEvent", "Citizen", "Device", "Facility", "FacilityClient", "Notification", "Session", "StaffUser"]
+__all__ = [
+    "AuditEvent", "Certificate", "Citizen", "Device", "Facility", "FacilityClient", "Immunization", "Notification",
+    "RecordKey", "Session", "Share", "SigningKey", "StaffUser", "Visit",
+]
