@@ -39,7 +39,7 @@ class RequestContext:
         return replace(self, actor=actor)
 
 
-def record(
+def event_document(
     ctx: RequestContext,
     action: str,
     outcome: str = "success",
@@ -50,24 +50,21 @@ def record(
     reason: str | None = None,
     details: dict[str, Any] | None = None,
     access: str | None = None,
-) -> AuditEvent:
-    """Append one event. Callers pass identifiers and outcomes, never secrets or health data."""
-    event = AuditEvent(
-        at=ctx.now,
-        actor_type=ctx.actor.type,
-        actor_id=ctx.actor.id,
-        actor_label=ctx.actor.label,
-        facility_code=ctx.actor.facility_code,
-        action=action,
-        outcome=outcome,
-        citizen_id=citizen_id,
-        target_type=target_type,
-        target_id=target_id,
-        reason=reason,
-        request_id=ctx.request_id,
-        ip=ctx.ip,
-        details=details or {},
-        access=access,
-    )
+) -> dict[str, Any]:
+    """The fields of one audit event (bulk writes insert many of these at once)."""
+    return {
+        "at": ctx.now, "actor_type": ctx.actor.type, "actor_id": ctx.actor.id, "actor_label": ctx.actor.label,
+        "facility_code": ctx.actor.facility_code, "action": action, "outcome": outcome, "citizen_id": citizen_id,
+        "target_type": target_type, "target_id": target_id, "reason": reason, "request_id": ctx.request_id,
+        "ip": ctx.ip, "details": details or {}, "access": access,
+    }
+
+
+def record(ctx: RequestContext, action: str, outcome: str = "success", **fields: Any) -> AuditEvent:
+    """Append one event. Callers pass identifiers and outcomes, never secrets or health data.
+
+    ``fields`` are the keyword arguments of :func:`event_document`.
+    """
+    event = AuditEvent(**event_document(ctx, action, outcome, **fields))
     event.save()
     return event

@@ -25,7 +25,7 @@ from pymongo.errors import BulkWriteError
 from app.models.audit import AuditEvent
 from app.models.citizen import Citizen
 from app.models.records import VOIDED, Immunization, Provenance, RecordKey, Visit
-from app.services import outbox
+from app.services import audit, outbox
 from app.services.audit import RequestContext
 from app.services.citizens import IdentityMismatch
 from app.services.errors import DomainError, InvalidInput
@@ -166,7 +166,9 @@ def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[
         duplicates = _insert_many(Citizen._get_collection(), documents)
         created = [doc for i, doc in enumerate(documents) if i not in duplicates]
         if created:
-            AuditEvent._get_collection().insert_many([_citizen_event(ctx, doc) for doc in created])
+            AuditEvent._get_collection().insert_many([
+                audit.event_document(ctx, "citizen.create", citizen_id=doc["_id"], target_type="citizen",
+                                     target_id=str(doc["_id"])) for doc in created])
         known.update({c.national_id: c for c in Citizen.objects(national_id__in=list(unknown))})
     for pending in batch:
         data = pending.item.data
@@ -180,20 +182,15 @@ def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[
 
 
 def _new_citizen(ctx: RequestContext, data: dict[str, Any]) -> dict[str, Any]:
+    """A citizen without an account, as a document for a bulk insert (the model supplies the defaults)."""
     family, given = split_vietnamese_name(data["full_name"])
-    return {"national_id": data["national_id"], "id_type": "cccd", "full_name": data["full_name"],
-            "family_name": family, "given_name": given, "date_of_birth": data["date_of_birth"].isoformat(),
-            "sex": data["sex"], "language": "vi", "created_at": ctx.now,
-            "registered_by_facility": ctx.actor.facility_code, "state": "pending_activation", "locked": False,
-            "totp_last_step": -1, "recovery_code_hashes": [], "revoked_sessions": [], "records_version": 0,
-            "notification_preferences": {}}
-
-
-def _citizen_event(ctx: RequestContext, document: dict[str, Any]) -> dict[str, Any]:
-    return {"at": ctx.now, "actor_type": ctx.actor.type, "actor_id": ctx.actor.id, "actor_label": ctx.actor.label,
-            "facility_code": ctx.actor.facility_code, "action": "citizen.create", "outcome": "success",
-            "citizen_id": document["_id"], "target_type": "citizen", "target_id": str(document["_id"]),
-            "request_id": ctx.request_id, "ip": ctx.ip, "details": {}}
+    citizen = Citizen(national_id=data["national_id"], full_name=data["full_name"], family_name=family,
+                      given_name=given, date_of_birth=data["date_of_birth"].isoformat(), sex=data["sex"],
+                      created_at=ctx.now, registered_by_facility=ctx.actor.facility_code)
+    citizen.validate()
+    document: dict[str, Any] = citizen.to_mongo().to_dict()
+    document["_id"] = ObjectId()
+    return document
 
 
 def _insert_many(collection: Any, documents: list[dict]) -> set[int]:
@@ -346,14 +343,11 @@ def _cleared_fields(model: Any, fields: dict[str, Any]) -> list[str]:
 def _event(ctx: RequestContext, pending: _Pending, verb: str, record_id: ObjectId, version: int) -> dict:
     """An audit event (as a document for a bulk insert) for one write."""
     assert pending.citizen is not None
-    return {
-        "at": ctx.now, "actor_type": ctx.actor.type, "actor_id": ctx.actor.id, "actor_label": ctx.actor.label,
-        "facility_code": ctx.actor.facility_code, "action": f"{pending.item.kind}.{verb}",
-        "outcome": "success", "citizen_id": pending.citizen.id, "target_type": pending.item.kind,
-        "target_id": str(record_id), "request_id": ctx.request_id, "ip": ctx.ip, "access": "write",
-        "details": {"source_id": pending.item.source_id, "version": version,
-                    "payload_hash": pending.payload_hash, "channel": pending.item.channel},
-    }
+    return audit.event_document(
+        ctx, f"{pending.item.kind}.{verb}", citizen_id=pending.citizen.id, target_type=pending.item.kind,
+        target_id=str(record_id), access="write",
+        details={"source_id": pending.item.source_id, "version": version, "payload_hash": pending.payload_hash,
+                 "channel": pending.item.channel})
 
 
 def _notify_new(ctx: RequestContext, created: Iterable[_Pending], ids: dict[str, ObjectId]) -> None:

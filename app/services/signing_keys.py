@@ -8,6 +8,7 @@ directory. Private keys never enter the database.
 
 from __future__ import annotations
 
+import base64
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,8 +45,6 @@ class KeyInfo:
 
 
 def _b64(kid: bytes) -> str:
-    import base64
-
     return base64.b64encode(kid).decode()
 
 
@@ -115,8 +114,6 @@ def rotate_keys(ctx: RequestContext, settings: Settings) -> KeyInfo:
 
 
 def _raw(kid_b64: str) -> bytes:
-    import base64
-
     return base64.b64decode(kid_b64)
 
 
