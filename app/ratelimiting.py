@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import mongoengine
 from flask import Flask, request
@@ -11,6 +12,7 @@ from limits.storage import MongoDBStorage, Storage
 from pymongo import MongoClient, ReturnDocument
 from pymongo.uri_parser import parse_uri
 
+from app.batching import GroupCommit
 from app.embedded_db import DEFAULT_DATABASE
 from app.security.ratelimit import AttemptLimiter
 from app.settings import Settings
@@ -31,11 +33,35 @@ class SharedClientMongoDBStorage(MongoDBStorage):
 
     STORAGE_SCHEME = ["hoso-mongodb"]
 
+    def __init__(self, uri: str, database_name: str = "limits", **options: Any) -> None:
+        super().__init__(uri, database_name, **options)
+        # Hits of concurrent requests of this process go to the database together (see incr).
+        self._hits: GroupCommit[tuple[str, int, int], int] = GroupCommit(self._incr_batch)
+
     def _init_mongo_client(self, uri: str | None, **options: int | str | bool) -> MongoClient:
         return mongoengine.get_connection()  # type: ignore[no-any-return]
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        """Add ``amount`` to the counter of ``key``; a window that has ended starts again at ``amount``."""
+        """Add ``amount`` to the counter of ``key``; a window that has ended starts again at ``amount``.
+
+        Concurrent hits on one key become one ``$inc`` of their sum; each hit is told the count as
+        it stood after its own increment, so a limit is enforced exactly as with one update each.
+        """
+        return self._hits.submit((key, expiry, amount))
+
+    def _incr_batch(self, hits: list[tuple[str, int, int]]) -> list[int]:
+        totals: dict[tuple[str, int], int] = {}
+        for key, expiry, amount in hits:
+            totals[(key, expiry)] = totals.get((key, expiry), 0) + amount
+        counts = {group: self._incr_one(*group, amount) for group, amount in totals.items()}
+        results = []
+        for key, expiry, amount in hits:  # hand out the counts in arrival order
+            remaining = totals[(key, expiry)] - amount
+            totals[(key, expiry)] = remaining
+            results.append(counts[(key, expiry)] - remaining)
+        return results
+
+    def _incr_one(self, key: str, expiry: int, amount: int) -> int:
         now = datetime.now(UTC)
         ended = {"$lt": ["$expireAt", now]}
         answer = self.counters.find_one_and_update(

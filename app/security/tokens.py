@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,6 +54,11 @@ class TokenService:
         self._issuer = issuer
         self._audience = audience
         self.lifetime_seconds = lifetime_seconds
+        # A phone sends the same access token with every request for its lifetime: its signature
+        # is checked once, and later uses only check the expiry again (see verify).
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._verified_lock = threading.Lock()
+        self.verified_cache_size = 10_000
 
     def issue(
         self,
@@ -84,7 +92,27 @@ class TokenService:
         return IssuedToken(token=token, expires_in=lifetime, jti=jti)
 
     def verify(self, token: str, allowed_types: tuple[str, ...] | frozenset[str]) -> dict[str, Any]:
-        """Return the claims of a valid token whose type is one of ``allowed_types``."""
+        """Return the claims of a valid token whose type is one of ``allowed_types``.
+
+        A token verified before (the exact same text, signature included) is not verified again
+        while it has not expired; its claims are copied so callers cannot change the cached ones.
+        """
+        with self._verified_lock:
+            cached = self._verified.get(token)
+            if cached is not None:
+                self._verified.move_to_end(token)
+        if cached is not None and cached["exp"] > time.time():
+            if cached["token_type"] not in allowed_types:
+                raise InvalidToken("token type not accepted here")
+            return dict(cached)
+        claims = self._verify_signed(token, allowed_types)
+        with self._verified_lock:
+            self._verified[token] = dict(claims)
+            while len(self._verified) > self.verified_cache_size:
+                self._verified.popitem(last=False)
+        return claims
+
+    def _verify_signed(self, token: str, allowed_types: tuple[str, ...] | frozenset[str]) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:

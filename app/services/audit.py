@@ -8,6 +8,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from app.batching import GroupCommit
 from app.models.audit import AuditEvent
 
 
@@ -60,11 +61,21 @@ def event_document(
     }
 
 
-def record(ctx: RequestContext, action: str, outcome: str = "success", **fields: Any) -> AuditEvent:
-    """Append one event. Callers pass identifiers and outcomes, never secrets or health data.
+def _insert_events(documents: list[dict[str, Any]]) -> list[ObjectId]:
+    AuditEvent._get_collection().insert_many(documents)
+    return [document["_id"] for document in documents]
+
+
+# Concurrent requests of this process store their events with one insert; each waits for its own.
+_EVENTS: GroupCommit[dict[str, Any], ObjectId] = GroupCommit(_insert_events)
+
+
+def record(ctx: RequestContext, action: str, outcome: str = "success", **fields: Any) -> ObjectId:
+    """Append one event and return its id once it is stored. Callers pass identifiers and outcomes,
+    never secrets or health data.
 
     ``fields`` are the keyword arguments of :func:`event_document`.
     """
-    event = AuditEvent(**event_document(ctx, action, outcome, **fields))
-    event.save()
-    return event
+    document = AuditEvent(**event_document(ctx, action, outcome, **fields))
+    document.validate()
+    return _EVENTS.submit(document.to_mongo().to_dict())

@@ -36,12 +36,17 @@ class RecordWithdrawn(Conflict):
     slug = "record-withdrawn"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Page:
-    """One page of a list and the cursor of the next one."""
+    """One page of a list and the cursor of the next one.
+
+    ``rendered`` lets the web layer keep its serialised form beside a cached page, so a page
+    served again from the cache is not serialised again.
+    """
 
     items: list[Any]
     next_cursor: dict[str, str] | None
+    rendered: bytes | None = None
 
 
 def object_id(value: str) -> ObjectId:

@@ -87,7 +87,7 @@ def test_audit_events_are_append_only(app):
     from app.services import audit
     from tests.helpers import system_context
 
-    event = audit.record(system_context(), "test.event")
+    event = AuditEvent.objects.get(id=audit.record(system_context(), "test.event"))
     with pytest.raises(AppendOnlyError):
         event.save()
     with pytest.raises(AppendOnlyError):

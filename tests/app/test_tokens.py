@@ -127,3 +127,32 @@ def test_lifetime_is_capped_at_fifteen_minutes():
     service = TokenService(JWT_KEY_PEM, "hoso", "hoso-api", 900)
     issued = service.issue("x", TokenType.STAFF, utcnow(), lifetime_seconds=86400)
     assert issued.expires_in == 900
+
+
+def test_a_token_verified_before_is_refused_once_it_expires():
+    tokens = TokenService(JWT_KEY_PEM, "hoso", "hoso-api", 600)
+    token = sign(claims_for("someone", exp=int(time.time()) + 2))
+    assert tokens.verify(token, TokenType.ALL)["sub"] == "someone"  # verified, then remembered
+    assert tokens.verify(token, TokenType.ALL)["sub"] == "someone"
+    with pytest.raises(InvalidToken, match="type"):
+        tokens.verify(token, (TokenType.CITIZEN,))  # the remembered token keeps its type rules
+    time.sleep(max(0.0, int(time.time()) + 2 - time.time()) + 1.05)
+    with pytest.raises(InvalidToken):
+        tokens.verify(token, TokenType.ALL)
+
+
+def test_remembered_claims_cannot_be_changed_by_a_caller():
+    tokens = TokenService(JWT_KEY_PEM, "hoso", "hoso-api", 600)
+    token = sign(claims_for("someone"))
+    tokens.verify(token, TokenType.ALL)["sub"] = "someone-else"
+    assert tokens.verify(token, TokenType.ALL)["sub"] == "someone"
+
+
+def test_a_tampered_copy_of_a_remembered_token_is_still_refused():
+    tokens = TokenService(JWT_KEY_PEM, "hoso", "hoso-api", 600)
+    token = sign(claims_for("someone"))
+    tokens.verify(token, TokenType.ALL)
+    head, body, signature = token.split(".")
+    forged = b64(json.dumps(claims_for("someone", role="admin", sub="root")).encode())
+    with pytest.raises(InvalidToken):
+        tokens.verify(f"{head}.{forged}.{signature}", TokenType.ALL)

@@ -93,8 +93,12 @@ class VisitViews(MethodView):
         page = timeline.list_visits(request_context(), citizen.id, args["limit"], _cursor(args),
                                     args.get("from_"), args.get("to"), args.get("facility"),
                                     version=citizen.records_version)
-        names = timeline.facility_names({visit.facility_code for visit in page.items})
-        return {"items": [present.visit_summary(v, names) for v in page.items], "next_cursor": _next(page)}
+        if page.rendered is None:  # pages come from a version-keyed cache: serialise each once
+            names = timeline.facility_names({visit.facility_code for visit in page.items})
+            body = VisitPageSchema().dump(
+                {"items": [present.visit_summary(v, names) for v in page.items], "next_cursor": _next(page)})
+            page.rendered = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return Response(page.rendered, mimetype="application/json")
 
 
 @blp.route("/me/visits/<visit_id>")
