@@ -140,6 +140,7 @@ with app.app_context():
 """
 
 CITIZEN_TOKEN = """
+from datetime import timedelta
 from app import create_app
 from app.models.citizen import Citizen
 from app.clock import utcnow
@@ -148,7 +149,7 @@ from app.security.tokens import TokenType
 app = create_app()
 with app.app_context():
     citizen = Citizen.objects.get(national_id="{national_id}")
-    Citizen.objects(id=citizen.id).update_one(set__state="active")
+    Citizen.objects(id=citizen.id).update_one(set__state="active", set__activated_at=utcnow() - timedelta(days=30))
     print(runtime().tokens.issue(str(citizen.id), TokenType.CITIZEN, utcnow(), sid="bench").token)
 """
 

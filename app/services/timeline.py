@@ -10,7 +10,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -26,6 +26,10 @@ from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.paging import after, newest_first
 
 WITHDRAWN_NOTE = "Withdrawn by the facility"
+# Pushes bump ``records_version`` only for active citizens (app.services.records); pages are not
+# cached this long after an activation, so a push that read the citizen as pending cannot leave
+# a stale page behind (it bumps everyone when it takes longer than a minute).
+ACTIVATION_SETTLE = timedelta(minutes=5)
 _FACILITY_NAMES: dict[str, tuple[float, str]] = {}
 FACILITY_NAME_TTL = 300.0
 
@@ -110,6 +114,13 @@ def _cached(key: tuple, version: int | None, load: Any) -> Page:
         page = load()
         PAGES.put(full_key, page)
     return page
+
+
+def cache_version(citizen: Citizen, now: datetime) -> int | None:
+    """The version that keys the citizen's cached pages, or None when pages may not be cached yet."""
+    if citizen.activated_at is None or now - citizen.activated_at < ACTIVATION_SETTLE:
+        return None
+    return citizen.records_version  # type: ignore[no-any-return]
 
 
 def _read(ctx: RequestContext, citizen_id: ObjectId, action: str, target_type: str,

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from app.clock import utcnow
 from app.models.audit import AuditEvent
+from app.models.citizen import Citizen
 from app.models.notification import Notification
 from app.models.records import Visit
+from app.services import records, timeline
+from tests.app.test_bulk import line, upload
 from tests.app.test_errors import assert_problem
 from tests.records_data import immunization_body, visit_body
 
@@ -180,10 +186,20 @@ def test_timeline_query_uses_the_timeline_index(app, world):
     assert "'indexName': 'timeline'" in text
 
 
+def settled(account) -> Citizen:
+    """The citizen of ``account`` as if they had activated an hour ago (their pages may be cached)."""
+    Citizen.objects(national_id=account.national_id).update_one(
+        set__activated_at=utcnow() - timedelta(hours=1))
+    return Citizen.objects.get(national_id=account.national_id)
+
+
 def test_timeline_never_serves_a_stale_page(client, world):
     alice = world["alice"]
+    settled(alice)
     first = get(client, "/me/visits?limit=3", alice).json["items"]
+    cached = len(timeline.PAGES._entries)
     assert get(client, "/me/visits?limit=3", alice).json["items"] == first  # served again
+    assert len(timeline.PAGES._entries) == cached >= 1  # from the cache
     client.put(f"{V1}/facility/visits/LK9", json=visit_body(started_at="2026-06-08T08:00:00+07:00",
                                                             ended_at=None, follow_up_date=None),
                headers=world["hanoi"])
@@ -196,3 +212,24 @@ def test_timeline_never_serves_a_stale_page(client, world):
     before = AuditEvent.objects(action="visits.list").count()
     get(client, "/me/visits?limit=3", alice)
     assert AuditEvent.objects(action="visits.list").count() == before + 1  # cached or not, audited
+
+
+def test_pages_are_not_cached_in_the_first_minutes_after_activation(client, world):
+    citizen = Citizen.objects.get(national_id=world["alice"].national_id)
+    assert timeline.cache_version(citizen, utcnow()) is None
+    assert timeline.cache_version(settled(world["alice"]), utcnow()) == citizen.records_version
+
+
+def test_pushes_bump_the_records_version_of_active_citizens_only(client, world, monkeypatch):
+    alice = settled(world["alice"])
+    first = upload(client, world["hanoi"], [line("visit", "BUMP1", visit_body()),
+                                            line("visit", "BUMP2", visit_body(serial=333333))])
+    assert [answer["status"] for answer in first] == [201, 201]
+    carol = Citizen.objects.get(national_id=visit_body(serial=333333)["national_id"])  # created by the push
+    assert Citizen.objects.get(id=alice.id).records_version == alice.records_version + 1
+    assert carol.records_version == 0
+    upload(client, world["hanoi"], [line("visit", "BUMP3", visit_body(serial=333333))])
+    assert Citizen.objects.get(id=carol.id).records_version == 0  # cannot read a timeline yet
+    monkeypatch.setattr(records, "SLOW_BATCH_SECONDS", -1.0)  # a slow batch bumps everyone it wrote for
+    upload(client, world["hanoi"], [line("visit", "BUMP4", visit_body(serial=333333))])
+    assert Citizen.objects.get(id=carol.id).records_version == 1

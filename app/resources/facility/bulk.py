@@ -9,13 +9,15 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
 import marshmallow as ma
+from flask import current_app
 
 from app.resources.facility.records_schemas import ImmunizationPushSchema, VisitPushSchema
 from app.services.audit import RequestContext
-from app.services.records import SOURCE_ID, PushItem, ingest
+from app.services.records import SOURCE_ID, PushItem, PushResult, ingest
 
 MAX_LINE_BYTES = 64 * 1024
 BATCH_SIZE = 200
@@ -69,8 +71,37 @@ def parse_line(raw: bytes) -> PushItem | dict[str, Any]:
 
 
 def run(ctx: RequestContext, stream: IO[bytes]) -> Iterator[bytes]:
-    """Answer one NDJSON line per input line, in order."""
-    pending: list[tuple[int, PushItem | dict[str, Any]]] = []
+    """Answer one NDJSON line per input line, in order.
+
+    Two stages overlap: while one batch is written to the database (a writer thread, mostly
+    waiting on the database), the next is read and validated (this thread, mostly computing).
+    Batches are written one after another, in order, so a source id repeated in the upload is
+    applied in order; at most two batches are held at a time.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def write(items: list[PushItem]) -> list[PushResult]:
+        with app.app_context():
+            return ingest(ctx, items)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer") as writer:
+        in_flight: tuple[list[_Entry], Future[list[PushResult]]] | None = None
+        for batch in _batches(stream):
+            items = [entry for _, entry in batch if isinstance(entry, PushItem)]
+            submitted = (batch, writer.submit(write, items))
+            if in_flight is not None:
+                yield from _answers(*in_flight)
+            in_flight = submitted
+        if in_flight is not None:
+            yield from _answers(*in_flight)
+
+
+_Entry = tuple[int, PushItem | dict[str, Any]]
+
+
+def _batches(stream: IO[bytes]) -> Iterator[list[_Entry]]:
+    """Numbered, parsed lines in batches of ``BATCH_SIZE`` (blank lines are not records)."""
+    pending: list[_Entry] = []
     line_number = 0
     for raw in read_lines(stream):
         line_number += 1
@@ -80,17 +111,17 @@ def run(ctx: RequestContext, stream: IO[bytes]) -> Iterator[bytes]:
         elif raw.strip():
             pending.append((line_number, parse_line(raw)))
         else:
-            continue  # blank lines (a trailing newline) are not records
+            continue
         if len(pending) >= BATCH_SIZE:
-            yield from _flush(ctx, pending)
+            yield pending
             pending = []
-    yield from _flush(ctx, pending)
+    if pending:
+        yield pending
 
 
-def _flush(ctx: RequestContext, pending: list[tuple[int, PushItem | dict[str, Any]]]) -> Iterator[bytes]:
-    items = [entry for _, entry in pending if isinstance(entry, PushItem)]
-    results = iter(ingest(ctx, items)) if items else iter(())
-    for line_number, entry in pending:
+def _answers(batch: list[_Entry], written: Future[list[PushResult]]) -> Iterator[bytes]:
+    results = iter(written.result())
+    for line_number, entry in batch:
         if isinstance(entry, PushItem):
             result = next(results)
             answer: dict[str, Any] = {"line": line_number, "status": result.status}

@@ -89,10 +89,10 @@ class VisitViews(MethodView):
     @blp.response(200, VisitPageSchema)
     def get(self, args):
         """My visits across all facilities, newest first"""
-        citizen = _citizen()
-        page = timeline.list_visits(request_context(), citizen.id, args["limit"], _cursor(args),
+        citizen, ctx = _citizen(), request_context()
+        page = timeline.list_visits(ctx, citizen.id, args["limit"], _cursor(args),
                                     args.get("from_"), args.get("to"), args.get("facility"),
-                                    version=citizen.records_version)
+                                    version=timeline.cache_version(citizen, ctx.now))
         if page.rendered is None:  # pages come from a version-keyed cache: serialise each once
             names = timeline.facility_names({visit.facility_code for visit in page.items})
             body = VisitPageSchema().dump(
