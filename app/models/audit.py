@@ -24,7 +24,9 @@ class AuditEvent(me.Document):
     facility_code = me.StringField()
     action = me.StringField(required=True)
     outcome = me.StringField(required=True, choices=OUTCOMES)
-    citizen_id = me.ObjectIdField()
+    citizen_id = me.ObjectIdField()  # the citizen concerned, when there is exactly one
+    # every citizen concerned: [citizen_id], or those of a bulk write's records (what queries use)
+    citizen_ids = me.ListField(me.ObjectIdField())
     target_type = me.StringField()
     target_id = me.StringField()
     reason = me.StringField(max_length=500)
@@ -38,8 +40,8 @@ class AuditEvent(me.Document):
         "collection": "audit_events",
         "indexes": [
             "-at",
-            ("citizen_id", "-at"),
-            {"fields": ["citizen_id", "access", "-at"], "name": "access_log"},
+            ("citizen_ids", "-at"),
+            {"fields": ["citizen_ids", "access", "-at"], "name": "access_log"},
             ("actor_id", "-at"),
             ("action", "-at"),
         ],

@@ -46,16 +46,22 @@ def event_document(
     outcome: str = "success",
     *,
     citizen_id: ObjectId | None = None,
+    citizen_ids: list[ObjectId] | None = None,
     target_type: str | None = None,
     target_id: str | None = None,
     reason: str | None = None,
     details: dict[str, Any] | None = None,
     access: str | None = None,
 ) -> dict[str, Any]:
-    """The fields of one audit event (bulk writes insert many of these at once)."""
+    """The fields of one audit event.
+
+    ``citizen_id`` names the one citizen concerned; an event about several (a bulk write) passes
+    ``citizen_ids`` instead. Either way ``citizen_ids`` lists them all, and queries use it.
+    """
     return {
         "at": ctx.now, "actor_type": ctx.actor.type, "actor_id": ctx.actor.id, "actor_label": ctx.actor.label,
         "facility_code": ctx.actor.facility_code, "action": action, "outcome": outcome, "citizen_id": citizen_id,
+        "citizen_ids": citizen_ids if citizen_ids is not None else ([citizen_id] if citizen_id else []),
         "target_type": target_type, "target_id": target_id, "reason": reason, "request_id": ctx.request_id,
         "ip": ctx.ip, "details": details or {}, "access": access,
     }

@@ -19,7 +19,7 @@ def search(
     """Events matching ``filters``, newest first, keyset-paged by (time, id)."""
     query = Q(**{name: filters[name] for name in FILTER_FIELDS if filters.get(name)})
     if filters.get("citizen_id"):
-        query &= Q(citizen_id=ObjectId(filters["citizen_id"]))
+        query &= Q(citizen_ids=ObjectId(filters["citizen_id"]))
     if filters.get("from_"):
         query &= Q(at__gte=filters["from_"])
     if filters.get("to"):

@@ -174,10 +174,13 @@ def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[
         documents = [_new_citizen(ctx, data) for data in unknown.values()]
         duplicates = _insert_many(Citizen._get_collection(), documents)
         created = [doc for i, doc in enumerate(documents) if i not in duplicates]
-        if created:
-            AuditEvent._get_collection().insert_many([
-                audit.event_document(ctx, "citizen.create", citizen_id=doc["_id"], target_type="citizen",
-                                     target_id=str(doc["_id"])) for doc in created])
+        if len(created) == 1:
+            AuditEvent._get_collection().insert_one(audit.event_document(
+                ctx, "citizen.create", citizen_id=created[0]["_id"], target_type="citizen",
+                target_id=str(created[0]["_id"])))
+        elif created:  # one event for the batch, naming each citizen (as for the records, see _write_events)
+            AuditEvent._get_collection().insert_one(audit.event_document(
+                ctx, "citizen.create", citizen_ids=[doc["_id"] for doc in created], target_type="citizen"))
         known.update({c.national_id: c for c in _find_in(Citizen, "national_id", list(unknown))})
     for pending in batch:
         data = pending.item.data
@@ -266,12 +269,12 @@ def _apply(ctx: RequestContext, batch: list[_Pending], results: list[PushResult 
     existing = [live[i] for i in sorted(duplicates)]
     keys = {key.id: key for key in _find_in(RecordKey, "id", [p.key for p in existing])}
     new = [p for i, p in enumerate(live) if i not in duplicates]
-    events: list[dict] = []
-    _create(ctx, new, new_ids, results, events)
-    _update_existing(ctx, existing, keys, results, events)
-    if events:
-        AuditEvent._get_collection().insert_many(events, ordered=False)
-        _bump_records_versions(live, [event["citizen_id"] for event in events], time.monotonic() - started)
+    writes: list[dict] = []
+    _create(ctx, new, new_ids, results, writes)
+    _update_existing(ctx, existing, keys, results, writes)
+    if writes:
+        AuditEvent._get_collection().insert_many(_write_events(ctx, writes))
+        _bump_records_versions(live, [write["citizen_id"] for write in writes], time.monotonic() - started)
 
 
 def _bump_records_versions(batch: list[_Pending], changed: list[ObjectId], elapsed: float) -> None:
@@ -293,7 +296,7 @@ def _create(
     new: list[_Pending],
     new_ids: dict[str, ObjectId],
     results: list[PushResult | None],
-    events: list[dict],
+    writes: list[dict],
 ) -> None:
     for kind, model in KINDS.items():
         chosen = [p for p in new if p.item.kind == kind]
@@ -305,7 +308,7 @@ def _create(
                                                 "created" if created else "unchanged",
                                                 str(new_ids[pending.key]), 1)
             if created:
-                events.append(_event(ctx, pending, "create", new_ids[pending.key], 1))
+                writes.append(_write(pending, "create", new_ids[pending.key], 1))
         _notify_new(ctx, [p for i, p in enumerate(chosen) if i not in duplicates], new_ids)
 
 
@@ -314,7 +317,7 @@ def _update_existing(
     existing: list[_Pending],
     keys: dict[str, RecordKey],
     results: list[PushResult | None],
-    events: list[dict],
+    writes: list[dict],
 ) -> None:
     for kind, model in KINDS.items():
         chosen = [p for p in existing if p.item.kind == kind]
@@ -329,15 +332,15 @@ def _update_existing(
                 document = _document(kind, pending, record_id, ctx)
                 if not _insert_many(model._get_collection(), [document]):
                     results[pending.index] = PushResult(201, "created", str(record_id), 1)
-                    events.append(_event(ctx, pending, "create", record_id, 1))
+                    writes.append(_write(pending, "create", record_id, 1))
                     continue
                 record = model.objects(id=record_id).only("id", "version", "payload_hash",
                                                           "citizen_id").first()
-            results[pending.index] = _replace(ctx, model, record, pending, keys[pending.key], events)
+            results[pending.index] = _replace(ctx, model, record, pending, keys[pending.key], writes)
 
 
 def _replace(
-    ctx: RequestContext, model: Any, record: Any, pending: _Pending, key: RecordKey, events: list[dict]
+    ctx: RequestContext, model: Any, record: Any, pending: _Pending, key: RecordKey, writes: list[dict]
 ) -> PushResult:
     """Replace a record's content if its payload changed (optimistic on the version)."""
     assert pending.citizen is not None
@@ -358,7 +361,7 @@ def _replace(
             if key.citizen_id != pending.citizen.id:  # the facility corrected whose record it is
                 RecordKey.objects(id=key.id).update_one(set__citizen_id=pending.citizen.id)
             action = "void" if pending.fields.get("status") == VOIDED else "update"
-            events.append(_event(ctx, pending, action, record.id, record.version + 1))
+            writes.append(_write(pending, action, record.id, record.version + 1))
             return PushResult(200, "updated", str(record.id), record.version + 1)
         record = model.objects(id=record.id).only("id", "version", "payload_hash", "citizen_id").first()
     raise DomainError("The record is being changed by another request; try again.")
@@ -371,14 +374,41 @@ def _cleared_fields(model: Any, fields: dict[str, Any]) -> list[str]:
     return [name for name in content if name in model._fields and name not in fields]
 
 
-def _event(ctx: RequestContext, pending: _Pending, verb: str, record_id: ObjectId, version: int) -> dict:
-    """An audit event (as a document for a bulk insert) for one write."""
+def _write(pending: _Pending, verb: str, record_id: ObjectId, version: int) -> dict[str, Any]:
+    """What one write did, for its audit event."""
     assert pending.citizen is not None
-    return audit.event_document(
-        ctx, f"{pending.item.kind}.{verb}", citizen_id=pending.citizen.id, target_type=pending.item.kind,
-        target_id=str(record_id), access="write",
-        details={"source_id": pending.item.source_id, "version": version, "payload_hash": pending.payload_hash,
-                 "channel": pending.item.channel})
+    return {"action": f"{pending.item.kind}.{verb}", "kind": pending.item.kind, "citizen_id": pending.citizen.id,
+            "record_id": str(record_id), "source_id": pending.item.source_id, "version": version,
+            "payload_hash": pending.payload_hash, "channel": pending.item.channel}
+
+
+def _write_events(ctx: RequestContext, writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The audit events of a batch's writes: one per action (``visit.create``, ``visit.update``...).
+
+    A single write is an ordinary event about its citizen and record. Several writes of one action
+    share an event that names every citizen (so each sees it in their access log) and lists each
+    record with its source id, version and payload hash. One event per record cost a bulk upload
+    more than the records themselves (five indexes each on the embedded database).
+    """
+    by_action: dict[str, list[dict[str, Any]]] = {}
+    for write in writes:
+        by_action.setdefault(write["action"], []).append(write)
+    documents = []
+    for action, group in by_action.items():
+        first = group[0]
+        if len(group) == 1:
+            documents.append(audit.event_document(
+                ctx, action, citizen_id=first["citizen_id"], target_type=first["kind"],
+                target_id=first["record_id"], access="write",
+                details={key: first[key] for key in ("source_id", "version", "payload_hash", "channel")}))
+            continue
+        documents.append(audit.event_document(
+            ctx, action, citizen_ids=list(dict.fromkeys(write["citizen_id"] for write in group)),
+            target_type=first["kind"], access="write",
+            details={"channel": first["channel"], "records": [
+                {"citizen_id": str(write["citizen_id"]), "id": write["record_id"], "source_id": write["source_id"],
+                 "version": write["version"], "payload_hash": write["payload_hash"]} for write in group]}))
+    return documents
 
 
 def _notify_new(ctx: RequestContext, created: Iterable[_Pending], ids: dict[str, ObjectId]) -> None:

@@ -233,3 +233,26 @@ def test_pushes_bump_the_records_version_of_active_citizens_only(client, world, 
     monkeypatch.setattr(records, "SLOW_BATCH_SECONDS", -1.0)  # a slow batch bumps everyone it wrote for
     upload(client, world["hanoi"], [line("visit", "BUMP4", visit_body(serial=333333))])
     assert Citizen.objects.get(id=carol.id).records_version == 1
+
+
+def test_a_bulk_upload_is_one_write_event_per_action_in_each_citizens_log(client, world, staff):
+    alice, bob = world["alice"], world["bob"]
+    answers = upload(client, world["hanoi"], [line("visit", "MANY1", visit_body()),
+                                              line("visit", "MANY2", visit_body(serial=222222)),
+                                              line("visit", "MANY3", visit_body(notes="khác"))])
+    assert [answer["status"] for answer in answers] == [201, 201, 201]
+    event = AuditEvent.objects.get(action="visit.create", details__channel="bulk")
+    ids = {Citizen.objects.get(national_id=account.national_id).id for account in (alice, bob)}
+    assert set(event.citizen_ids) == ids and event.citizen_id is None
+    assert [record["source_id"] for record in event.details["records"]] == ["MANY1", "MANY2", "MANY3"]
+    assert {record["id"] for record in event.details["records"]} == {answer["id"] for answer in answers}
+    for account in (alice, bob):
+        log = get(client, "/me/access-log?limit=100", account).json["items"]
+        assert [entry["id"] for entry in log].count(str(event.id)) == 1
+        assert all(set(entry) <= {"id", "at", "access", "action", "actor_type", "actor_label", "facility_code",
+                                  "facility_name", "outcome"} for entry in log)  # no other citizen's records
+    admin = staff.headers("admin")
+    alice_id = Citizen.objects.get(national_id=alice.national_id).id
+    found = client.get(f"{V1}/admin/audit?citizen_id={alice_id}&action=visit.create", headers=admin)
+    assert found.status_code == 200, found.json
+    assert str(event.id) in [item["id"] for item in found.json["items"]]
