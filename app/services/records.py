@@ -68,6 +68,23 @@ class PushResult:
     error: DomainError | None = None
 
 
+@dataclass(frozen=True)
+class _CitizenRef:
+    """What a push needs of its citizen (a projection: whole documents cost more than the inserts)."""
+
+    id: ObjectId
+    national_id: str
+    date_of_birth: str
+    state: str
+
+    @classmethod
+    def of(cls, document: dict[str, Any]) -> _CitizenRef:
+        return cls(document["_id"], document["national_id"], document["date_of_birth"], document.get("state", ""))
+
+
+CITIZEN_REF_FIELDS = {"_id": 1, "national_id": 1, "date_of_birth": 1, "state": 1}
+
+
 @dataclass
 class _Pending:
     """An item in flight through :func:`ingest`."""
@@ -75,7 +92,7 @@ class _Pending:
     index: int
     item: PushItem
     key: str
-    citizen: Citizen | None = None
+    citizen: _CitizenRef | None = None
     payload_hash: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
 
@@ -168,7 +185,7 @@ def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[
     citizen without an account. A known CCCD with another birth date is a 409 for that item.
     """
     ids = list({pending.item.data["national_id"] for pending in batch})
-    known = {citizen.national_id: citizen for citizen in _find_in(Citizen, "national_id", ids)}
+    known = {citizen.national_id: citizen for citizen in _citizen_refs(ids)}
     unknown = {p.item.data["national_id"]: p.item.data for p in batch if p.item.data["national_id"] not in known}
     if unknown:
         documents = [_new_citizen(ctx, data) for data in unknown.values()]
@@ -181,7 +198,7 @@ def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[
         elif created:  # one event for the batch, naming each citizen (as for the records, see _write_events)
             AuditEvent._get_collection().insert_one(audit.event_document(
                 ctx, "citizen.create", citizen_ids=[doc["_id"] for doc in created], target_type="citizen"))
-        known.update({c.national_id: c for c in _find_in(Citizen, "national_id", list(unknown))})
+        known.update({c.national_id: c for c in _citizen_refs(list(unknown))})
     for pending in batch:
         data = pending.item.data
         citizen = known[data["national_id"]]
@@ -203,6 +220,13 @@ def _new_citizen(ctx: RequestContext, data: dict[str, Any]) -> dict[str, Any]:
     document: dict[str, Any] = citizen.to_mongo().to_dict()
     document["_id"] = ObjectId()
     return document
+
+
+def _citizen_refs(national_ids: list[str]) -> list[_CitizenRef]:
+    collection = Citizen._get_collection()
+    return [_CitizenRef.of(document) for start in range(0, len(national_ids), IN_CHUNK)
+            for document in collection.find({"national_id": {"$in": national_ids[start:start + IN_CHUNK]}},
+                                            CITIZEN_REF_FIELDS)]
 
 
 def _find_in(model: Any, field: str, values: list[Any], only: tuple[str, ...] = ()) -> list[Any]:
@@ -413,8 +437,11 @@ def _write_events(ctx: RequestContext, writes: list[dict[str, Any]]) -> list[dic
 
 def _notify_new(ctx: RequestContext, created: Iterable[_Pending], ids: dict[str, ObjectId]) -> None:
     """Tell citizens who use the app that a facility added a record (no content in the text)."""
-    for pending in created:
-        citizen = pending.citizen
-        if citizen is None or citizen.state != "active":
-            continue
-        outbox.notify(ctx, citizen, "record_added", str(ids[pending.key]))
+    active = [p for p in created if p.citizen is not None and p.citizen.state == "active"]
+    if not active:
+        return
+    citizens = {c.id: c for c in _find_in(Citizen, "id", list({p.citizen.id for p in active if p.citizen}))}
+    for pending in active:
+        citizen = citizens.get(pending.citizen.id) if pending.citizen else None
+        if citizen is not None:
+            outbox.notify(ctx, citizen, "record_added", str(ids[pending.key]))
