@@ -252,36 +252,64 @@ def _insert_many(collection: Any, documents: list[dict]) -> set[int]:
     return set()
 
 
+@dataclass
+class Prepared:
+    """A batch of pushes whose citizens are resolved and payloads hashed, ready for :func:`write`."""
+
+    pending: list[_Pending]
+    results: list[PushResult | None]
+    citizens_read_at: float  # time.monotonic() when the citizens were read (see _bump_records_versions)
+
+
 def ingest(ctx: RequestContext, items: list[PushItem]) -> list[PushResult]:
     """Create, replace or leave unchanged each item's record; results in the order of ``items``.
 
     ``ctx.actor.facility_code`` is the pushing facility. A source id repeated within ``items`` is
     applied in order (the later push sees the earlier one's result).
     """
+    return write(ctx, prepare(ctx, items))
+
+
+def prepare(ctx: RequestContext, items: list[PushItem]) -> Prepared:
+    """First half of :func:`ingest`: find or create the citizens, check identities, hash payloads.
+
+    A bulk upload prepares the next batch while the last one is written.
+    """
     results: list[PushResult | None] = [None] * len(items)
+    pending = [_Pending(index, item, record_key(item.kind, ctx.actor.facility_code or "", item.source_id))
+               for index, item in enumerate(items)]
+    citizens_read_at = time.monotonic()
+    if pending:
+        _resolve_citizens(ctx, pending, results)
+    for entry in pending:
+        if entry.citizen is not None:
+            entry.payload_hash = payload_hash(entry.item.kind, entry.item.data)
+            entry.fields = _record_fields(entry.item.kind, entry.item.data)
+    return Prepared(pending, results, citizens_read_at)
+
+
+def write(ctx: RequestContext, prepared: Prepared) -> list[PushResult]:
+    """Second half of :func:`ingest`: the records, their keys and audit events."""
+    results = prepared.results
     batch: list[_Pending] = []
     seen: set[str] = set()
-    for index, item in enumerate(items):
-        key = record_key(item.kind, ctx.actor.facility_code or "", item.source_id)
-        if key in seen:
-            _apply(ctx, batch, results)
+    for entry in prepared.pending:
+        if entry.citizen is None:
+            continue  # refused while preparing (identity mismatch)
+        if entry.key in seen:
+            _apply(ctx, batch, results, prepared.citizens_read_at)
             batch, seen = [], set()
-        seen.add(key)
-        batch.append(_Pending(index, item, key))
-    _apply(ctx, batch, results)
+        seen.add(entry.key)
+        batch.append(entry)
+    _apply(ctx, batch, results, prepared.citizens_read_at)
     return [result for result in results if result is not None]
 
 
-def _apply(ctx: RequestContext, batch: list[_Pending], results: list[PushResult | None]) -> None:
-    """Push one batch whose keys are distinct."""
-    if not batch:
+def _apply(ctx: RequestContext, live: list[_Pending], results: list[PushResult | None],
+           citizens_read_at: float) -> None:
+    """Push one batch of prepared items whose keys are distinct."""
+    if not live:
         return
-    started = time.monotonic()
-    _resolve_citizens(ctx, batch, results)
-    live = [p for p in batch if p.citizen is not None]
-    for pending in live:
-        pending.payload_hash = payload_hash(pending.item.kind, pending.item.data)
-        pending.fields = _record_fields(pending.item.kind, pending.item.data)
     # Insert every key first: the usual upload is new records, whose keys need no look-up; a key
     # that already exists (a re-push, or another request a moment ago) is a duplicate, read after.
     new_ids = {p.key: ObjectId() for p in live}
@@ -298,7 +326,8 @@ def _apply(ctx: RequestContext, batch: list[_Pending], results: list[PushResult 
     _update_existing(ctx, existing, keys, results, writes)
     if writes:
         AuditEvent._get_collection().insert_many(_write_events(ctx, writes))
-        _bump_records_versions(live, [write["citizen_id"] for write in writes], time.monotonic() - started)
+        _bump_records_versions(live, [write["citizen_id"] for write in writes],
+                               time.monotonic() - citizens_read_at)
 
 
 def _bump_records_versions(batch: list[_Pending], changed: list[ObjectId], elapsed: float) -> None:

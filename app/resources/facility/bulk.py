@@ -16,8 +16,9 @@ import marshmallow as ma
 from flask import current_app
 
 from app.resources.facility.records_schemas import ImmunizationPushSchema, VisitPushSchema
+from app.services import records
 from app.services.audit import RequestContext
-from app.services.records import SOURCE_ID, PushItem, PushResult, ingest
+from app.services.records import SOURCE_ID, Prepared, PushItem, PushResult
 
 MAX_LINE_BYTES = 64 * 1024
 BATCH_SIZE = 200
@@ -74,21 +75,22 @@ def run(ctx: RequestContext, stream: IO[bytes]) -> Iterator[bytes]:
     """Answer one NDJSON line per input line, in order.
 
     Two stages overlap: while one batch is written to the database (a writer thread, mostly
-    waiting on the database), the next is read and validated (this thread, mostly computing).
+    waiting on the database), the next is read, validated and prepared (its citizens found or
+    created, its payloads hashed) in this thread.
     Batches are written one after another, in order, so a source id repeated in the upload is
     applied in order; at most two batches are held at a time.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
-    def write(items: list[PushItem]) -> list[PushResult]:
+    def write(prepared: Prepared) -> list[PushResult]:
         with app.app_context():
-            return ingest(ctx, items)
+            return records.write(ctx, prepared)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer") as writer:
         in_flight: tuple[list[_Entry], Future[list[PushResult]]] | None = None
         for batch in _batches(stream):
             items = [entry for _, entry in batch if isinstance(entry, PushItem)]
-            submitted = (batch, writer.submit(write, items))
+            submitted = (batch, writer.submit(write, records.prepare(ctx, items)))
             if in_flight is not None:
                 yield from _answers(*in_flight)
             in_flight = submitted
