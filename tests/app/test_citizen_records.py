@@ -255,4 +255,5 @@ def test_a_bulk_upload_is_one_write_event_per_action_in_each_citizens_log(client
     alice_id = Citizen.objects.get(national_id=alice.national_id).id
     found = client.get(f"{V1}/admin/audit?citizen_id={alice_id}&action=visit.create", headers=admin)
     assert found.status_code == 200, found.json
-    assert str(event.id) in [item["id"] for item in found.json["items"]]
+    listed = next(item for item in found.json["items"] if item["id"] == str(event.id))
+    assert sorted(listed["citizen_ids"]) == sorted(str(citizen_id) for citizen_id in ids)

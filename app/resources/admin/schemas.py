@@ -103,7 +103,9 @@ class AuditEventSchema(ma.Schema):
     facility_code = ma.fields.String(allow_none=True)
     action = ma.fields.String(required=True)
     outcome = ma.fields.String(required=True)
-    citizen_id = ma.fields.String(allow_none=True)
+    citizen_id = ma.fields.String(allow_none=True, metadata={"description": "The citizen, when exactly one"})
+    citizen_ids = ma.fields.List(ma.fields.String(), metadata={
+        "description": "Every citizen concerned (a bulk upload's write event names several)"})
     target_type = ma.fields.String(allow_none=True)
     target_id = ma.fields.String(allow_none=True)
     reason = ma.fields.String(allow_none=True)
