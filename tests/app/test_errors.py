@@ -167,3 +167,36 @@ def test_rate_limit_is_429_with_retry_after(mongodb_server, tmp_path):
             assert client.get("/api/v1/health").status_code == 200
     finally:
         drop_database(settings)
+
+
+def test_concurrent_hits_on_one_limit_are_counted_exactly(mongodb_server, tmp_path):
+    """Hits batched by group commit still see 1, 2, ... n: a limit of n lets exactly n through."""
+    import threading
+
+    from app import create_app
+    from app.runtime import runtime
+    from tests.conftest import drop_database, make_settings
+
+    settings = make_settings(mongodb_server, tmp_path)
+    app = create_app(settings)
+    try:
+        with app.app_context():
+            storage = runtime().limiter.storage
+            counts: list[int] = []
+            lock = threading.Lock()
+
+            def hit() -> None:
+                with app.app_context():
+                    count = storage.incr("test:exact", 60)
+                with lock:
+                    counts.append(count)
+
+            threads = [threading.Thread(target=hit) for _ in range(30)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            assert sorted(counts) == list(range(1, 31))
+            assert storage.get("test:exact") == 30
+    finally:
+        drop_database(settings)
