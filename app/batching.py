@@ -39,7 +39,6 @@ class GroupCommit(Generic[Item, Result]):
         self._lock = threading.Lock()
         self._queue: list[_Slot[Item, Result]] = []
         self._running = False
-        self.batches = 0  # how many batches ran (for tests and measurements)
 
     def submit(self, item: Item) -> Result:
         """Run ``item`` in the next batch and return its result (or raise the batch's error)."""
@@ -72,7 +71,6 @@ class GroupCommit(Generic[Item, Result]):
                 slot.error = error
         finally:
             with self._lock:
-                self.batches += 1
                 if self._queue:  # items that arrived during this batch: the first of them leads next
                     successor = self._queue[0]
                     successor.lead = True

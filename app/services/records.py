@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -222,20 +222,21 @@ def _new_citizen(ctx: RequestContext, data: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _chunks(values: list[Any]) -> Iterator[list[Any]]:
+    """``values`` in slices of ``IN_CHUNK``, for ``$in`` queries and updates."""
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start:start + IN_CHUNK]
+
+
 def _citizen_refs(national_ids: list[str]) -> list[_CitizenRef]:
     collection = Citizen._get_collection()
-    return [_CitizenRef.of(document) for start in range(0, len(national_ids), IN_CHUNK)
-            for document in collection.find({"national_id": {"$in": national_ids[start:start + IN_CHUNK]}},
-                                            CITIZEN_REF_FIELDS)]
+    return [_CitizenRef.of(document) for chunk in _chunks(national_ids)
+            for document in collection.find({"national_id": {"$in": chunk}}, CITIZEN_REF_FIELDS)]
 
 
-def _find_in(model: Any, field: str, values: list[Any], only: tuple[str, ...] = ()) -> list[Any]:
-    """Documents whose ``field`` is one of ``values``, queried in chunks of ``IN_CHUNK``."""
-    found: list[Any] = []
-    for start in range(0, len(values), IN_CHUNK):
-        query = model.objects(**{f"{field}__in": values[start:start + IN_CHUNK]})
-        found.extend(query.only(*only) if only else query)
-    return found
+def _find_in(model: Any, field: str, values: list[Any]) -> list[Any]:
+    """Documents whose ``field`` is one of ``values``, queried in chunks."""
+    return [document for chunk in _chunks(values) for document in model.objects(**{f"{field}__in": chunk})]
 
 
 def _insert_many(collection: Any, documents: list[dict]) -> set[int]:
@@ -339,9 +340,8 @@ def _bump_records_versions(batch: list[_Pending], changed: list[ObjectId], elaps
     """
     active = {p.citizen.id for p in batch if p.citizen is not None and p.citizen.state == "active"}
     targets = list(set(changed) if elapsed > SLOW_BATCH_SECONDS else active & set(changed))
-    for start in range(0, len(targets), IN_CHUNK):
-        Citizen._get_collection().update_many({"_id": {"$in": targets[start:start + IN_CHUNK]}},
-                                              {"$inc": {"records_version": 1}})
+    for chunk in _chunks(targets):
+        Citizen._get_collection().update_many({"_id": {"$in": chunk}}, {"$inc": {"records_version": 1}})
 
 
 def _create(
