@@ -19,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
+from app.embedded_db import uri_with_database
 from app.settings import Settings
 from tests.helpers import StaffActions
 
@@ -53,7 +54,7 @@ def make_settings(server: str, var_dir: Path, **changes: object) -> Settings:
     base = Settings(
         jwt_private_key_pem=JWT_KEY_PEM,
         data_key=DATA_KEY,
-        mongodb_uri=f"{server}/t_{uuid.uuid4().hex[:16]}",
+        mongodb_uri=uri_with_database(server, f"t_{uuid.uuid4().hex[:16]}"),
         var_dir=var_dir,
         argon2_time_cost=1,
         argon2_memory_kib=8 * 1024,
