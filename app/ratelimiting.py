@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import mongoengine
 from flask import Flask, request
 from flask_limiter import Limiter
+from limits import RateLimitItem
 from limits.storage import MongoDBStorage, Storage
+from limits.strategies import STRATEGIES, FixedWindowRateLimiter
 from pymongo import MongoClient, ReturnDocument
 from pymongo.uri_parser import parse_uri
 
@@ -36,7 +40,7 @@ class SharedClientMongoDBStorage(MongoDBStorage):
     def __init__(self, uri: str, database_name: str = "limits", **options: Any) -> None:
         super().__init__(uri, database_name, **options)
         # Hits of concurrent requests of this process go to the database together (see incr).
-        self._hits: GroupCommit[tuple[str, int, int], int] = GroupCommit(self._incr_batch)
+        self._hits: GroupCommit[tuple[str, int, int], tuple[int, datetime]] = GroupCommit(self._incr_batch)
 
     def _init_mongo_client(self, uri: str | None, **options: int | str | bool) -> MongoClient:
         return mongoengine.get_connection()  # type: ignore[no-any-return]
@@ -47,9 +51,13 @@ class SharedClientMongoDBStorage(MongoDBStorage):
         Concurrent hits on one key become one ``$inc`` of their sum; each hit is told the count as
         it stood after its own increment, so a limit is enforced exactly as with one update each.
         """
+        return self.take(key, expiry, amount)[0]
+
+    def take(self, key: str, expiry: int, amount: int) -> tuple[int, datetime]:
+        """Like ``incr``, and also when the counter's window ends."""
         return self._hits.submit((key, expiry, amount))
 
-    def _incr_batch(self, hits: list[tuple[str, int, int]]) -> list[int]:
+    def _incr_batch(self, hits: list[tuple[str, int, int]]) -> list[tuple[int, datetime]]:
         totals: dict[tuple[str, int], int] = {}
         for key, expiry, amount in hits:
             totals[(key, expiry)] = totals.get((key, expiry), 0) + amount
@@ -58,10 +66,11 @@ class SharedClientMongoDBStorage(MongoDBStorage):
         for key, expiry, amount in hits:  # hand out the counts in arrival order
             remaining = totals[(key, expiry)] - amount
             totals[(key, expiry)] = remaining
-            results.append(counts[(key, expiry)] - remaining)
+            count, ends = counts[(key, expiry)]
+            results.append((count - remaining, ends))
         return results
 
-    def _incr_one(self, key: str, expiry: int, amount: int) -> int:
+    def _incr_one(self, key: str, expiry: int, amount: int) -> tuple[int, datetime]:
         now = datetime.now(UTC)
         ended = {"$lt": ["$expireAt", now]}
         answer = self.counters.find_one_and_update(
@@ -71,12 +80,76 @@ class SharedClientMongoDBStorage(MongoDBStorage):
                 "expireAt": {"$cond": {"if": ended, "then": now + timedelta(seconds=expiry),
                                        "else": "$expireAt"}},
             }}],
-            upsert=True, projection=["count"], return_document=ReturnDocument.AFTER,
+            upsert=True, projection=["count", "expireAt"], return_document=ReturnDocument.AFTER,
         )
-        return int(answer["count"]) if answer else 0
+        return int(answer["count"]), answer["expireAt"]
 
     def __del__(self) -> None:
         """The client belongs to mongoengine, which closes it."""
+
+
+@dataclass
+class _Lease:
+    left: int
+    ends: datetime
+
+
+class LeasedFixedWindowRateLimiter(FixedWindowRateLimiter):
+    """Fixed windows whose hits a process takes from the shared counter a few at a time.
+
+    Counting every request of a busy caller in the database costs a counter update per request.
+    Here a process that needs a hit adds a lease of 1% of the limit (at most ``MAX_LEASE``) to the
+    shared counter and admits that caller's next hits from the lease until it is used up or the
+    window ends. The shared count never falls below the hits admitted, so no limit is exceeded; a
+    lease left over when its window ends is simply lost, so a caller served by several processes
+    may be refused up to ``lease - 1`` hits per process early. Limits under 200 per window lease a
+    single hit, which is exactly the plain fixed window.
+    """
+
+    LEASE_SHARE = 100
+    MAX_LEASE = 100
+    MAX_LEASES_KEPT = 10_000
+
+    def __init__(self, storage: Storage) -> None:
+        super().__init__(storage)
+        self._leases: dict[str, _Lease] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        size = min(self.MAX_LEASE, item.amount // self.LEASE_SHARE)
+        if size <= 1 or not isinstance(self.storage, SharedClientMongoDBStorage):
+            return super().hit(item, *identifiers, cost=cost)
+        key = item.key_for(*identifiers)
+        with self._lock:
+            lease = self._leases.get(key)
+            if lease is not None and lease.left >= cost and lease.ends > datetime.now(UTC):
+                lease.left -= cost
+                return True
+        taken = max(size, cost)
+        count, ends = self.storage.take(key, item.get_expiry(), taken)
+        granted = min(taken, item.amount - (count - taken))  # the part of this lease under the limit
+        if granted < cost:
+            return False
+        with self._lock:
+            if len(self._leases) >= self.MAX_LEASES_KEPT:
+                self._forget_ended()
+            self._leases[key] = _Lease(granted - cost, ends)  # an older lease's leftover is lost
+        return True
+
+    def clear(self, item: RateLimitItem, *identifiers: str) -> None:
+        with self._lock:
+            self._leases.pop(item.key_for(*identifiers), None)
+        super().clear(item, *identifiers)
+
+    def _forget_ended(self) -> None:
+        now = datetime.now(UTC)
+        self._leases = {key: lease for key, lease in self._leases.items() if lease.ends > now}
+        if len(self._leases) >= self.MAX_LEASES_KEPT:  # forgetting a lease only refuses earlier
+            self._leases.clear()
+
+
+# flask-limiter looks strategies up by name in this registry.
+STRATEGIES["hoso-leased-fixed-window"] = LeasedFixedWindowRateLimiter  # type: ignore[assignment]
 
 
 def caller_key() -> str:
@@ -99,7 +172,7 @@ def init_app(app: Flask, settings: Settings, uri: str) -> tuple[Limiter, Storage
             "counter_collection_name": "rate_limit_counters",
             "window_collection_name": "rate_limit_windows",
         },
-        strategy="fixed-window",
+        strategy="hoso-leased-fixed-window",
         default_limits=[settings.rate_limit_default],
         default_limits_exempt_when=lambda: request.path.startswith(EXEMPT_PREFIXES),
         headers_enabled=False,  # Retry-After is set on 429 only, by app.errors
