@@ -82,6 +82,13 @@ class SharedClientMongoDBStorage(MongoDBStorage):
             }}],
             upsert=True, projection=["count", "expireAt"], return_document=ReturnDocument.AFTER,
         )
+        if answer is None:
+            # SecantusDB answers null to an upsert that raced another one creating the same counter
+            # (the increment is applied); read it back: a count that includes later hits only
+            # refuses earlier, never later.
+            answer = self.counters.find_one({"_id": key}, projection=["count", "expireAt"])
+        if answer is None:  # removed in between by the expiry sweep: this hit opens the window
+            return amount, now + timedelta(seconds=expiry)
         return int(answer["count"]), answer["expireAt"]
 
     def __del__(self) -> None:

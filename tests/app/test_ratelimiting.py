@@ -107,3 +107,28 @@ def test_clearing_a_limit_drops_the_lease(storage):
     assert storage.get(limit.key_for("citizen:4")) == 0
     assert process.hit(limit, "citizen:4")
     assert CountingStorage.takes == 2
+
+
+def test_first_hits_from_two_processes_at_once_both_count(storage):
+    """Two processes creating one counter together: the losing upsert is retried, not a 500."""
+    other = SharedClientMongoDBStorage("hoso-mongodb://app-connection", database_name="t",
+                                       counter_collection_name="counters", window_collection_name="windows")
+    failures: list[BaseException] = []
+
+    def hit(target: SharedClientMongoDBStorage, key: str, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            target.incr(key, 60)
+        except BaseException as error:  # noqa: BLE001 - collected for the assertion below
+            failures.append(error)
+
+    for n in range(40):
+        start = threading.Barrier(4)
+        threads = [threading.Thread(target=hit, args=(target, f"race:{n}", start))
+                   for target in (storage, other, storage, other)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert storage.get(f"race:{n}") == 4
+    assert failures == []
