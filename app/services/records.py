@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -43,6 +44,8 @@ IN_CHUNK = 25
 # timeline does not cache pages in the first minutes after activation, and a batch that took longer
 # than this bumps everyone it wrote for (see _bump_records_versions).
 SLOW_BATCH_SECONDS = 60.0
+# An upload reuses a citizen it has already found for this long (well inside SLOW_BATCH_SECONDS).
+CITIZEN_REUSE_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,34 @@ class _CitizenRef:
 
 
 CITIZEN_REF_FIELDS = {"_id": 1, "national_id": 1, "date_of_birth": 1, "state": 1}
+
+
+class KnownCitizens:
+    """Citizens one upload has already found, so that a patient's later lines need no look-up.
+
+    Exports list the same patients again and again (several visits, a vaccination series). Only
+    what cannot change is relied on (id, national id, birth date); the state, which can, is used
+    for at most ``CITIZEN_REUSE_SECONDS`` and each batch reports when its oldest citizen was read
+    (see ``SLOW_BATCH_SECONDS``). Bounded, so an upload of many different people stays flat.
+    """
+
+    def __init__(self, max_size: int = 5_000) -> None:
+        self._max_size = max_size
+        self._found: OrderedDict[str, tuple[_CitizenRef, float]] = OrderedDict()
+
+    def get(self, national_id: str, now: float) -> tuple[_CitizenRef, float] | None:
+        """The citizen and when it was read, if read within ``CITIZEN_REUSE_SECONDS``."""
+        entry = self._found.get(national_id)
+        if entry is None or now - entry[1] > CITIZEN_REUSE_SECONDS:
+            return None
+        self._found.move_to_end(national_id)
+        return entry
+
+    def put(self, citizen: _CitizenRef, read_at: float) -> None:
+        self._found[citizen.national_id] = (citizen, read_at)
+        self._found.move_to_end(citizen.national_id)
+        while len(self._found) > self._max_size:
+            self._found.popitem(last=False)
 
 
 @dataclass
@@ -178,14 +209,24 @@ def _provenance(ctx: RequestContext, pending: _Pending) -> dict[str, Any]:
             "received_at": ctx.now, "payload_hash": pending.payload_hash, "channel": pending.item.channel}
 
 
-def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[PushResult | None]) -> None:
+def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[PushResult | None],
+                      remembered: KnownCitizens) -> float:
     """Attach each item's citizen: one query for the known, one bulk insert for the unknown.
 
     Records exist whether or not the person ever uses the app, so an unknown CCCD creates a
     citizen without an account. A known CCCD with another birth date is a 409 for that item.
+    Returns when the oldest of the citizens used was read (``time.monotonic()``).
     """
-    ids = list({pending.item.data["national_id"] for pending in batch})
-    known = {citizen.national_id: citizen for citizen in _citizen_refs(ids)}
+    read_at = oldest = time.monotonic()
+    known: dict[str, _CitizenRef] = {}
+    for national_id in {pending.item.data["national_id"] for pending in batch}:
+        if entry := remembered.get(national_id, read_at):
+            known[national_id] = entry[0]
+            oldest = min(oldest, entry[1])
+    ids = list({pending.item.data["national_id"] for pending in batch} - known.keys())
+    for citizen in _citizen_refs(ids):
+        known[citizen.national_id] = citizen
+        remembered.put(citizen, read_at)
     unknown = {p.item.data["national_id"]: p.item.data for p in batch if p.item.data["national_id"] not in known}
     if unknown:
         documents = [_new_citizen(ctx, data) for data in unknown.values()]
@@ -198,7 +239,9 @@ def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[
         elif created:  # one event for the batch, naming each citizen (as for the records, see _write_events)
             AuditEvent._get_collection().insert_one(audit.event_document(
                 ctx, "citizen.create", citizen_ids=[doc["_id"] for doc in created], target_type="citizen"))
-        known.update({c.national_id: c for c in _citizen_refs(list(unknown))})
+        for citizen in _citizen_refs(list(unknown)):
+            known[citizen.national_id] = citizen
+            remembered.put(citizen, read_at)
     for pending in batch:
         data = pending.item.data
         citizen = known[data["national_id"]]
@@ -208,6 +251,7 @@ def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[
                                                 errors={"date_of_birth": [str(error.detail)]})
             continue
         pending.citizen = citizen
+    return oldest
 
 
 def _new_citizen(ctx: RequestContext, data: dict[str, Any]) -> dict[str, Any]:
@@ -271,17 +315,18 @@ def ingest(ctx: RequestContext, items: list[PushItem]) -> list[PushResult]:
     return write(ctx, prepare(ctx, items))
 
 
-def prepare(ctx: RequestContext, items: list[PushItem]) -> Prepared:
+def prepare(ctx: RequestContext, items: list[PushItem], known: KnownCitizens | None = None) -> Prepared:
     """First half of :func:`ingest`: find or create the citizens, check identities, hash payloads.
 
-    A bulk upload prepares the next batch while the last one is written.
+    A bulk upload prepares the next batch while the last one is written, and passes the same
+    ``known`` for all its batches.
     """
     results: list[PushResult | None] = [None] * len(items)
     pending = [_Pending(index, item, record_key(item.kind, ctx.actor.facility_code or "", item.source_id))
                for index, item in enumerate(items)]
     citizens_read_at = time.monotonic()
     if pending:
-        _resolve_citizens(ctx, pending, results)
+        citizens_read_at = _resolve_citizens(ctx, pending, results, known or KnownCitizens())
     for entry in pending:
         if entry.citizen is not None:
             entry.payload_hash = payload_hash(entry.item.kind, entry.item.data)

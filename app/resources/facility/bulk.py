@@ -86,11 +86,12 @@ def run(ctx: RequestContext, stream: IO[bytes]) -> Iterator[bytes]:
         with app.app_context():
             return records.write(ctx, prepared)
 
+    known = records.KnownCitizens()  # a patient's later lines reuse the citizen found for the first
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer") as writer:
         in_flight: tuple[list[_Entry], Future[list[PushResult]]] | None = None
         for batch in _batches(stream):
             items = [entry for _, entry in batch if isinstance(entry, PushItem)]
-            submitted = (batch, writer.submit(write, records.prepare(ctx, items)))
+            submitted = (batch, writer.submit(write, records.prepare(ctx, items, known)))
             if in_flight is not None:
                 yield from _answers(*in_flight)
             in_flight = submitted
