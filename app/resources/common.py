@@ -7,10 +7,22 @@ import binascii
 import json
 from typing import Any
 
+import flask_smorest
 import marshmallow as ma
 from flask_smorest import abort
 
 MAX_PAGE_SIZE = 100
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's blueprint, parsing a route's arguments with one schema instance.
+
+    Given a schema class, webargs builds an instance (copying every field) on each request; one
+    built here serves them all, as marshmallow schemas keep no state between loads.
+    """
+
+    def arguments(self, schema, **kwargs):  # type: ignore[no-untyped-def]
+        return super().arguments(schema() if isinstance(schema, type) else schema, **kwargs)
 
 
 class StrictSchema(ma.Schema):

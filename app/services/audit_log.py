@@ -19,7 +19,9 @@ def search(
     """Events matching ``filters``, newest first, keyset-paged by (time, id)."""
     query = Q(**{name: filters[name] for name in FILTER_FIELDS if filters.get(name)})
     if filters.get("citizen_id"):
-        query &= Q(citizen_ids=ObjectId(filters["citizen_id"]))
+        # naming every value of ``access`` (None: not an access) lets MongoDB read the access-log
+        # index in time order for each value and merge them, instead of sorting the citizen's events
+        query &= Q(citizen_ids=ObjectId(filters["citizen_id"]), access__in=[None, "read", "write"])
     if filters.get("from_"):
         query &= Q(at__gte=filters["from_"])
     if filters.get("to"):

@@ -97,6 +97,25 @@ def test_audit_events_are_append_only(app):
     assert AuditEvent.objects(action="test.event").count() == 1
 
 
+def test_audit_events_are_checked_and_stored_as_the_model_would_store_them(app):
+    import pytest
+    from bson import ObjectId
+
+    from app.services import audit
+    from tests.helpers import system_context
+
+    ctx = system_context()
+    for bad in ({"outcome": "maybe"}, {"access": "delete"}, {"reason": "x" * 501}, {"action": ""}):
+        with pytest.raises(ValueError):
+            audit.event_document(ctx, **{"action": "test.bad", **bad})
+    citizen = ObjectId()
+    stored = audit.event_document(ctx, "test.read", citizen_id=citizen, access="read", details={"n": 1})
+    assert None not in stored.values()  # unset fields are left out, as mongoengine leaves them
+    event = AuditEvent.objects.get(id=audit.record(ctx, "test.read", citizen_id=citizen, access="read"))
+    event.validate()
+    assert (event.citizen_ids, event.access, event.reason) == ([citizen], "read", None)
+
+
 def test_support_staff_cannot_administer(client, staff):
     headers = staff.headers("support")
     assert_problem(client.post("/api/v1/admin/facilities", json=FACILITY, headers=headers), 403)

@@ -262,3 +262,22 @@ def test_a_bulk_upload_is_one_write_event_per_action_in_each_citizens_log(client
     assert found.status_code == 200, found.json
     listed = next(item for item in found.json["items"] if item["id"] == str(event.id))
     assert sorted(listed["citizen_ids"]) == sorted(str(citizen_id) for citizen_id in ids)
+
+
+def test_admin_search_by_citizen_finds_every_event_about_them(client, world, staff):
+    """Reads, writes and events that are not accesses (e.g. activation), newest first, paged."""
+    alice = world["alice"]
+    alice_id = Citizen.objects.get(national_id=alice.national_id).id
+    get(client, "/me/visits", alice)
+    get(client, "/me/immunizations", alice)
+    expected = [str(event.id) for event in AuditEvent.objects(citizen_ids=alice_id).order_by("-at", "-id")]
+    kinds = {event.access for event in AuditEvent.objects(citizen_ids=alice_id)}
+    assert {None, "read", "write"} <= kinds  # the search must cover all three
+    admin = staff.headers("admin")
+    found: list[str] = []
+    url = f"{V1}/admin/audit?citizen_id={alice_id}&limit=2"
+    while url:
+        page = client.get(url, headers=admin).json
+        found += [item["id"] for item in page["items"]]
+        url = page["next_cursor"] and f"{V1}/admin/audit?citizen_id={alice_id}&limit=2&cursor={page['next_cursor']}"
+    assert found == expected

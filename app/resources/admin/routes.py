@@ -2,7 +2,6 @@
 
 import marshmallow as ma
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.api import problem
 from app.auth import request_context
@@ -18,7 +17,7 @@ from app.resources.admin.schemas import (
     NewStaffSchema,
     StaffCreateSchema,
 )
-from app.resources.common import PageArgsSchema, decode_cursor, encode_cursor, page_schema
+from app.resources.common import Blueprint, PageArgsSchema, decode_cursor, encode_cursor, page_schema
 from app.resources.passport.schemas import RevokedSchema, RevokeSchema, SigningKeySchema
 from app.runtime import runtime
 from app.services import audit_log, facilities, outbox_admin, passports, signing_keys, staff

@@ -2,7 +2,6 @@
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.api import problem
 from app.auth import current_principal, request_context
@@ -15,6 +14,7 @@ from app.resources.auth.schemas import (
     RefreshSchema,
     TokensSchema,
 )
+from app.resources.common import Blueprint
 from app.runtime import runtime
 from app.services import citizens, sessions
 

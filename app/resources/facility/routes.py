@@ -3,11 +3,11 @@
 import marshmallow as ma
 from flask import Response, request, stream_with_context
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.api import problem
 from app.auth import current_principal, request_context
 from app.http import accepts
+from app.resources.common import Blueprint
 from app.resources.facility import bulk, xml130_import
 from app.resources.facility.records_schemas import (
     ImmunizationPushSchema,

@@ -1,10 +1,10 @@
 """GET /health: liveness and database reachability."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app import db
 from app.api import API_VERSION
+from app.resources.common import Blueprint
 from app.resources.health.schemas import HealthSchema
 
 blp = Blueprint("health", __name__, description="Service health")

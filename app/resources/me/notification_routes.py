@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.auth import current_principal, request_context
-from app.resources.common import PageArgsSchema, StrictSchema, decode_cursor, encode_cursor
+from app.resources.common import Blueprint, PageArgsSchema, StrictSchema, decode_cursor, encode_cursor
 from app.services import inbox
 
 blp = Blueprint("inbox", __name__, description="The citizen's messages and devices")

@@ -4,11 +4,10 @@ import json
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.api import problem
 from app.auth import current_principal, request_context
-from app.resources.common import PageArgsSchema, decode_cursor, encode_cursor
+from app.resources.common import Blueprint, PageArgsSchema, decode_cursor, encode_cursor
 from app.resources.me import present
 from app.resources.me.schemas import (
     AccessLogPageSchema,

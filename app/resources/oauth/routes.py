@@ -4,12 +4,12 @@ from urllib.parse import unquote_plus
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.api import problem
 from app.auth import request_context
 from app.errors import OAuthError, oauth_error_response
 from app.http import accepts
+from app.resources.common import Blueprint
 from app.resources.oauth.schemas import OAuthErrorSchema, TokenRequestSchema, TokenResponseSchema
 from app.runtime import runtime
 from app.services import facilities

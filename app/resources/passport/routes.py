@@ -2,11 +2,11 @@
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 import passport as dcc
 from app.api import problem
 from app.auth import current_principal, request_context
+from app.resources.common import Blueprint
 from app.resources.passport.schemas import (
     PassportListSchema,
     PassportSchema,

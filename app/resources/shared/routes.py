@@ -2,11 +2,10 @@
 
 import marshmallow as ma
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.api import problem
 from app.auth import request_context
-from app.resources.common import StrictSchema
+from app.resources.common import Blueprint, StrictSchema
 from app.resources.me import present
 from app.resources.me.schemas import ImmunizationSchema, PrescriptionEntrySchema, VisitSchema
 from app.runtime import runtime

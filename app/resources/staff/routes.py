@@ -1,11 +1,10 @@
 """Staff login (password + TOTP) and the staff member's own identity."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.api import problem
 from app.auth import current_principal, request_context
-from app.resources.common import AccessTokenSchema
+from app.resources.common import AccessTokenSchema, Blueprint
 from app.resources.staff.schemas import StaffLoginSchema, StaffSchema
 from app.runtime import runtime
 from app.services import staff

@@ -1,10 +1,10 @@
 """Support staff: account state, access resets, locks (bearer: support staff token)."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.api import problem
 from app.auth import request_context
+from app.resources.common import Blueprint
 from app.resources.support.schemas import (
     AccessResetSchema,
     AccountStateSchema,
