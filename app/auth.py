@@ -13,12 +13,13 @@ from bson.errors import InvalidId
 from bson.raw_bson import RawBSONDocument
 from flask import Flask, Response, current_app, g, request
 
-from app import access
+from app import access, db
 from app.batching import GroupCommit
 from app.errors import WWW_AUTHENTICATE, problem_response
 from app.models.citizen import Citizen
 from app.models.facility import Facility, FacilityClient
 from app.models.staff import StaffUser
+from app.recent_reads import RecentReads
 from app.security.tokens import InvalidToken, TokenType
 from app.services.audit import ANONYMOUS_ACTOR, Actor, RequestContext
 
@@ -85,9 +86,13 @@ def _find_citizens(ids: list[ObjectId]) -> list[bytes | None]:
     return [found.get(citizen_id) for citizen_id in ids]
 
 
-# Requests of one process that authenticate at the same moment share one query (each still sees
-# the citizen as stored after it arrived, so a revocation is never missed).
-_CITIZENS: GroupCommit[ObjectId, bytes | None] = GroupCommit(_find_citizens)
+# Requests of one process that authenticate at the same moment share one query, and a citizen so
+# read serves this process's requests for CITIZEN_MAX_AGE: a revocation, lock or reset is seen at
+# once by the process that made it and within CITIZEN_MAX_AGE by every other (app.recent_reads).
+CITIZEN_MAX_AGE = 0.1
+_CITIZEN_READS: GroupCommit[ObjectId, bytes | None] = GroupCommit(_find_citizens)
+_CITIZENS: RecentReads[ObjectId, bytes | None] = RecentReads(_CITIZEN_READS.submit, CITIZEN_MAX_AGE)
+db.on_write(Citizen._get_collection_name(), _CITIZENS.forget_all)
 
 
 @subject_loader(TokenType.CITIZEN)
@@ -96,7 +101,7 @@ def _load_citizen(claims: dict[str, Any]) -> Principal | None:
         citizen_id = ObjectId(claims["sub"])
     except (InvalidId, TypeError):
         return None
-    stored = _CITIZENS.submit(citizen_id)
+    stored = _CITIZENS.get(citizen_id)
     if stored is None:
         return None
     citizen = Citizen._from_son(bson.decode(stored, Citizen._get_collection().codec_options))

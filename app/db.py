@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import mongoengine
 import pymongo
 from flask import Flask, request
+from pymongo import monitoring
 from pymongo.errors import PyMongoError
 
 from app.embedded_db import development_uri
@@ -20,6 +22,50 @@ def resolve_uri(settings: Settings) -> str:
     return development_uri(settings.var_dir)
 
 
+WRITE_COMMANDS = frozenset({"insert", "update", "delete", "findAndModify"})
+DROP_COMMANDS = frozenset({"drop", "dropDatabase"})
+_WRITE_WATCHERS: dict[str, list[Callable[[], None]]] = {}
+
+
+def on_write(collection: str, callback: Callable[[], None]) -> None:
+    """Call ``callback`` when this process starts and when it ends a write to ``collection``."""
+    _WRITE_WATCHERS.setdefault(collection, []).append(callback)
+
+
+class _WriteWatch(monitoring.CommandListener):
+    """Tells the ``on_write`` callbacks about this process's writes, whichever code path makes them."""
+
+    def __init__(self) -> None:
+        self._in_flight: dict[tuple[object, int], str] = {}  # command -> collection, until it ends
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in WRITE_COMMANDS:
+            collection = str(event.command.get(event.command_name))
+            if collection in _WRITE_WATCHERS:
+                self._in_flight[(event.connection_id, event.request_id)] = collection
+                self._notify(collection)
+        elif event.command_name in DROP_COMMANDS:
+            for collection in list(_WRITE_WATCHERS):
+                self._notify(collection)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._ended(event)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._ended(event)
+
+    def _ended(self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent) -> None:
+        if event.command_name in WRITE_COMMANDS:
+            collection = self._in_flight.pop((event.connection_id, event.request_id), None)
+            if collection is not None:
+                self._notify(collection)
+
+    @staticmethod
+    def _notify(collection: str) -> None:
+        for callback in _WRITE_WATCHERS.get(collection, ()):
+            callback()
+
+
 def connect(settings: Settings, uri: str) -> None:
     """(Re)connect mongoengine's default alias; production writes wait for a journaled majority."""
     mongoengine.disconnect(alias="default")
@@ -28,6 +74,7 @@ def connect(settings: Settings, uri: str) -> None:
         "uuidRepresentation": "standard",
         "serverSelectionTimeoutMS": 5000,
         "connectTimeoutMS": 5000,
+        "event_listeners": [_WriteWatch()],
     }
     if settings.is_production:
         options.update(w="majority", journal=True, retryWrites=True)
