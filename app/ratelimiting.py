@@ -107,15 +107,21 @@ class LeasedFixedWindowRateLimiter(FixedWindowRateLimiter):
     Counting every request of a busy caller in the database costs a counter update per request.
     Here a process that needs a hit adds a lease of 1% of the limit (at most ``MAX_LEASE``) to the
     shared counter and admits that caller's next hits from the lease until it is used up or the
-    window ends. The shared count never falls below the hits admitted, so no limit is exceeded; a
-    lease left over when its window ends is simply lost, so a caller served by several processes
-    may be refused up to ``lease - 1`` hits per process early. Limits under 200 per window lease a
-    single hit, which is exactly the plain fixed window.
+    window is about to end. Every hit admitted is counted before it is admitted, so no limit is
+    exceeded; what is left of a lease when its window ends is lost, so a caller served by several
+    processes may be refused up to ``lease - 1`` hits per process early.
+
+    A window ends when the clock of the first process to see it ended says so, so leases stop
+    ``CLOCK_MARGIN`` before their window's end (hits then count one by one): hosts whose clocks
+    agree within that margin cannot spend an old window's lease in a new window. Limits under 200
+    per window, and windows shorter than ``MIN_WINDOW_SECONDS``, are plain fixed windows.
     """
 
     LEASE_SHARE = 100
     MAX_LEASE = 100
     MAX_LEASES_KEPT = 10_000
+    CLOCK_MARGIN = timedelta(seconds=1)
+    MIN_WINDOW_SECONDS = 10
 
     def __init__(self, storage: Storage) -> None:
         super().__init__(storage)
@@ -124,23 +130,31 @@ class LeasedFixedWindowRateLimiter(FixedWindowRateLimiter):
 
     def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
         size = min(self.MAX_LEASE, item.amount // self.LEASE_SHARE)
-        if size <= 1 or not isinstance(self.storage, SharedClientMongoDBStorage):
+        if (size <= 1 or item.get_expiry() < self.MIN_WINDOW_SECONDS
+                or not isinstance(self.storage, SharedClientMongoDBStorage)):
             return super().hit(item, *identifiers, cost=cost)
         key = item.key_for(*identifiers)
+        now = datetime.now(UTC)
         with self._lock:
             lease = self._leases.get(key)
-            if lease is not None and lease.left >= cost and lease.ends > datetime.now(UTC):
+            usable = lease is not None and now < lease.ends - self.CLOCK_MARGIN
+            if lease is not None and usable and lease.left >= cost:
                 lease.left -= cost
                 return True
-        taken = max(size, cost)
+            closing = lease is not None and not usable and now < lease.ends
+        taken = cost if closing else max(size, cost)  # no new lease in a window's last moments
         count, ends = self.storage.take(key, item.get_expiry(), taken)
-        granted = min(taken, item.amount - (count - taken))  # the part of this lease under the limit
+        granted = min(taken, item.amount - (count - taken))  # the part of this take under the limit
         if granted < cost:
             return False
         with self._lock:
             if len(self._leases) >= self.MAX_LEASES_KEPT:
-                self._forget_ended()
-            self._leases[key] = _Lease(granted - cost, ends)  # an older lease's leftover is lost
+                self._forget_ended(now)
+            current = self._leases.get(key)
+            if current is not None and current.ends == ends:
+                current.left += granted - cost  # leases taken together in one window add up
+            else:
+                self._leases[key] = _Lease(granted - cost, ends)
         return True
 
     def clear(self, item: RateLimitItem, *identifiers: str) -> None:
@@ -148,8 +162,7 @@ class LeasedFixedWindowRateLimiter(FixedWindowRateLimiter):
             self._leases.pop(item.key_for(*identifiers), None)
         super().clear(item, *identifiers)
 
-    def _forget_ended(self) -> None:
-        now = datetime.now(UTC)
+    def _forget_ended(self, now: datetime) -> None:
         self._leases = {key: lease for key, lease in self._leases.items() if lease.ends > now}
         if len(self._leases) >= self.MAX_LEASES_KEPT:  # forgetting a lease only refuses earlier
             self._leases.clear()

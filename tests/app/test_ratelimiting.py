@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from limits import parse
+from pymongo.uri_parser import parse_uri
 
 from app.ratelimiting import LeasedFixedWindowRateLimiter, SharedClientMongoDBStorage
 
@@ -23,19 +25,22 @@ class CountingStorage(SharedClientMongoDBStorage):
 
 
 @pytest.fixture
-def storage(mongodb_server, tmp_path) -> Iterator[CountingStorage]:
-    from app import create_app
-    from tests.conftest import drop_database, make_settings
+def storage(app, settings) -> Iterator[CountingStorage]:
+    with app.app_context():
+        CountingStorage.takes = 0
+        yield CountingStorage("hoso-mongodb://app-connection", database_name=database_of(settings),
+                              counter_collection_name="counters", window_collection_name="windows")
 
-    settings = make_settings(mongodb_server, tmp_path)
-    app = create_app(settings)
-    try:
-        with app.app_context():
-            CountingStorage.takes = 0
-            yield CountingStorage("hoso-mongodb://app-connection", database_name="t",
-                                  counter_collection_name="counters", window_collection_name="windows")
-    finally:
-        drop_database(settings)
+
+def database_of(settings) -> str:  # type: ignore[no-untyped-def]
+    return str(parse_uri(settings.mongodb_uri)["database"])
+
+
+class QuickWindows(LeasedFixedWindowRateLimiter):
+    """Leases on windows short enough for a test to wait for their end."""
+
+    CLOCK_MARGIN = timedelta(seconds=0.5)
+    MIN_WINDOW_SECONDS = 1
 
 
 def test_a_busy_caller_costs_one_update_per_lease_and_never_exceeds_the_limit(storage):
@@ -58,13 +63,13 @@ def test_two_processes_together_stay_under_the_limit(storage):
 
 
 def test_concurrent_hits_in_one_process_never_exceed_the_limit(storage):
-    limit = parse("500 per minute")  # leases of 5
+    limit = parse("1000 per minute")  # leases of 10
     process = LeasedFixedWindowRateLimiter(storage)
     results: list[bool] = []
     lock = threading.Lock()
 
     def caller() -> None:
-        mine = [process.hit(limit, "citizen:2") for _ in range(40)]
+        mine = [process.hit(limit, "citizen:2") for _ in range(70)]
         with lock:
             results.extend(mine)
 
@@ -73,21 +78,55 @@ def test_concurrent_hits_in_one_process_never_exceed_the_limit(storage):
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert len(results) == 640
-    assert 500 - 5 * 16 <= results.count(True) <= 500
+    assert len(results) == 1120
+    assert 1000 - 9 <= results.count(True) <= 1000
 
 
-def test_a_lease_ends_with_its_window(storage):
-    limit = parse("200 per 2 seconds")  # leases of 2
+def test_leases_taken_at_the_same_moment_add_up(storage, monkeypatch):
+    """Four threads find no lease and each takes one: all four leases are counted, so all are kept."""
+    limit = parse("10000 per minute")  # leases of 100
     process = LeasedFixedWindowRateLimiter(storage)
-    assert process.hit(limit, "citizen:3")  # takes a lease of 2, one left
+    together = threading.Barrier(4)
+    real_take = storage.take
+
+    def take_together(key: str, expiry: int, amount: int):  # type: ignore[no-untyped-def]
+        together.wait(10)
+        return real_take(key, expiry, amount)
+
+    monkeypatch.setattr(storage, "take", take_together)
+    threads = [threading.Thread(target=process.hit, args=(limit, "citizen:6")) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert storage.get(limit.key_for("citizen:6")) == 400
+    monkeypatch.setattr(storage, "take", real_take)
+    before = CountingStorage.takes
+    assert all(process.hit(limit, "citizen:6") for _ in range(396))  # the other leases' hits
+    assert CountingStorage.takes == before
+
+
+def test_leases_stop_just_before_their_window_ends(storage):
+    limit = parse("200 per 2 seconds")  # leases of 2
+    process = QuickWindows(storage)
     key = limit.key_for("citizen:3")
-    assert storage.get(key) == 2
-    time.sleep(2.2)
-    # the leftover belongs to the ended window: this hit takes a new lease in the new window
+    assert process.hit(limit, "citizen:3")  # takes a lease of 2, one left
+    assert storage.get(key) == 2 and CountingStorage.takes == 1
+    time.sleep(1.6)  # within CLOCK_MARGIN of the window's end: the leftover is not spent
     assert process.hit(limit, "citizen:3")
-    assert CountingStorage.takes == 2
-    assert storage.get(key) == 2
+    assert storage.get(key) == 3 and CountingStorage.takes == 2  # counted alone, no new lease
+    time.sleep(0.6)  # the window has ended: a new one, with a new lease
+    assert process.hit(limit, "citizen:3")
+    assert storage.get(key) == 2 and CountingStorage.takes == 3
+    assert process.hit(limit, "citizen:3")  # from the new lease
+    assert CountingStorage.takes == 3
+
+
+def test_short_windows_are_not_leased(storage):
+    limit = parse("1000 per 5 seconds")
+    process = LeasedFixedWindowRateLimiter(storage)  # MIN_WINDOW_SECONDS = 10
+    assert all(process.hit(limit, "citizen:5") for _ in range(3))
+    assert storage.get(limit.key_for("citizen:5")) == 3
 
 
 def test_small_limits_count_every_hit_in_the_database(storage):
@@ -109,16 +148,17 @@ def test_clearing_a_limit_drops_the_lease(storage):
     assert CountingStorage.takes == 2
 
 
-def test_first_hits_from_two_processes_at_once_both_count(storage):
-    """Two processes creating one counter together: the losing upsert is retried, not a 500."""
-    other = SharedClientMongoDBStorage("hoso-mongodb://app-connection", database_name="t",
+def test_first_hits_from_two_processes_at_once_both_count(storage, settings):
+    """Two processes creating one counter together: the losing upsert's count is read back."""
+    other = SharedClientMongoDBStorage("hoso-mongodb://app-connection", database_name=database_of(settings),
                                        counter_collection_name="counters", window_collection_name="windows")
     failures: list[BaseException] = []
+    counts: list[int] = []
 
     def hit(target: SharedClientMongoDBStorage, key: str, start: threading.Barrier) -> None:
         start.wait()
         try:
-            target.incr(key, 60)
+            counts.append(target.incr(key, 60))
         except BaseException as error:  # noqa: BLE001 - collected for the assertion below
             failures.append(error)
 
@@ -132,3 +172,5 @@ def test_first_hits_from_two_processes_at_once_both_count(storage):
             thread.join(30)
         assert storage.get(f"race:{n}") == 4
     assert failures == []
+    # each hit is told a count that includes it (never 0, which would not count it at all)
+    assert min(counts) >= 1 and max(counts) == 4
