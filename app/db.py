@@ -24,29 +24,41 @@ def resolve_uri(settings: Settings) -> str:
 
 WRITE_COMMANDS = frozenset({"insert", "update", "delete", "findAndModify"})
 DROP_COMMANDS = frozenset({"drop", "dropDatabase"})
+_EVERY_COLLECTION = "*"
 _WRITE_WATCHERS: dict[str, list[Callable[[], None]]] = {}
 
 
 def on_write(collection: str, callback: Callable[[], None]) -> None:
-    """Call ``callback`` when this process starts and when it ends a write to ``collection``."""
+    """Call ``callback`` when this process starts and when it ends a write to ``collection``.
+
+    Writes are the ``insert``, ``update``, ``delete`` and ``findAndModify`` commands (what
+    mongoengine and pymongo's collection methods send) and dropping the collection or database.
+    HoSo sends no other command that changes documents (no ``$out``/``$merge``, no client-level
+    ``bulkWrite``).
+    """
     _WRITE_WATCHERS.setdefault(collection, []).append(callback)
 
 
 class _WriteWatch(monitoring.CommandListener):
-    """Tells the ``on_write`` callbacks about this process's writes, whichever code path makes them."""
+    """Tells the ``on_write`` callbacks about this process's writes, whichever code path sends them.
+
+    pymongo reports a command's start and its end on the thread that sends it, so the thread and
+    the message's request id name a command in flight.
+    """
 
     def __init__(self) -> None:
-        self._in_flight: dict[tuple[object, int], str] = {}  # command -> collection, until it ends
+        self._in_flight: dict[tuple[int, int], str] = {}
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name in WRITE_COMMANDS:
             collection = str(event.command.get(event.command_name))
-            if collection in _WRITE_WATCHERS:
-                self._in_flight[(event.connection_id, event.request_id)] = collection
-                self._notify(collection)
         elif event.command_name in DROP_COMMANDS:
-            for collection in list(_WRITE_WATCHERS):
-                self._notify(collection)
+            collection = _EVERY_COLLECTION
+        else:
+            return
+        if collection == _EVERY_COLLECTION or collection in _WRITE_WATCHERS:
+            self._in_flight[(threading.get_ident(), event.request_id)] = collection
+            self._notify(collection)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         self._ended(event)
@@ -55,15 +67,16 @@ class _WriteWatch(monitoring.CommandListener):
         self._ended(event)
 
     def _ended(self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent) -> None:
-        if event.command_name in WRITE_COMMANDS:
-            collection = self._in_flight.pop((event.connection_id, event.request_id), None)
-            if collection is not None:
-                self._notify(collection)
+        collection = self._in_flight.pop((threading.get_ident(), event.request_id), None)
+        if collection is not None:
+            self._notify(collection)
 
     @staticmethod
     def _notify(collection: str) -> None:
-        for callback in _WRITE_WATCHERS.get(collection, ()):
-            callback()
+        names = list(_WRITE_WATCHERS) if collection == _EVERY_COLLECTION else [collection]
+        for name in names:
+            for callback in _WRITE_WATCHERS.get(name, ()):
+                callback()
 
 
 def connect(settings: Settings, uri: str) -> None:

@@ -42,7 +42,7 @@ class AuditEvent(me.Document):
         "collection": "audit_events",
         # The busiest collection (every read of a record adds an event), so each index must earn
         # its cost on every insert: time for the admin's recent events, the citizen's access log
-        # (which also serves the admin's search by citizen, see app.services.audit_log), and the
+        # (whose prefix also finds the events of one citizen for the admin's search), and the
         # actor for oversight of what one staff member or client did. A search by action alone
         # walks the time index.
         "indexes": [

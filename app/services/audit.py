@@ -60,13 +60,16 @@ def event_document(
     The values callers choose are checked as ``AuditEvent.validate()`` would; building that
     document for every event cost more than the rest of a cached timeline read.
     """
+    concerned = citizen_ids if citizen_ids is not None else ([citizen_id] if citizen_id else [])
     if (ctx.actor.type not in ACTOR_TYPES or outcome not in OUTCOMES or not action
-            or (access is not None and access not in ACCESS_KINDS) or len(reason or "") > REASON_MAX_LENGTH):
+            or (access is not None and access not in ACCESS_KINDS) or len(reason or "") > REASON_MAX_LENGTH
+            or not all(isinstance(concerned_id, ObjectId) for concerned_id in concerned)
+            or not all(isinstance(key, str) and "." not in key and not key.startswith("$") for key in details or {})):
         raise ValueError(f"not a valid audit event: {action!r} {outcome!r} {access!r}")
     document = {
         "at": ctx.now, "actor_type": ctx.actor.type, "actor_id": ctx.actor.id, "actor_label": ctx.actor.label,
         "facility_code": ctx.actor.facility_code, "action": action, "outcome": outcome, "citizen_id": citizen_id,
-        "citizen_ids": citizen_ids if citizen_ids is not None else ([citizen_id] if citizen_id else []),
+        "citizen_ids": concerned,
         "target_type": target_type, "target_id": target_id, "reason": reason, "request_id": ctx.request_id,
         "ip": ctx.ip, "details": details or {}, "access": access,
     }

@@ -105,7 +105,9 @@ def test_audit_events_are_checked_and_stored_as_the_model_would_store_them(app):
     from tests.helpers import system_context
 
     ctx = system_context()
-    for bad in ({"outcome": "maybe"}, {"access": "delete"}, {"reason": "x" * 501}, {"action": ""}):
+    for bad in ({"outcome": "maybe"}, {"access": "delete"}, {"reason": "x" * 501}, {"action": ""},
+                {"citizen_id": str(ObjectId())}, {"citizen_ids": [str(ObjectId())]}, {"details": {"a.b": 1}},
+                {"details": {"$where": 1}}):
         with pytest.raises(ValueError):
             audit.event_document(ctx, **{"action": "test.bad", **bad})
     citizen = ObjectId()

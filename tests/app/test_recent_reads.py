@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pymongo
+import pytest
 
 from app.recent_reads import RecentReads
 
@@ -92,3 +93,49 @@ def test_authentication_sees_this_process_s_writes_at_once_and_others_within_max
         assert me() == 401
     finally:
         other_process.close()
+
+
+def _lock_by_update_one(collection, citizen_id):  # type: ignore[no-untyped-def]
+    collection.update_one({"_id": citizen_id}, {"$set": {"locked": True}})
+
+
+def _lock_by_find_and_modify(collection, citizen_id):  # type: ignore[no-untyped-def]
+    collection.find_one_and_update({"_id": citizen_id}, {"$set": {"locked": True}})
+
+
+def _lock_by_update_many(collection, citizen_id):  # type: ignore[no-untyped-def]
+    collection.update_many({"_id": {"$in": [citizen_id]}}, {"$set": {"locked": True}})
+
+
+def _remove(collection, citizen_id):  # type: ignore[no-untyped-def]
+    collection.delete_one({"_id": citizen_id})
+
+
+def _lock_by_bulk_write(collection, citizen_id):  # type: ignore[no-untyped-def]
+    collection.bulk_write([pymongo.UpdateOne({"_id": citizen_id}, {"$set": {"locked": True}})])
+
+
+@pytest.mark.parametrize("write", [_lock_by_update_one, _lock_by_find_and_modify, _lock_by_update_many, _remove,
+                                   _lock_by_bulk_write])
+def test_every_kind_of_local_write_to_citizens_is_seen_at_once(client, world, write):
+    from app.models.citizen import Citizen
+
+    alice = world["alice"]
+    citizen_id = Citizen.objects.get(national_id=alice.national_id).id
+    assert client.get("/api/v1/me", headers=alice.headers).status_code == 200
+    write(Citizen._get_collection(), citizen_id)
+    assert client.get("/api/v1/me", headers=alice.headers).status_code == 401
+
+
+def test_a_failed_write_leaves_nothing_in_flight(app):
+    import mongoengine
+    from pymongo.errors import OperationFailure
+
+    from app.db import _WriteWatch
+    from app.models.citizen import Citizen
+
+    watch = next(listener for listener in mongoengine.get_connection().options.event_listeners
+                 if isinstance(listener, _WriteWatch))
+    with pytest.raises(OperationFailure):
+        Citizen._get_collection().update_one({}, {"$unknownOperator": {"x": 1}})
+    assert watch._in_flight == {}
