@@ -280,10 +280,14 @@ def timeline_ratio(port: int, citizen_token: str) -> list[str]:
     _load(port, "/api/v1/health", {})  # warm-up both paths
     health_rate, health_latencies = _load(port, "/api/v1/health", {})
     visits_rate, visits_latencies = _load(port, "/api/v1/me/visits?limit=20", auth)
+    health_again, _ = _load(port, "/api/v1/health", {})
+    # the baseline is the better of two health runs (before and after): a slow one would flatter us
+    baseline = max(health_rate, health_again)
     cuts = statistics.quantiles(visits_latencies, n=100)
     return [
-        f"timeline: GET /me/visits {visits_rate:,.0f} req/s vs GET /health {health_rate:,.0f} req/s at "
-        f"{CONCURRENCY} clients -> ratio {visits_rate / health_rate:.2f} (goal >= 0.5)",
+        f"timeline: GET /me/visits {visits_rate:,.0f} req/s vs GET /health {baseline:,.0f} req/s (better of "
+        f"{health_rate:,.0f} before and {health_again:,.0f} after) at {CONCURRENCY} clients -> ratio "
+        f"{visits_rate / baseline:.2f} (goal >= 0.5)",
         f"  /me/visits latency {_percentiles(visits_latencies)}; p99/p50 = {cuts[98] / cuts[49]:.1f} (goal < 10)",
         f"  /health    latency {_percentiles(health_latencies)}",
     ]
