@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import bson
@@ -30,8 +31,21 @@ class Principal:
 
     role: str
     actor: Actor
-    subject: Any = None  # the loaded document (StaffUser, FacilityClient, Citizen)
+    document: Any = None  # the loaded StaffUser or FacilityClient
     claims: dict[str, Any] = field(default_factory=dict)
+    # a citizen's stored fields: what authentication checked, and what hot paths read directly
+    stored: Mapping[str, Any] | None = None
+
+    @cached_property
+    def subject(self) -> Any:
+        """The caller's document (StaffUser, FacilityClient, Citizen), a citizen's built on first use.
+
+        Building a mongoengine document was the largest cost of authenticating a citizen, and
+        many routes only need the citizen's id.
+        """
+        if self.document is None and self.stored is not None:
+            return Citizen._from_son(dict(self.stored))
+        return self.document
 
 
 ANONYMOUS = Principal(access.ANONYMOUS, ANONYMOUS_ACTOR)
@@ -104,12 +118,12 @@ def _load_citizen(claims: dict[str, Any]) -> Principal | None:
     stored = _CITIZENS.get(citizen_id)
     if stored is None:
         return None
-    citizen = Citizen._from_son(bson.decode(stored, Citizen._get_collection().codec_options))
-    if (citizen.state != "active" or citizen.locked
-            or issued_before(claims, citizen.tokens_valid_after)
-            or claims.get("sid") in (citizen.revoked_sessions or [])):
+    fields = bson.decode(stored, Citizen._get_collection().codec_options)
+    if (fields.get("state") != "active" or fields.get("locked")
+            or issued_before(claims, fields.get("tokens_valid_after"))
+            or claims.get("sid") in (fields.get("revoked_sessions") or [])):
         return None
-    return Principal(access.CITIZEN, Actor("citizen", str(citizen.id), "citizen"), citizen, claims)
+    return Principal(access.CITIZEN, Actor("citizen", str(citizen_id), "citizen"), None, claims, fields)
 
 
 def bearer_token() -> str | None:

@@ -116,11 +116,11 @@ def _cached(key: tuple, version: int | None, load: Any) -> Page:
     return page
 
 
-def cache_version(citizen: Citizen, now: datetime) -> int | None:
-    """The version that keys the citizen's cached pages, or None when pages may not be cached yet."""
-    if citizen.activated_at is None or now - citizen.activated_at < ACTIVATION_SETTLE:
+def cache_version(activated_at: datetime | None, records_version: int, now: datetime) -> int | None:
+    """The version that keys a citizen's cached pages, or None when pages may not be cached yet."""
+    if activated_at is None or now - activated_at < ACTIVATION_SETTLE:
         return None
-    return citizen.records_version  # type: ignore[no-any-return]
+    return records_version
 
 
 def _read(ctx: RequestContext, citizen_id: ObjectId, action: str, target_type: str,

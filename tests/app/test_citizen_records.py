@@ -221,8 +221,10 @@ def test_timeline_never_serves_a_stale_page(client, world, monkeypatch):
 
 def test_pages_are_not_cached_in_the_first_minutes_after_activation(client, world):
     citizen = Citizen.objects.get(national_id=world["alice"].national_id)
-    assert timeline.cache_version(citizen, utcnow()) is None
-    assert timeline.cache_version(settled(world["alice"]), utcnow()) == citizen.records_version
+    assert timeline.cache_version(citizen.activated_at, citizen.records_version, utcnow()) is None
+    settled_citizen = settled(world["alice"])
+    assert timeline.cache_version(settled_citizen.activated_at, settled_citizen.records_version,
+                                  utcnow()) == citizen.records_version
 
 
 def test_pushes_bump_the_records_version_of_active_citizens_only(client, world, monkeypatch):

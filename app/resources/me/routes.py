@@ -88,10 +88,10 @@ class VisitViews(MethodView):
     @blp.response(200, VisitPageSchema)
     def get(self, args):
         """My visits across all facilities, newest first"""
-        citizen, ctx = _citizen(), request_context()
-        page = timeline.list_visits(ctx, citizen.id, args["limit"], _cursor(args),
-                                    args.get("from_"), args.get("to"), args.get("facility"),
-                                    version=timeline.cache_version(citizen, ctx.now))
+        stored, ctx = current_principal().stored or {}, request_context()  # fields, not a document
+        version = timeline.cache_version(stored.get("activated_at"), stored.get("records_version", 0), ctx.now)
+        page = timeline.list_visits(ctx, stored["_id"], args["limit"], _cursor(args),
+                                    args.get("from_"), args.get("to"), args.get("facility"), version=version)
         if page.rendered is None:  # pages come from a version-keyed cache: serialise each once
             names = timeline.facility_names({visit.facility_code for visit in page.items})
             body = VisitPageSchema().dump(
