@@ -219,14 +219,18 @@ def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[
     """
     read_at = oldest = time.monotonic()
     known: dict[str, _CitizenRef] = {}
-    for national_id in {pending.item.data["national_id"] for pending in batch}:
+
+    def look_up(national_ids: list[str]) -> None:
+        for citizen in _citizen_refs(national_ids):
+            known[citizen.national_id] = citizen
+            remembered.put(citizen, read_at)
+
+    wanted = {pending.item.data["national_id"] for pending in batch}
+    for national_id in wanted:
         if entry := remembered.get(national_id, read_at):
             known[national_id] = entry[0]
             oldest = min(oldest, entry[1])
-    ids = list({pending.item.data["national_id"] for pending in batch} - known.keys())
-    for citizen in _citizen_refs(ids):
-        known[citizen.national_id] = citizen
-        remembered.put(citizen, read_at)
+    look_up(list(wanted - known.keys()))
     unknown = {p.item.data["national_id"]: p.item.data for p in batch if p.item.data["national_id"] not in known}
     if unknown:
         documents = [_new_citizen(ctx, data) for data in unknown.values()]
@@ -239,9 +243,7 @@ def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[
         elif created:  # one event for the batch, naming each citizen (as for the records, see _write_events)
             AuditEvent._get_collection().insert_one(audit.event_document(
                 ctx, "citizen.create", citizen_ids=[doc["_id"] for doc in created], target_type="citizen"))
-        for citizen in _citizen_refs(list(unknown)):
-            known[citizen.national_id] = citizen
-            remembered.put(citizen, read_at)
+        look_up(list(unknown))
     for pending in batch:
         data = pending.item.data
         citizen = known[data["national_id"]]

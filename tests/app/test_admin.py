@@ -113,6 +113,7 @@ def test_audit_events_are_checked_and_stored_as_the_model_would_store_them(app):
     citizen = ObjectId()
     stored = audit.event_document(ctx, "test.read", citizen_id=citizen, access="read", details={"n": 1})
     assert None not in stored.values()  # unset fields are left out, as mongoengine leaves them
+    assert stored == AuditEvent(**stored).to_mongo().to_dict()  # what the model itself would store
     event = AuditEvent.objects.get(id=audit.record(ctx, "test.read", citizen_id=citizen, access="read"))
     event.validate()
     assert (event.citizen_ids, event.access, event.reason) == ([citizen], "read", None)

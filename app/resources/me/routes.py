@@ -88,7 +88,8 @@ class VisitViews(MethodView):
     @blp.response(200, VisitPageSchema)
     def get(self, args):
         """My visits across all facilities, newest first"""
-        stored, ctx = current_principal().stored or {}, request_context()  # fields, not a document
+        stored, ctx = current_principal().stored, request_context()  # the citizen's fields, not a document
+        assert stored is not None  # a citizen route: authentication kept the stored fields
         version = timeline.cache_version(stored.get("activated_at"), stored.get("records_version", 0), ctx.now)
         page = timeline.list_visits(ctx, stored["_id"], args["limit"], _cursor(args),
                                     args.get("from_"), args.get("to"), args.get("facility"), version=version)
