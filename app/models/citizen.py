@@ -10,12 +10,16 @@ NATIONAL_ID_PATTERN = r"^[0-9]{12}$"
 SEXES = ("male", "female", "other", "unknown")
 ACCOUNT_STATES = ("pending_activation", "active", "reset_pending")
 LANGUAGES = ("vi", "en")
+# One source for what the API accepts and what the model stores: a name's parts are at most as
+# long as the whole name (``split_vietnamese_name`` only divides it).
+FULL_NAME_MAX_LENGTH = 200
+ADDRESS_LINE_MAX_LENGTH = 200
 
 
 class Address(me.EmbeddedDocument):
     """A postal address with Vietnam's administrative codes."""
 
-    line = me.StringField(max_length=200)
+    line = me.StringField(max_length=ADDRESS_LINE_MAX_LENGTH)
     ward_code = me.StringField(max_length=10)
     province_code = me.StringField(max_length=3)
 
@@ -44,13 +48,17 @@ class Citizen(me.Document):
 
     national_id = me.StringField(required=True, unique=True, regex=NATIONAL_ID_PATTERN)
     id_type = me.StringField(default="cccd", choices=("cccd", "cmnd", "passport"))
-    full_name = me.StringField(required=True, max_length=200)
-    family_name = me.StringField(max_length=100)
-    given_name = me.StringField(max_length=150)
+    full_name = me.StringField(required=True, max_length=FULL_NAME_MAX_LENGTH)
+    family_name = me.StringField(max_length=FULL_NAME_MAX_LENGTH)
+    given_name = me.StringField(max_length=FULL_NAME_MAX_LENGTH)
     date_of_birth = me.StringField(required=True)  # YYYY-MM-DD, YYYY-MM or YYYY
     sex = me.StringField(required=True, choices=SEXES)
     phone = me.StringField()
     email = me.StringField()
+    # When the citizen last changed each in the app (unset when a facility set it in person):
+    # a support reset sends no code to a channel changed lately (app.services.support).
+    phone_changed_at = me.DateTimeField()
+    email_changed_at = me.DateTimeField()
     language = me.StringField(default="vi", choices=LANGUAGES)
     address = me.EmbeddedDocumentField(Address)
     # kind -> channel -> enabled, for messages other than security ones (always sent)

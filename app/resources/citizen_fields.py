@@ -6,7 +6,8 @@ from datetime import date
 
 import marshmallow as ma
 
-from app.models.citizen import SEXES
+from app.models.citizen import FULL_NAME_MAX_LENGTH, SEXES
+from app.resources.text import EmailText, Text
 
 NATIONAL_ID = r"^[0-9]{12}$"
 VN_PHONE = r"^(\+84|0)[0-9]{9,10}$"
@@ -19,21 +20,20 @@ def _not_future_birth(value: date) -> None:
         raise ma.ValidationError("A date of birth before 1900 is not plausible.")
 
 
-def national_id_field() -> ma.fields.String:
+def national_id_field() -> Text:
     """A 12-digit CCCD."""
-    return ma.fields.String(
-        required=True,
+    return Text(
+        12, required=True,
         validate=ma.validate.Regexp(NATIONAL_ID, error="A CCCD is exactly 12 digits."),
         metadata={"description": "CCCD, 12 digits", "example": "001085123456"},
     )
 
 
-def full_name_field() -> ma.fields.String:
-    """A person's full name, family name first."""
-    return ma.fields.String(
-        required=True,
-        validate=[ma.validate.Length(1, 200),
-                  ma.validate.Regexp(r"^[^\W\d_]+([ '\-.][^\W\d_]+)*$",
+def full_name_field() -> Text:
+    """A person's full name, family name first (decomposed letters are composed first: NFC)."""
+    return Text(
+        FULL_NAME_MAX_LENGTH, min_length=1, required=True,
+        validate=[ma.validate.Regexp(r"^[^\W\d_]+([ '\-.][^\W\d_]+)*$",
                                      error="Letters, spaces, hyphens and apostrophes only.")],
         metadata={"example": "Nguyễn Văn Nam"},
     )
@@ -44,19 +44,19 @@ def date_of_birth_field() -> ma.fields.Date:
     return ma.fields.Date(required=True, validate=_not_future_birth)
 
 
-def sex_field() -> ma.fields.String:
+def sex_field() -> Text:
     """male, female, other or unknown."""
-    return ma.fields.String(required=True, validate=ma.validate.OneOf(SEXES))
+    return Text(16, required=True, validate=ma.validate.OneOf(SEXES))
 
 
-def phone_field(required: bool = False) -> ma.fields.String:
+def phone_field(required: bool = False) -> Text:
     """A Vietnamese phone number (0 or +84 followed by 9-10 digits)."""
-    return ma.fields.String(
-        required=required, validate=ma.validate.Regexp(VN_PHONE, error="A Vietnamese phone number."),
+    return Text(
+        16, required=required, validate=ma.validate.Regexp(VN_PHONE, error="A Vietnamese phone number."),
         metadata={"example": "0912345678"},
     )
 
 
-def email_field() -> ma.fields.Email:
+def email_field() -> EmailText:
     """An e-mail address."""
-    return ma.fields.Email(validate=ma.validate.Length(max=254))
+    return EmailText()

@@ -11,17 +11,25 @@ import flask_smorest
 import marshmallow as ma
 from flask_smorest import abort
 
+from app.resources.json_body import HosoParser
+from app.resources.text import Text, require_text_fields
+
 MAX_PAGE_SIZE = 100
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's blueprint, parsing a route's arguments with one schema instance.
+    """flask-smorest's blueprint: bounded JSON, the text rule, one schema instance per route.
 
-    Given a schema class, webargs builds an instance (copying every field) on each request; one
-    built here serves them all, as marshmallow schemas keep no state between loads.
+    Every argument schema must take its strings as ``Text`` fields (checked when the route is
+    declared, so a schema that would let unstorable text through cannot be served). Given a schema
+    class, webargs builds an instance (copying every field) on each request; one built here serves
+    them all, as marshmallow schemas keep no state between loads.
     """
 
+    ARGUMENTS_PARSER = HosoParser()
+
     def arguments(self, schema, **kwargs):  # type: ignore[no-untyped-def]
+        require_text_fields(schema)
         return super().arguments(schema() if isinstance(schema, type) else schema, **kwargs)
 
 
@@ -50,8 +58,8 @@ class PageArgsSchema(StrictSchema):
         load_default=20, validate=ma.validate.Range(1, MAX_PAGE_SIZE),
         metadata={"description": "Page size (1-100)"},
     )
-    cursor = ma.fields.String(
-        load_default=None, validate=ma.validate.Length(max=256),
+    cursor = Text(
+        256, load_default=None,
         metadata={"description": "Opaque cursor from `next_cursor` of the previous page"},
     )
 

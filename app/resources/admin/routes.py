@@ -19,6 +19,7 @@ from app.resources.admin.schemas import (
 )
 from app.resources.common import Blueprint, PageArgsSchema, decode_cursor, encode_cursor, page_schema
 from app.resources.passport.schemas import RevokedSchema, RevokeSchema, SigningKeySchema
+from app.resources.text import Text
 from app.runtime import runtime
 from app.services import audit_log, facilities, outbox_admin, passports, signing_keys, staff
 
@@ -117,7 +118,7 @@ class SigningKeyRotateViews(MethodView):
 
 
 class NotificationQueryArgsSchema(PageArgsSchema):
-    status = ma.fields.String(load_default="dead",
+    status = Text(16, load_default="dead",
                               validate=ma.validate.OneOf(("pending", "sending", "sent", "failed", "dead")))
 
 

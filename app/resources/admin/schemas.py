@@ -3,9 +3,10 @@
 import marshmallow as ma
 
 from app.models.audit import ACTOR_TYPES, OUTCOMES
-from app.models.facility import FACILITY_CODE_PATTERN
+from app.models.facility import FACILITY_CODE_PATTERN, Facility, FacilityClient
 from app.models.staff import STAFF_ROLES, USERNAME_PATTERN
 from app.resources.common import PageArgsSchema, StrictSchema, page_schema
+from app.resources.text import Text
 
 _code = ma.validate.Regexp(FACILITY_CODE_PATTERN, error="Five characters: digits or A-Z.")
 
@@ -13,11 +14,10 @@ _code = ma.validate.Regexp(FACILITY_CODE_PATTERN, error="Five characters: digits
 class FacilityCreateSchema(StrictSchema):
     """A facility to register."""
 
-    code = ma.fields.String(required=True, validate=_code,
-                            metadata={"description": "MA_CSKCB, 5 characters"})
-    name = ma.fields.String(required=True, validate=ma.validate.Length(1, 200))
-    province = ma.fields.String(required=True, validate=ma.validate.Length(1, 100))
-    level = ma.fields.String(validate=ma.validate.Length(1, 50))
+    code = Text(5, required=True, validate=_code, metadata={"description": "MA_CSKCB, 5 characters"})
+    name = Text(Facility.name.max_length, min_length=1, required=True)
+    province = Text(Facility.province.max_length, min_length=1, required=True)
+    level = Text(Facility.level.max_length, min_length=1)
 
 
 class FacilitySchema(ma.Schema):
@@ -37,8 +37,8 @@ FacilityPageSchema = page_schema(FacilitySchema, "FacilityPage")
 class ClientCreateSchema(StrictSchema):
     """An API client to issue."""
 
-    label = ma.fields.String(validate=ma.validate.Length(1, 100),
-                             metadata={"description": "Which system uses it, e.g. `HIS production`"})
+    label = Text(FacilityClient.label.max_length, min_length=1,
+                 metadata={"description": "Which system uses it, e.g. `HIS production`"})
 
 
 class ClientSchema(ma.Schema):
@@ -64,11 +64,11 @@ ClientPageSchema = page_schema(ClientSchema, "ClientPage")
 class StaffCreateSchema(StrictSchema):
     """A staff account to create."""
 
-    username = ma.fields.String(
-        required=True,
+    username = Text(
+        64, required=True,
         validate=ma.validate.Regexp(USERNAME_PATTERN, error="3-64 of a-z, 0-9, '.', '_', '-'."),
     )
-    role = ma.fields.String(required=True, validate=ma.validate.OneOf(STAFF_ROLES))
+    role = Text(16, required=True, validate=ma.validate.OneOf(STAFF_ROLES))
 
 
 class NewStaffSchema(ma.Schema):
@@ -83,11 +83,11 @@ class NewStaffSchema(ma.Schema):
 class AuditQueryArgsSchema(PageArgsSchema):
     """Filters of the audit log."""
 
-    action = ma.fields.String(validate=ma.validate.Length(1, 64))
-    actor_type = ma.fields.String(validate=ma.validate.OneOf(ACTOR_TYPES))
-    actor_id = ma.fields.String(validate=ma.validate.Length(1, 128))
-    citizen_id = ma.fields.String(validate=ma.validate.Regexp(r"^[0-9a-f]{24}$"))
-    outcome = ma.fields.String(validate=ma.validate.OneOf(OUTCOMES))
+    action = Text(64, min_length=1)
+    actor_type = Text(32, validate=ma.validate.OneOf(ACTOR_TYPES))
+    actor_id = Text(128, min_length=1)
+    citizen_id = Text(24, validate=ma.validate.Regexp(r"^[0-9a-f]{24}$"))
+    outcome = Text(16, validate=ma.validate.OneOf(OUTCOMES))
     from_ = ma.fields.AwareDateTime(data_key="from", metadata={"description": "Inclusive"})
     to = ma.fields.AwareDateTime(metadata={"description": "Exclusive"})
 

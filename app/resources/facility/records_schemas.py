@@ -14,6 +14,7 @@ from app.resources.citizen_fields import (
     sex_field,
 )
 from app.resources.common import StrictSchema, WholeNumber
+from app.resources.text import Text
 from app.services import valuesets
 from app.services.identity import cccd_problems
 
@@ -23,8 +24,8 @@ SOURCE_ID = r"^[A-Za-z0-9._:/-]{1,64}$"
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-def _text(maximum: int, required: bool = False) -> ma.fields.String:
-    return ma.fields.String(required=required, validate=ma.validate.Length(1, maximum))
+def _text(maximum: int, required: bool = False, multiline: bool = False) -> Text:
+    return Text(maximum, min_length=1, required=required, multiline=multiline)
 
 
 def _not_future(value: datetime) -> None:
@@ -66,20 +67,20 @@ class PractitionerSchema(StrictSchema):
 
 
 class DiagnosisSchema(StrictSchema):
-    code = ma.fields.String(required=True, validate=ma.validate.Regexp(
+    code = Text(16, required=True, validate=ma.validate.Regexp(
         ICD10, error="An ICD-10 code such as J20.9."))
     display = _text(300)
-    text = _text(1000)
+    text = _text(1000, multiline=True)
     principal = ma.fields.Boolean(load_default=False)
 
 
 class LabResultSchema(StrictSchema):
     code = _text(50)
     name = _text(200, required=True)
-    value = ma.fields.String(validate=ma.validate.Length(0, 200),
+    value = Text(200,
                              metadata={"description": "Kept exactly as sent (a string)"})
     unit = _text(50)
-    conclusion = _text(1000)
+    conclusion = _text(1000, multiline=True)
     at = ma.fields.AwareDateTime(validate=_not_future)
 
 
@@ -87,14 +88,14 @@ class PrescriptionItemSchema(StrictSchema):
     drug_code = _text(50)
     name = _text(200, required=True)
     strength = _text(100)
-    dose_text = _text(500)
+    dose_text = _text(500, multiline=True)
     quantity = ma.fields.Float(validate=ma.validate.Range(0, 100_000), allow_nan=False)
     route = _text(100)
 
 
 class PrescriptionSchema(StrictSchema):
-    code = ma.fields.String(
-        validate=ma.validate.Regexp(PRESCRIPTION_CODE, error="A national prescription code "
+    code = Text(
+        14, validate=ma.validate.Regexp(PRESCRIPTION_CODE, error="A national prescription code "
                                     "(12 letters or digits, '-', then c, n, h or y)."),
         metadata={"description": "National e-prescription code, e.g. `79001abcdefg-c`"},
     )
@@ -105,22 +106,22 @@ class PrescriptionSchema(StrictSchema):
 class VisitPushSchema(CitizenIdentitySchema):
     """A visit (outpatient encounter) as a facility pushes it."""
 
-    visit_type = ma.fields.String(
-        validate=ma.validate.Regexp(r"^[0-9]{2}$", error="MA_LOAI_KCB, two digits."),
+    visit_type = Text(
+        2, validate=ma.validate.Regexp(r"^[0-9]{2}$", error="MA_LOAI_KCB, two digits."),
         metadata={"description": "MA_LOAI_KCB: 01 examination, 02 outpatient treatment, ..."})
     started_at = ma.fields.AwareDateTime(required=True, validate=_not_future)
     ended_at = ma.fields.AwareDateTime(validate=_not_future)
     department = _text(200)
     practitioner = ma.fields.Nested(PractitionerSchema)
-    reason = _text(1000)
+    reason = _text(1000, multiline=True)
     diagnoses = ma.fields.List(ma.fields.Nested(DiagnosisSchema), validate=ma.validate.Length(0, 50))
     lab_results = ma.fields.List(ma.fields.Nested(LabResultSchema),
                                  validate=ma.validate.Length(0, 500))
     prescriptions = ma.fields.List(ma.fields.Nested(PrescriptionSchema),
                                    validate=ma.validate.Length(0, 20))
     follow_up_date = ma.fields.Date()
-    notes = _text(4000)
-    status = ma.fields.String(load_default="final",
+    notes = _text(4000, multiline=True)
+    status = Text(32, load_default="final",
                               validate=ma.validate.OneOf(("final", "entered-in-error")))
 
     @ma.validates_schema
@@ -139,13 +140,13 @@ class VisitPushSchema(CitizenIdentitySchema):
 # Built from a dict: a field named `ma` would shadow the marshmallow module in a class body.
 VaccineSchema = StrictSchema.from_dict(
     {
-        "tg": ma.fields.String(required=True, validate=_in_value_set("tg"),
+        "tg": Text(64, required=True, validate=_in_value_set("tg"),
                                metadata={"description": "Target disease (SNOMED CT), e.g. 840539006"}),
-        "vp": ma.fields.String(required=True, validate=_in_value_set("vp"),
+        "vp": Text(64, required=True, validate=_in_value_set("vp"),
                                metadata={"description": "Vaccine type, e.g. 1119349007 (mRNA)"}),
-        "mp": ma.fields.String(required=True, validate=_in_value_set("mp"),
+        "mp": Text(64, required=True, validate=_in_value_set("mp"),
                                metadata={"description": "Product, e.g. EU/1/20/1528"}),
-        "ma": ma.fields.String(required=True, validate=_in_value_set("ma"),
+        "ma": Text(64, required=True, validate=_in_value_set("ma"),
                                metadata={"description": "Authorisation holder, e.g. ORG-100030215"}),
         "name": _text(200),
     },
@@ -155,8 +156,8 @@ VaccineSchema = StrictSchema.from_dict(
 
 class ReactionSchema(StrictSchema):
     onset_at = ma.fields.AwareDateTime(required=True, validate=_not_future)
-    description = _text(1000, required=True)
-    severity = ma.fields.String(required=True, validate=ma.validate.OneOf(SEVERITIES))
+    description = _text(1000, required=True, multiline=True)
+    severity = Text(16, required=True, validate=ma.validate.OneOf(SEVERITIES))
 
 
 class ImmunizationPushSchema(CitizenIdentitySchema):
@@ -171,9 +172,9 @@ class ImmunizationPushSchema(CitizenIdentitySchema):
     lot = _text(50)
     site = _text(100)
     route = _text(100)
-    country = ma.fields.String(load_default="VN", validate=_in_value_set("co"))
+    country = Text(2, load_default="VN", validate=_in_value_set("co"))
     reactions = ma.fields.List(ma.fields.Nested(ReactionSchema), validate=ma.validate.Length(0, 20))
-    status = ma.fields.String(load_default="completed",
+    status = Text(32, load_default="completed",
                               validate=ma.validate.OneOf(("completed", "entered-in-error")))
 
     @ma.validates_schema

@@ -7,6 +7,7 @@ from flask.views import MethodView
 
 from app.auth import current_principal, request_context
 from app.resources.common import Blueprint, PageArgsSchema, StrictSchema, decode_cursor, encode_cursor
+from app.resources.text import Text
 from app.services import inbox
 
 blp = Blueprint("inbox", __name__, description="The citizen's messages and devices")
@@ -28,8 +29,8 @@ class InboxPageSchema(ma.Schema):
 
 
 class DeviceCreateSchema(StrictSchema):
-    platform = ma.fields.String(required=True, validate=ma.validate.OneOf(("android", "ios")))
-    push_token = ma.fields.String(required=True, validate=ma.validate.Length(8, 4096))
+    platform = Text(16, required=True, validate=ma.validate.OneOf(("android", "ios")))
+    push_token = Text(4096, min_length=8, required=True)
 
 
 class DeviceSchema(ma.Schema):

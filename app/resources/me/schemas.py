@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 
 import marshmallow as ma
 
-from app.models.citizen import LANGUAGES
+from app.models.citizen import ADDRESS_LINE_MAX_LENGTH, LANGUAGES
 from app.models.records import SEVERITIES
 from app.resources.auth.schemas import SessionSchema
 from app.resources.citizen_fields import email_field, phone_field
 from app.resources.common import PageArgsSchema, StrictSchema, WholeNumber, page_schema
+from app.resources.text import Text
 from app.services.profile import PREFERENCE_KINDS
 
 SessionListSchema = page_schema(SessionSchema, "SessionList")
@@ -22,9 +23,9 @@ def _not_future(value: datetime) -> None:
 
 
 class AddressSchema(StrictSchema):
-    line = ma.fields.String(validate=ma.validate.Length(1, 200))
-    ward_code = ma.fields.String(validate=ma.validate.Regexp(r"^[0-9]{1,10}$"))
-    province_code = ma.fields.String(validate=ma.validate.Regexp(r"^[0-9]{2,3}$"))
+    line = Text(ADDRESS_LINE_MAX_LENGTH, min_length=1)
+    ward_code = Text(10, validate=ma.validate.Regexp(r"^[0-9]{1,10}$"))
+    province_code = Text(3, validate=ma.validate.Regexp(r"^[0-9]{2,3}$"))
 
 
 class AddressOutSchema(ma.Schema):
@@ -70,7 +71,7 @@ class ProfilePatchSchema(StrictSchema):
     phone = phone_field()
     email = email_field()
     address = ma.fields.Nested(AddressSchema, allow_none=True)
-    language = ma.fields.String(validate=ma.validate.OneOf(LANGUAGES))
+    language = Text(8, validate=ma.validate.OneOf(LANGUAGES))
     notification_preferences = ma.fields.Nested(
         NotificationPreferencesSchema,
         metadata={"description": "kind -> {sms|email|push: bool}; security messages always go out"},
@@ -152,7 +153,7 @@ class VisitQueryArgsSchema(PageArgsSchema):
 
     from_ = ma.fields.AwareDateTime(data_key="from", metadata={"description": "Visits from (inclusive)"})
     to = ma.fields.AwareDateTime(metadata={"description": "Visits before (exclusive)"})
-    facility = ma.fields.String(validate=ma.validate.Regexp(r"^[0-9A-Z]{5}$"))
+    facility = Text(5, validate=ma.validate.Regexp(r"^[0-9A-Z]{5}$"))
 
 
 class ReactionOutSchema(ma.Schema):
@@ -198,8 +199,8 @@ class ReactionReportSchema(StrictSchema):
     """A reaction the citizen noticed after a vaccination."""
 
     onset_at = ma.fields.AwareDateTime(required=True, validate=_not_future)
-    description = ma.fields.String(required=True, validate=ma.validate.Length(1, 1000))
-    severity = ma.fields.String(required=True, validate=ma.validate.OneOf(SEVERITIES))
+    description = Text(1000, min_length=1, required=True, multiline=True)
+    severity = Text(16, required=True, validate=ma.validate.OneOf(SEVERITIES))
 
 
 class PrescriptionEntrySchema(ma.Schema):
@@ -241,7 +242,7 @@ class ShareCreateSchema(StrictSchema):
     """What to share, for how long."""
 
     scope = ma.fields.List(
-        ma.fields.String(validate=ma.validate.OneOf(("visits", "immunizations", "prescriptions"))),
+        Text(16, validate=ma.validate.OneOf(("visits", "immunizations", "prescriptions"))),
         required=True, validate=ma.validate.Length(1, 3))
     expires_in_hours = WholeNumber(required=True, validate=ma.validate.Range(1, 72))
 

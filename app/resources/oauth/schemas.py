@@ -3,6 +3,7 @@
 import marshmallow as ma
 
 from app.errors import OAuthError
+from app.resources.text import Text
 
 MAX_PARAMETER_LENGTH = 512
 
@@ -13,11 +14,10 @@ class TokenRequestSchema(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
-    _length = ma.validate.Length(max=MAX_PARAMETER_LENGTH)
-    grant_type = ma.fields.String(validate=_length, metadata={"description": "`client_credentials`"})
-    client_id = ma.fields.String(validate=_length)
-    client_secret = ma.fields.String(validate=_length)
-    scope = ma.fields.String(validate=_length)
+    grant_type = Text(MAX_PARAMETER_LENGTH, metadata={"description": "`client_credentials`"})
+    client_id = Text(MAX_PARAMETER_LENGTH)
+    client_secret = Text(MAX_PARAMETER_LENGTH)
+    scope = Text(MAX_PARAMETER_LENGTH)
 
     def handle_error(self, error, data, *, many, **kwargs):  # type: ignore[no-untyped-def]
         """A malformed parameter is an RFC 6749 ``invalid_request``, not a problem document."""

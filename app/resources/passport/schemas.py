@@ -2,7 +2,9 @@
 
 import marshmallow as ma
 
+from app.models.audit import REASON_MAX_LENGTH
 from app.resources.common import StrictSchema
+from app.resources.text import Text
 
 
 class PassportSchema(ma.Schema):
@@ -62,8 +64,8 @@ class RevocationsSchema(HashListSchema):
 
 
 class VerifyRequestSchema(StrictSchema):
-    hc1 = ma.fields.String(required=True, validate=ma.validate.Length(1, 8192),
-                           metadata={"description": "The QR text, starting with HC1:"})
+    hc1 = Text(8192, min_length=1, required=True,
+               metadata={"description": "The QR text, starting with HC1:"})
 
 
 class CheckSchema(ma.Schema):
@@ -83,7 +85,7 @@ class VerificationSchema(ma.Schema):
 
 
 class RevokeSchema(StrictSchema):
-    reason = ma.fields.String(required=True, validate=ma.validate.Length(3, 500))
+    reason = Text(REASON_MAX_LENGTH, min_length=3, required=True, multiline=True)
 
 
 class RevokedSchema(ma.Schema):

@@ -8,6 +8,7 @@ from app.auth import request_context
 from app.resources.common import Blueprint, StrictSchema
 from app.resources.me import present
 from app.resources.me.schemas import ImmunizationSchema, PrescriptionEntrySchema, VisitSchema
+from app.resources.text import Text
 from app.runtime import runtime
 from app.services import shares, timeline
 
@@ -15,7 +16,7 @@ blp = Blueprint("shared", __name__, description="Records shared by citizens")
 
 
 class ShareCodeSchema(StrictSchema):
-    code = ma.fields.String(required=True, validate=ma.validate.Length(1, 64),
+    code = Text(64, min_length=1, required=True,
                             metadata={"example": "ABCD-EFGH-JKMN-PQRS"})
 
 

@@ -4,15 +4,16 @@ import marshmallow as ma
 
 from app.models.staff import STAFF_ROLES
 from app.resources.common import StrictSchema
+from app.resources.text import Text
 
 
 class StaffLoginSchema(StrictSchema):
     """Username, password and the current TOTP code."""
 
-    username = ma.fields.String(required=True, validate=ma.validate.Length(1, 64))
-    password = ma.fields.String(required=True, validate=ma.validate.Length(1, 256))
-    totp_code = ma.fields.String(
-        required=True, validate=ma.validate.Regexp(r"^[0-9]{6}$", error="Six digits.")
+    username = Text(64, min_length=1, required=True)
+    password = Text(256, min_length=1, required=True)
+    totp_code = Text(
+        6, required=True, validate=ma.validate.Regexp(r"^[0-9]{6}$", error="Six digits.")
     )
 
 

@@ -2,7 +2,9 @@
 
 import marshmallow as ma
 
+from app.models.audit import REASON_MAX_LENGTH
 from app.resources.common import StrictSchema
+from app.resources.text import Text
 
 DOCUMENT_TYPES = ("cccd", "cmnd", "passport", "birth_certificate")
 CHECK_METHODS = ("in_person", "video_call", "phone_callback")
@@ -11,17 +13,17 @@ CHECK_METHODS = ("in_person", "video_call", "phone_callback")
 class ReasonSchema(StrictSchema):
     """Why support acts (recorded in the audit log and shown to the citizen)."""
 
-    reason = ma.fields.String(required=True, validate=ma.validate.Length(3, 500))
+    reason = Text(REASON_MAX_LENGTH, min_length=3, required=True, multiline=True)
 
 
 class IdentityCheckSchema(StrictSchema):
     """How support verified that the caller is the account holder."""
 
-    document_type = ma.fields.String(required=True, validate=ma.validate.OneOf(DOCUMENT_TYPES))
-    document_number_last4 = ma.fields.String(
-        required=True, validate=ma.validate.Regexp(r"^[0-9A-Z]{4}$", error="Last four characters.")
+    document_type = Text(32, required=True, validate=ma.validate.OneOf(DOCUMENT_TYPES))
+    document_number_last4 = Text(
+        4, required=True, validate=ma.validate.Regexp(r"^[0-9A-Z]{4}$", error="Last four characters.")
     )
-    method = ma.fields.String(required=True, validate=ma.validate.OneOf(CHECK_METHODS))
+    method = Text(32, required=True, validate=ma.validate.OneOf(CHECK_METHODS))
 
 
 class AccessResetSchema(ReasonSchema):
