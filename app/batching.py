@@ -7,6 +7,10 @@ arrived (a read sees every write that finished before it was asked for; a write 
 its caller goes on), and under load N concurrent requests cost one round trip instead of N.
 
 With one request at a time there is nothing to wait for: the caller leads at once, alone.
+
+One item never fails the others: ``run_batch`` answers an item it could not do with
+:class:`Failed` (its caller alone gets that error) and does the rest. Only an error that stops the
+whole batch (the database unreachable) reaches every caller of that batch.
 """
 
 from __future__ import annotations
@@ -17,6 +21,15 @@ from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+
+
+class Failed:
+    """The result of one item that failed: its caller gets ``error``, the batch goes on."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 class _Slot(Generic[Item, Result]):
@@ -31,9 +44,13 @@ class _Slot(Generic[Item, Result]):
 
 
 class GroupCommit(Generic[Item, Result]):
-    """Runs ``run_batch(items) -> results`` (same length and order) for items of concurrent callers."""
+    """Runs ``run_batch(items) -> results`` (same length and order) for items of concurrent callers.
 
-    def __init__(self, run_batch: Callable[[list[Item]], Sequence[Result]], max_batch: int = 256) -> None:
+    A result may be :class:`Failed` for an item that could not be done; its caller gets the error.
+    """
+
+    def __init__(self, run_batch: Callable[[list[Item]], Sequence[Result | Failed]],
+                 max_batch: int = 256) -> None:
         self._run_batch = run_batch
         self._max_batch = max_batch
         self._lock = threading.Lock()
@@ -65,8 +82,11 @@ class GroupCommit(Generic[Item, Result]):
             if len(results) != len(batch):
                 raise RuntimeError(f"a batch of {len(batch)} items gave {len(results)} results")
             for slot, result in zip(batch, results, strict=True):
-                slot.result = result
-        except BaseException as error:  # every caller of the batch sees its failure
+                if isinstance(result, Failed):
+                    slot.error = result.error
+                else:
+                    slot.result = result
+        except BaseException as error:  # the whole batch failed: every caller of it sees why
             for slot in batch:
                 slot.error = error
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import bson
 import mongoengine
 import pymongo
 from flask import Flask, request
@@ -13,6 +14,10 @@ from pymongo.errors import PyMongoError
 
 from app.embedded_db import development_uri
 from app.settings import Settings
+
+# What encoding a document for MongoDB raises when a value cannot be stored (a lone surrogate in
+# a string, an integer over 64 bits, a type BSON does not know).
+UNSTORABLE = (UnicodeEncodeError, OverflowError, bson.errors.InvalidDocument)
 
 
 def resolve_uri(settings: Settings) -> str:

@@ -16,7 +16,8 @@ from limits.strategies import STRATEGIES, FixedWindowRateLimiter
 from pymongo import MongoClient, ReturnDocument
 from pymongo.uri_parser import parse_uri
 
-from app.batching import GroupCommit
+from app.batching import Failed, GroupCommit
+from app.db import UNSTORABLE
 from app.embedded_db import DEFAULT_DATABASE
 from app.security.ratelimit import AttemptLimiter
 from app.settings import Settings
@@ -57,17 +58,23 @@ class SharedClientMongoDBStorage(MongoDBStorage):
         """Like ``incr``, and also when the counter's window ends."""
         return self._hits.submit((key, expiry, amount))
 
-    def _incr_batch(self, hits: list[tuple[str, int, int]]) -> list[tuple[int, datetime]]:
+    def _incr_batch(self, hits: list[tuple[str, int, int]]) -> list[tuple[int, datetime] | Failed]:
+        """One update per key; a key whose update fails fails its own hits only."""
         totals: dict[tuple[str, int], int] = {}
         for key, expiry, amount in hits:
             totals[(key, expiry)] = totals.get((key, expiry), 0) + amount
-        counts = {group: self._incr_one(*group, amount) for group, amount in totals.items()}
-        results = []
+        counts: dict[tuple[str, int], tuple[int, datetime] | Failed] = {}
+        for group, amount in totals.items():
+            try:
+                counts[group] = self._incr_one(*group, amount)
+            except UNSTORABLE as error:  # this key cannot be stored
+                counts[group] = Failed(error)
+        results: list[tuple[int, datetime] | Failed] = []
         for key, expiry, amount in hits:  # hand out the counts in arrival order
             remaining = totals[(key, expiry)] - amount
             totals[(key, expiry)] = remaining
-            count, ends = counts[(key, expiry)]
-            results.append((count - remaining, ends))
+            counted = counts[(key, expiry)]
+            results.append(counted if isinstance(counted, Failed) else (counted[0] - remaining, counted[1]))
         return results
 
     def _incr_one(self, key: str, expiry: int, amount: int) -> tuple[int, datetime]:

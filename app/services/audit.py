@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import bson
 from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
 
-from app.batching import GroupCommit
+from app.batching import Failed, GroupCommit
+from app.db import UNSTORABLE
 from app.models.audit import ACCESS_KINDS, ACTOR_TYPES, OUTCOMES, REASON_MAX_LENGTH, AuditEvent
+
+
+class InvalidAuditEvent(ValueError):
+    """An audit event that may not or cannot be stored; nothing it would record may happen."""
 
 
 @dataclass(frozen=True)
@@ -57,15 +66,18 @@ def event_document(
 
     ``citizen_id`` names the one citizen concerned; an event about several (a bulk write) passes
     ``citizen_ids`` instead. Either way ``citizen_ids`` lists them all, and queries use it.
-    The values callers choose are checked as ``AuditEvent.validate()`` would; building that
-    document for every event cost more than the rest of a cached timeline read.
+    The values callers choose are checked as ``AuditEvent.validate()`` would (building that
+    document for every event cost more than the rest of a cached timeline read), and the event is
+    encoded once to prove it can be stored. So a service builds the event of a change *before*
+    making the change: an event that cannot be stored raises :class:`InvalidAuditEvent` while
+    nothing has happened yet.
     """
     concerned = citizen_ids if citizen_ids is not None else ([citizen_id] if citizen_id else [])
     if (ctx.actor.type not in ACTOR_TYPES or outcome not in OUTCOMES or not action
             or (access is not None and access not in ACCESS_KINDS) or len(reason or "") > REASON_MAX_LENGTH
             or not all(isinstance(concerned_id, ObjectId) for concerned_id in concerned)
             or not all(isinstance(key, str) and "." not in key and not key.startswith("$") for key in details or {})):
-        raise ValueError(f"not a valid audit event: {action!r} {outcome!r} {access!r}")
+        raise InvalidAuditEvent(f"not a valid audit event: {action!r} {outcome!r} {access!r}")
     document = {
         "at": ctx.now, "actor_type": ctx.actor.type, "actor_id": ctx.actor.id, "actor_label": ctx.actor.label,
         "facility_code": ctx.actor.facility_code, "action": action, "outcome": outcome, "citizen_id": citizen_id,
@@ -73,12 +85,39 @@ def event_document(
         "target_type": target_type, "target_id": target_id, "reason": reason, "request_id": ctx.request_id,
         "ip": ctx.ip, "details": details or {}, "access": access,
     }
-    return {name: value for name, value in document.items() if value is not None}
+    stored = {name: value for name, value in document.items() if value is not None}
+    try:
+        bson.encode(stored)
+    except UNSTORABLE as error:
+        raise InvalidAuditEvent(f"an audit event cannot be stored: {action!r}: {error}") from None
+    return stored
 
 
-def _insert_events(documents: list[dict[str, Any]]) -> list[ObjectId]:
-    AuditEvent._get_collection().insert_many(documents)
-    return [document["_id"] for document in documents]
+def _insert_events(documents: list[dict[str, Any]]) -> list[ObjectId | Failed]:
+    """Insert the events of concurrent requests at once; one that cannot be stored fails alone.
+
+    :func:`event_document` has checked each event, so a failure here is unexpected; if it is one
+    event's (it cannot be encoded), the others are stored one by one and only its caller fails.
+    """
+    collection = AuditEvent._get_collection()
+    for document in documents:
+        document.setdefault("_id", ObjectId())
+    try:
+        collection.insert_many(documents)
+        return [document["_id"] for document in documents]
+    except UNSTORABLE:
+        pass
+    results: list[ObjectId | Failed] = []
+    for document in documents:
+        try:
+            collection.insert_one(document)
+        except DuplicateKeyError:
+            pass  # stored by the insert above before it stopped
+        except UNSTORABLE as error:
+            results.append(Failed(InvalidAuditEvent(f"an audit event cannot be stored: {error}")))
+            continue
+        results.append(document["_id"])
+    return results
 
 
 # Concurrent requests of this process store their events with one insert; each waits for its own.
@@ -91,4 +130,23 @@ def record(ctx: RequestContext, action: str, outcome: str = "success", **fields:
 
     ``fields`` are the keyword arguments of :func:`event_document`.
     """
-    return _EVENTS.submit(event_document(ctx, action, outcome, **fields))
+    return store(event_document(ctx, action, outcome, **fields))
+
+
+def store(document: dict[str, Any]) -> ObjectId:
+    """Append an event built (and so checked) beforehand by :func:`event_document`."""
+    return _EVENTS.submit(document)
+
+
+@contextmanager
+def recording(ctx: RequestContext, action: str, **fields: Any) -> Iterator[dict[str, Any]]:
+    """Make a change and its audit event together: the event is built and checked first, the
+    change runs in the ``with`` block, and the event is stored when the block succeeds, before
+    the request is answered.
+
+    So an event that cannot be stored refuses the change before anything happens; a change that
+    fails (raises) is not recorded as a success. The block may add to the event's ``details``.
+    """
+    document = event_document(ctx, action, **fields)
+    yield document.setdefault("details", {})
+    store(document)

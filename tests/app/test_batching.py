@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.batching import GroupCommit
+from app.batching import Failed, GroupCommit
 
 
 def test_a_lone_caller_runs_alone_at_once():
@@ -92,3 +92,40 @@ def test_a_wrong_number_of_results_is_an_error_not_a_mix_up():
     group = GroupCommit(lambda items: [])
     with pytest.raises(RuntimeError, match="gave 0 results"):
         group.submit(1)
+
+
+def test_an_item_that_fails_fails_alone_and_its_batch_goes_on():
+    """A poisoned item among good ones (issue 12): only its caller sees the error."""
+    started = threading.Event()
+    release = threading.Event()
+    batches: list[list[int]] = []
+
+    def run(items: list[int]) -> list[int | Failed]:
+        batches.append(list(items))
+        if len(batches) == 1:  # hold the first batch so that the others queue into one batch
+            started.set()
+            release.wait(5)
+        return [Failed(ValueError(f"poisoned {item}")) if item == 5 else item * 10 for item in items]
+
+    group = GroupCommit(run)
+    outcomes: dict[int, object] = {}
+
+    def submit(n: int) -> None:
+        try:
+            outcomes[n] = group.submit(n)
+        except ValueError as error:
+            outcomes[n] = error
+
+    first = threading.Thread(target=submit, args=(0,))
+    first.start()
+    started.wait(5)
+    others = [threading.Thread(target=submit, args=(n,)) for n in range(1, 9)]
+    for thread in others:
+        thread.start()
+    time.sleep(0.2)
+    release.set()
+    for thread in [first, *others]:
+        thread.join(5)
+    assert sorted(batches[1]) == list(range(1, 9))  # the poisoned item shared a batch with seven others
+    assert isinstance(outcomes.pop(5), ValueError)
+    assert outcomes == {n: n * 10 for n in range(9) if n != 5}
