@@ -26,6 +26,7 @@ V1 = "/api/v1"
 # read, except where another role is listed too: then a token is optional and checked if sent).
 ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     # documentation
+    ("GET", "/"): PUBLIC,  # a redirect to the documentation
     ("GET", "/api/openapi.json"): PUBLIC,
     ("GET", "/api/docs"): PUBLIC,
     ("GET", "/api/docs/static/<path:filename>"): PUBLIC,
@@ -39,6 +40,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", f"{V1}/auth/refresh"): PUBLIC,  # the refresh token travels in the body
     # citizens
     ("POST", f"{V1}/auth/logout"): frozenset({CITIZEN}),
+    ("POST", f"{V1}/auth/reauthenticate"): frozenset({CITIZEN}),
     ("GET", f"{V1}/me/sessions"): frozenset({CITIZEN}),
     ("DELETE", f"{V1}/me/sessions/<session_id>"): frozenset({CITIZEN}),
     ("GET", f"{V1}/me"): frozenset({CITIZEN}),

@@ -92,9 +92,9 @@ def problem(description: str) -> dict[str, Any]:
 
 def refine_spec(api: Api) -> None:
     """Add what marshmallow cannot say to the document: "exactly one of these fields"."""
-    from app.resources.auth.schemas import LoginSchema
+    from app.resources.auth.schemas import LoginSchema, ReauthenticateSchema
 
-    for name, schema in (("Login", LoginSchema),):
+    for name, schema in (("Login", LoginSchema), ("Reauthenticate", ReauthenticateSchema)):
         component = api.spec.components.schemas[name]
         component["oneOf"] = [
             {"required": list(fields), "not": {"required": list(others)}}

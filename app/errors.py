@@ -145,7 +145,7 @@ def domain_error_response(error: domain.DomainError) -> Response:
     else:  # pragma: no cover - every DomainError subclass maps through its base
         status, slug, title = 400, "bad-request", "Bad request"
     slug = getattr(error, "slug", None) or slug
-    headers = {}
+    headers = dict(getattr(error, "headers", {}))
     if isinstance(error, domain.LockedOut):
         headers["Retry-After"] = str(error.retry_after)
     errors = getattr(error, "errors", None)

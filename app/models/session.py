@@ -20,6 +20,9 @@ class Session(me.Document):
     device_label = me.StringField(max_length=100)
     user_agent = me.StringField(max_length=300)
     created_at = me.DateTimeField(default=utcnow)
+    # When password and second factor were last checked for this session (sign-in, or a step-up
+    # by app.services.reauth); unset on sessions from before step-up existed: then created_at.
+    authenticated_at = me.DateTimeField()
     last_used_at = me.DateTimeField(default=utcnow)
     revoked_at = me.DateTimeField()
     revoked_reason = me.StringField()

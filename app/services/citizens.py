@@ -137,8 +137,12 @@ def register_citizen(
                      target_type="citizen", target_id=str(citizen.id), reason="account active")
         raise AccountActive("This account is already active.")
     if not created:
-        # Contact data the facility just checked in person is the freshest we have.
-        updates = {f"set__{k}": v for k, v in (("phone", phone), ("email", email)) if v}
+        # Contact data the facility just checked in person is the freshest we have, and trusted
+        # again for a support reset (app.services.support.reset_channels).
+        updates: dict[str, object] = {}
+        for name, value in (("phone", phone), ("email", email)):
+            if value:
+                updates.update({f"set__{name}": value, f"unset__{name}_changed_at": True})
         if updates:
             Citizen.objects(id=citizen.id).update_one(**updates)
             citizen.reload()

@@ -8,9 +8,11 @@ from app.models.citizen import Address, Citizen
 from app.services import audit, outbox
 from app.services.audit import RequestContext
 from app.services.errors import InvalidInput
+from app.services.reauth import require_recent_authentication
 from notifications import SECURITY_KINDS
 
 EDITABLE = ("phone", "email", "address", "language", "notification_preferences")
+CONTACT_FIELDS = ("phone", "email")
 PREFERENCE_KINDS = ("record_added", "next_dose_reminder", "follow_up_reminder", "passport_issued",
                     "passport_revoked", "passport_expiring", "share_opened")
 PREFERENCE_CHANNELS = ("sms", "email", "push")
@@ -32,11 +34,20 @@ def check_preferences(preferences: dict[str, Any]) -> None:
         raise InvalidInput({"notification_preferences": errors})
 
 
-def update_profile(ctx: RequestContext, citizen: Citizen, changes: dict[str, Any]) -> Citizen:
-    """Change contact data and preferences; a contact change is announced on the old channels."""
+def update_profile(ctx: RequestContext, citizen: Citizen, changes: dict[str, Any], session_id: str) -> Citizen:
+    """Change contact data and preferences; a contact change is announced on the old channels.
+
+    Changing the phone or e-mail needs a recent password and code check on this session
+    (``app.services.reauth``), and marks the channel as changed in the app, so that a support
+    reset sends no code to it for a while.
+    """
     if "notification_preferences" in changes:
         check_preferences(changes["notification_preferences"])
-    updates: dict[str, Any] = {}
+    changed_contacts = [name for name in CONTACT_FIELDS
+                        if name in changes and changes[name] != getattr(citizen, name)]
+    if changed_contacts:
+        require_recent_authentication(ctx, citizen, session_id)
+    updates: dict[str, Any] = {f"set__{name}_changed_at": ctx.now for name in changed_contacts}
     for name in EDITABLE:
         if name not in changes:
             continue
@@ -47,13 +58,11 @@ def update_profile(ctx: RequestContext, citizen: Citizen, changes: dict[str, Any
             updates["set__address"] = Address(**value)
         else:
             updates[f"set__{name}"] = value
-    contact_changed = any(changes.get(name, getattr(citizen, name)) != getattr(citizen, name)
-                          for name in ("phone", "email") if name in changes)
     if updates:
-        Citizen.objects(id=citizen.id).update_one(**updates)
-        audit.record(ctx, "citizen.profile_update", citizen_id=citizen.id, target_type="citizen",
-                     target_id=str(citizen.id), details={"fields": sorted(changes)})
-    if contact_changed:  # to the channels as they were: a hijacker cannot silence the warning
+        with audit.recording(ctx, "citizen.profile_update", citizen_id=citizen.id, target_type="citizen",
+                             target_id=str(citizen.id), details={"fields": sorted(changes)}):
+            Citizen.objects(id=citizen.id).update_one(**updates)
+    if changed_contacts:  # to the addresses as they were (``citizen`` is not reloaded yet)
         outbox.notify(ctx, citizen, "contact_changed", f"{citizen.id}:{ctx.now.isoformat()}")
     citizen.reload()
     return citizen

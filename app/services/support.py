@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from app.models.citizen import Citizen
@@ -25,6 +25,37 @@ class IdentityCheckFailed(Conflict):
     """The identity evidence does not match the account."""
 
     slug = "identity-check-failed"
+
+
+class ContactRecentlyChanged(Conflict):
+    """Every contact channel changed lately: a new code goes to none of them."""
+
+    slug = "contact-recently-changed"
+
+
+# A phone or e-mail the citizen changed in the app within this time never receives a code from a
+# support reset (whoever changed it may be the one calling support): a facility checks in person.
+RECENT_CONTACT_CHANGE = timedelta(days=7)
+# The documents whose number is the citizen's 12-digit personal identification number (the CCCD
+# carries it, and so does a birth certificate since the number is given at birth registration).
+# HoSo holds no other document number (an old 9-digit CMND, a passport), so it cannot check one.
+DOCUMENTS_WITH_NATIONAL_ID = ("cccd", "birth_certificate")
+
+
+def _identity_problem(national_id: str, identity_check: dict[str, Any]) -> str | None:
+    """Why the evidence does not prove the account holder, or None when its last four match."""
+    if identity_check["document_type"] not in DOCUMENTS_WITH_NATIONAL_ID:
+        return "document type cannot be checked"
+    if not national_id.endswith(identity_check["document_number_last4"]):
+        return "document mismatch"
+    return None
+
+
+def reset_channels(citizen: Citizen, now: datetime) -> list[str]:
+    """The contact channels a support reset may send a code to: not changed in the app lately."""
+    changed = {"sms": citizen.phone_changed_at, "email": citizen.email_changed_at}
+    return [channel for channel in citizen.contact_channels
+            if changed.get(channel) is None or changed[channel] <= now - RECENT_CONTACT_CHANGE]
 
 
 @dataclass(frozen=True)
@@ -91,27 +122,36 @@ def reset_access(
     """
     citizen = _citizen(national_id)
     evidence = {key: str(value) for key, value in identity_check.items()}
-    if identity_check["document_type"] == "cccd" and not national_id.endswith(
-        identity_check["document_number_last4"]
-    ):
-        audit.record(ctx, "support.access_reset", "failure", citizen_id=citizen.id,
-                     target_type="citizen", target_id=str(citizen.id), reason=reason,
-                     details={"identity_check": evidence, "failure": "document mismatch"})
-        raise IdentityCheckFailed("The document number does not match this citizen's CCCD.")
-    channels = citizen.contact_channels
+    about = {"citizen_id": citizen.id, "target_type": "citizen", "target_id": str(citizen.id), "reason": reason}
+
+    def refuse(failure: str, error: Conflict) -> Conflict:
+        audit.record(ctx, "support.access_reset", "failure", **about,
+                     details={"identity_check": evidence, "failure": failure})
+        return error
+
+    problem = _identity_problem(national_id, identity_check)
+    if problem == "document type cannot be checked":
+        raise refuse(problem, IdentityCheckFailed(
+            "HoSo holds no number of this document to compare: check the CCCD or the birth certificate, "
+            "or the citizen visits a facility."))
+    if problem:
+        raise refuse(problem, IdentityCheckFailed("The document number does not match this citizen's records."))
+    if not citizen.contact_channels:
+        raise refuse("no contact channel", NoContactChannel(
+            "No phone or e-mail on file: the citizen must visit a facility."))
+    channels = reset_channels(citizen, ctx.now)
     if not channels:
-        audit.record(ctx, "support.access_reset", "failure", citizen_id=citizen.id,
-                     target_type="citizen", target_id=str(citizen.id), reason=reason,
-                     details={"identity_check": evidence, "failure": "no contact channel"})
-        raise NoContactChannel("No phone or e-mail on file: the citizen must visit a facility.")
-    revoke_sessions(ctx, citizen.id, "access reset by support")
-    Citizen.objects(id=citizen.id).update_one(
-        set__state="reset_pending", unset__password_hash=True, unset__totp_secret_encrypted=True,
-        set__totp_last_step=-1, set__recovery_code_hashes=[], unset__enrollment=True,
-    )
-    code = issue_activation_code(ctx, rt, citizen, "support", ctx.actor.id or "support")
-    audit.record(ctx, "support.access_reset", citizen_id=citizen.id, target_type="citizen",
-                 target_id=str(citizen.id), reason=reason, details={"identity_check": evidence})
+        raise refuse("contact recently changed", ContactRecentlyChanged(
+            "The phone and e-mail were changed in the app within the last 7 days: the citizen must "
+            "visit a facility for a new code."))
+    with audit.recording(ctx, "support.access_reset", **about) as details:
+        details["identity_check"] = evidence
+        revoke_sessions(ctx, citizen.id, "access reset by support")
+        Citizen.objects(id=citizen.id).update_one(
+            set__state="reset_pending", unset__password_hash=True, unset__totp_secret_encrypted=True,
+            set__totp_last_step=-1, set__recovery_code_hashes=[], unset__enrollment=True,
+        )
+        code = issue_activation_code(ctx, rt, citizen, "support", ctx.actor.id or "support")
     outbox.notify(ctx, citizen, "access_reset", code.code_hash_key)
     outbox.notify(ctx, citizen, "activation_code_delivery", code.code_hash_key,
                   channels=[channels[0]], secret=code.code, box=rt.box,
@@ -124,10 +164,10 @@ def lock(ctx: RequestContext, national_id: str, reason: str) -> ActionResult:
     citizen = _citizen(national_id)
     if citizen.locked:
         raise Conflict("The account is already locked.")
-    Citizen.objects(id=citizen.id).update_one(set__locked=True, set__locked_at=ctx.now)
-    revoke_sessions(ctx, citizen.id, "account locked")
-    audit.record(ctx, "support.lock", citizen_id=citizen.id, target_type="citizen",
-                 target_id=str(citizen.id), reason=reason)
+    with audit.recording(ctx, "support.lock", citizen_id=citizen.id, target_type="citizen",
+                         target_id=str(citizen.id), reason=reason):
+        Citizen.objects(id=citizen.id).update_one(set__locked=True, set__locked_at=ctx.now)
+        revoke_sessions(ctx, citizen.id, "account locked")
     outbox.notify(ctx, citizen, "account_locked", f"{citizen.id}:{ctx.now.isoformat()}")
     return _result(citizen.id)
 
@@ -135,10 +175,10 @@ def lock(ctx: RequestContext, national_id: str, reason: str) -> ActionResult:
 def unlock(ctx: RequestContext, national_id: str, reason: str) -> ActionResult:
     """Unlock an account; the citizen signs in again (all sessions ended at the lock)."""
     citizen = _citizen(national_id)
-    if not Citizen.objects(id=citizen.id, locked=True).update_one(set__locked=False,
-                                                                 unset__locked_at=True):
-        raise Conflict("The account is not locked.")
-    audit.record(ctx, "support.unlock", citizen_id=citizen.id, target_type="citizen",
-                 target_id=str(citizen.id), reason=reason)
+    with audit.recording(ctx, "support.unlock", citizen_id=citizen.id, target_type="citizen",
+                         target_id=str(citizen.id), reason=reason):
+        if not Citizen.objects(id=citizen.id, locked=True).update_one(set__locked=False,
+                                                                     unset__locked_at=True):
+            raise Conflict("The account is not locked.")
     outbox.notify(ctx, citizen, "account_unlocked", f"{citizen.id}:{ctx.now.isoformat()}")
     return _result(citizen.id)

@@ -11,12 +11,14 @@ from app.resources.auth.schemas import (
     ConfirmSchema,
     EnrollmentSchema,
     LoginSchema,
+    ReauthenticatedSchema,
+    ReauthenticateSchema,
     RefreshSchema,
     TokensSchema,
 )
 from app.resources.common import Blueprint
 from app.runtime import runtime
-from app.services import citizens, sessions
+from app.services import citizens, reauth, sessions
 
 blp = Blueprint("auth", __name__, description="Citizen accounts: activation and sign-in")
 
@@ -79,6 +81,21 @@ class RefreshViews(MethodView):
     def post(self, body):
         """Exchange a refresh token for new tokens (the old one stops working)"""
         return _tokens(sessions.refresh(request_context(), runtime(), body["refresh_token"]))
+
+
+@blp.route("/auth/reauthenticate")
+class ReauthenticateViews(MethodView):
+    @blp.arguments(ReauthenticateSchema)
+    @blp.response(200, ReauthenticatedSchema)
+    @blp.alt_response(401, **problem("Password or code not accepted"))
+    @blp.alt_response(429, **problem("Too many attempts: locked for a while"))
+    def post(self, body):
+        """Confirm password and code again before changing the phone or e-mail (step-up)"""
+        principal = current_principal()
+        at = reauth.reauthenticate(request_context(), runtime(), principal.subject, principal.claims["sid"],
+                                   body["password"], body.get("totp_code"), body.get("recovery_code"))
+        return {"authenticated_at": at,
+                "valid_for_seconds": int(reauth.RECENT_AUTHENTICATION.total_seconds())}
 
 
 @blp.route("/auth/logout")

@@ -4,10 +4,11 @@ import marshmallow as ma
 
 from app.resources.citizen_fields import national_id_field
 from app.resources.common import StrictSchema
+from app.resources.text import Text
 
 _totp_code = ma.validate.Regexp(r"^[0-9]{6}$", error="Six digits.")
-_device_label = ma.fields.String(
-    validate=ma.validate.Length(1, 100),
+_device_label = Text(
+    100, min_length=1,
     metadata={"description": "A name for this device, shown in the session list",
               "example": "Pixel 8"},
 )
@@ -17,10 +18,10 @@ class ActivateSchema(StrictSchema):
     """Redeem the activation code and choose a password."""
 
     national_id = national_id_field()
-    activation_code = ma.fields.String(required=True, validate=ma.validate.Length(1, 32),
+    activation_code = Text(32, min_length=1, required=True,
                                        metadata={"example": "K7MPQ-3XRT9"})
-    password = ma.fields.String(
-        required=True, validate=ma.validate.Length(12, 128),
+    password = Text(
+        128, min_length=12, required=True,
         metadata={"description": "12-128 characters, not a common password, not the CCCD"},
     )
 
@@ -36,8 +37,8 @@ class EnrollmentSchema(ma.Schema):
 class ConfirmSchema(StrictSchema):
     """Prove the authenticator app works."""
 
-    enrollment_token = ma.fields.String(required=True, validate=ma.validate.Length(1, 4096))
-    totp_code = ma.fields.String(required=True, validate=_totp_code)
+    enrollment_token = Text(4096, min_length=1, required=True)
+    totp_code = Text(6, required=True, validate=_totp_code)
     device_label = _device_label
 
 
@@ -56,17 +57,15 @@ class ActivatedSchema(TokensSchema):
     recovery_codes = ma.fields.List(ma.fields.String(), required=True)
 
 
-class LoginSchema(StrictSchema):
+class CredentialsSchema(StrictSchema):
     """Password plus a TOTP code, or password plus one recovery code (exactly one of the two)."""
 
     # Documented as a JSON Schema `oneOf` by app.api.refine_spec.
     ONE_OF_REQUIRED = (("totp_code",), ("recovery_code",))
 
-    national_id = national_id_field()
-    password = ma.fields.String(required=True, validate=ma.validate.Length(1, 1024))
-    totp_code = ma.fields.String(validate=_totp_code)
-    recovery_code = ma.fields.String(validate=ma.validate.Length(1, 32))
-    device_label = _device_label
+    password = Text(1024, min_length=1, required=True)
+    totp_code = Text(6, validate=_totp_code)
+    recovery_code = Text(32, min_length=1)
 
     @ma.validates_schema
     def one_second_factor(self, data, **kwargs):  # type: ignore[no-untyped-def]
@@ -74,10 +73,28 @@ class LoginSchema(StrictSchema):
             raise ma.ValidationError("Give either totp_code or recovery_code.", "totp_code")
 
 
+class LoginSchema(CredentialsSchema):
+    """Sign in: the national id, password plus a TOTP code or one recovery code."""
+
+    national_id = national_id_field()
+    device_label = _device_label
+
+
+class ReauthenticateSchema(CredentialsSchema):
+    """The signed-in citizen's password plus a TOTP code or one recovery code."""
+
+
+class ReauthenticatedSchema(ma.Schema):
+    """When this session proved password and code; sensitive changes are allowed until then + 5 minutes."""
+
+    authenticated_at = ma.fields.AwareDateTime(required=True)
+    valid_for_seconds = ma.fields.Integer(required=True)
+
+
 class RefreshSchema(StrictSchema):
     """The current refresh token."""
 
-    refresh_token = ma.fields.String(required=True, validate=ma.validate.Length(1, 4096))
+    refresh_token = Text(4096, min_length=1, required=True)
 
 
 class SessionSchema(ma.Schema):

@@ -54,9 +54,12 @@ class MeViews(MethodView):
 
     @blp.arguments(ProfilePatchSchema)
     @blp.response(200, ProfileSchema)
+    @blp.alt_response(401, **problem(
+        "`reauthentication-required`: a phone or e-mail change needs POST /auth/reauthenticate "
+        "within the last 5 minutes (RFC 9470 challenge in WWW-Authenticate)"))
     def patch(self, body):
         """Change my contact data and notification preferences"""
-        return profile.update_profile(request_context(), _citizen(), body)
+        return profile.update_profile(request_context(), _citizen(), body, current_principal().claims["sid"])
 
 
 @blp.route("/me/sessions")
