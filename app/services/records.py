@@ -30,7 +30,7 @@ from app.models.records import VOIDED, Immunization, Provenance, RecordKey, Visi
 from app.services import audit, outbox
 from app.services.audit import RequestContext
 from app.services.citizens import IdentityMismatch
-from app.services.errors import DomainError, InvalidInput
+from app.services.errors import Conflict, DomainError, InvalidInput
 from app.services.identity import split_vietnamese_name
 
 KINDS = {"visit": Visit, "immunization": Immunization}
@@ -375,18 +375,22 @@ def _apply(ctx: RequestContext, live: list[_Pending], results: list[PushResult |
     if writes:
         AuditEvent._get_collection().insert_many(_write_events(ctx, writes))
         _bump_records_versions(live, [write["citizen_id"] for write in writes],
-                               time.monotonic() - citizens_read_at)
+                               time.monotonic() - citizens_read_at,
+                               moved_from={write["moved_from"] for write in writes if write["moved_from"]})
 
 
-def _bump_records_versions(batch: list[_Pending], changed: list[ObjectId], elapsed: float) -> None:
+def _bump_records_versions(batch: list[_Pending], changed: list[ObjectId], elapsed: float,
+                           moved_from: set[ObjectId] | None = None) -> None:
     """Invalidate the cached timeline pages of the citizens whose records changed.
 
     Only active citizens read a timeline, so only they are bumped, unless the batch was slow (see
     ``SLOW_BATCH_SECONDS``): then a citizen who was pending when the batch read them may have
-    activated since and cached a page.
+    activated since and cached a page. A citizen a correction moved a record away from is not in
+    the batch (their state is unknown): they are always bumped, or their cached pages would still
+    show the record.
     """
     active = {p.citizen.id for p in batch if p.citizen is not None and p.citizen.state == "active"}
-    targets = list(set(changed) if elapsed > SLOW_BATCH_SECONDS else active & set(changed))
+    targets = list((set(changed) if elapsed > SLOW_BATCH_SECONDS else active & set(changed)) | (moved_from or set()))
     for chunk in _chunks(targets):
         Citizen._get_collection().update_many({"_id": {"$in": chunk}}, {"$inc": {"records_version": 1}})
 
@@ -458,13 +462,15 @@ def _replace(
             inc__version=1, **updates,
         )
         if updated:
+            moved_from = record.citizen_id if record.citizen_id != pending.citizen.id else None
             if key.citizen_id != pending.citizen.id:  # the facility corrected whose record it is
                 RecordKey.objects(id=key.id).update_one(set__citizen_id=pending.citizen.id)
             action = "void" if pending.fields.get("status") == VOIDED else "update"
-            writes.append(_write(pending, action, record.id, record.version + 1))
+            writes.append(_write(pending, action, record.id, record.version + 1, moved_from))
             return PushResult(200, "updated", str(record.id), record.version + 1)
         record = model.objects(id=record.id).only("id", "version", "payload_hash", "citizen_id").first()
-    raise DomainError("The record is being changed by another request; try again.")
+    error = Conflict("The record is being changed by another request; try again.")
+    return PushResult(409, problem="conflict", error=error)  # this item only: the rest of its batch goes on
 
 
 def _cleared_fields(model: Any, fields: dict[str, Any]) -> list[str]:
@@ -474,12 +480,13 @@ def _cleared_fields(model: Any, fields: dict[str, Any]) -> list[str]:
     return [name for name in content if name in model._fields and name not in fields]
 
 
-def _write(pending: _Pending, verb: str, record_id: ObjectId, version: int) -> dict[str, Any]:
-    """What one write did, for its audit event."""
+def _write(pending: _Pending, verb: str, record_id: ObjectId, version: int,
+           moved_from: ObjectId | None = None) -> dict[str, Any]:
+    """What one write did, for its audit event (``moved_from``: the citizen a correction took it from)."""
     assert pending.citizen is not None
     return {"action": f"{pending.item.kind}.{verb}", "kind": pending.item.kind, "citizen_id": pending.citizen.id,
             "record_id": str(record_id), "source_id": pending.item.source_id, "version": version,
-            "payload_hash": pending.payload_hash, "channel": pending.item.channel}
+            "payload_hash": pending.payload_hash, "channel": pending.item.channel, "moved_from": moved_from}
 
 
 def _write_events(ctx: RequestContext, writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -488,7 +495,8 @@ def _write_events(ctx: RequestContext, writes: list[dict[str, Any]]) -> list[dic
     A single write is an ordinary event about its citizen and record. Several writes of one action
     share an event that names every citizen (so each sees it in their access log) and lists each
     record with its source id, version and payload hash. One event per record cost a bulk upload
-    more than the records themselves (five indexes each on the embedded database).
+    more than the records themselves (five indexes each on the embedded database). A record a
+    correction moved to another citizen is in both citizens' access logs.
     """
     by_action: dict[str, list[dict[str, Any]]] = {}
     for write in writes:
@@ -497,13 +505,17 @@ def _write_events(ctx: RequestContext, writes: list[dict[str, Any]]) -> list[dic
     for action, group in by_action.items():
         first = group[0]
         if len(group) == 1:
+            details = {key: first[key] for key in ("source_id", "version", "payload_hash", "channel")}
+            if first["moved_from"]:
+                details["moved_from"] = str(first["moved_from"])
             documents.append(audit.event_document(
                 ctx, action, citizen_id=first["citizen_id"], target_type=first["kind"],
-                target_id=first["record_id"], access="write",
-                details={key: first[key] for key in ("source_id", "version", "payload_hash", "channel")}))
+                target_id=first["record_id"], access="write", details=details,
+                citizen_ids=list(dict.fromkeys(filter(None, (first["citizen_id"], first["moved_from"]))))))
             continue
+        concerned = (citizen for write in group for citizen in (write["citizen_id"], write["moved_from"]) if citizen)
         documents.append(audit.event_document(
-            ctx, action, citizen_ids=list(dict.fromkeys(write["citizen_id"] for write in group)),
+            ctx, action, citizen_ids=list(dict.fromkeys(concerned)),
             target_type=first["kind"], access="write",
             details={"channel": first["channel"], "records": [
                 {"citizen_id": str(write["citizen_id"]), "id": write["record_id"], "source_id": write["source_id"],

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
 import marshmallow as ma
 from flask import current_app
+from pymongo.errors import PyMongoError
 
+from app.resources import json_body
 from app.resources.facility.records_schemas import ImmunizationPushSchema, VisitPushSchema
 from app.services import records
 from app.services.audit import RequestContext
 from app.services.records import SOURCE_ID, Prepared, PushItem, PushResult
 
+log = logging.getLogger("hoso.bulk")
 MAX_LINE_BYTES = 64 * 1024
 BATCH_SIZE = 200
 SCHEMAS = {"visit": VisitPushSchema(), "immunization": ImmunizationPushSchema()}
@@ -50,9 +54,9 @@ def read_lines(raw: IO[bytes]) -> Iterator[bytes | _LineTooLong]:
 def parse_line(raw: bytes) -> PushItem | dict[str, Any]:
     """A validated push item, or the error result of this line."""
     try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return {"status": 400, "errors": {"_line": ["Not a JSON object."]}}
+        document = json_body.loads(raw)
+    except json_body.JsonBodyError as error:
+        return {"status": 400, "errors": {"_line": [str(error)]}}
     if not isinstance(document, dict):
         return {"status": 422, "errors": {"_line": ["Each line is one JSON object."]}}
     kind = document.pop("type", None)
@@ -86,15 +90,27 @@ def run(ctx: RequestContext, stream: IO[bytes]) -> Iterator[bytes]:
         with app.app_context():
             return records.write(ctx, prepared)
 
+    def submit(batch: list[_Entry]) -> Future[list[PushResult]]:
+        items = [entry for _, entry in batch if isinstance(entry, PushItem)]
+        try:
+            prepared = records.prepare(ctx, items, known)
+        except Exception as error:  # answered line by line, see _answers
+            failed: Future[list[PushResult]] = Future()
+            failed.set_exception(error)
+            return failed
+        return writer.submit(write, prepared)
+
     known = records.KnownCitizens()  # a patient's later lines reuse the citizen found for the first
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer") as writer:
         in_flight: tuple[list[_Entry], Future[list[PushResult]]] | None = None
         for batch in _batches(stream):
-            items = [entry for _, entry in batch if isinstance(entry, PushItem)]
-            submitted = (batch, writer.submit(write, records.prepare(ctx, items, known)))
-            if in_flight is not None:
-                yield from _answers(*in_flight)
+            submitted = (batch, submit(batch))
+            if in_flight is not None and not (yield from _answers(*in_flight)):
+                yield from _answers(*submitted)  # written or not, it was sent to the database
+                return  # stop reading: the lines not answered were not read
             in_flight = submitted
+            if submitted[1].done() and submitted[1].exception() is not None:
+                break  # preparing failed: nothing of this batch was written; stop reading
         if in_flight is not None:
             yield from _answers(*in_flight)
 
@@ -122,8 +138,25 @@ def _batches(stream: IO[bytes]) -> Iterator[list[_Entry]]:
         yield pending
 
 
-def _answers(batch: list[_Entry], written: Future[list[PushResult]]) -> Iterator[bytes]:
-    results = iter(written.result())
+def _answers(batch: list[_Entry], written: Future[list[PushResult]]) -> Generator[bytes, None, bool]:
+    """The answer lines of one batch; returns False when its write failed.
+
+    A batch whose write failed (the database went away) answers each of its records 503: it may
+    or may not be stored, and pushes are idempotent, so the client sends those lines again. Lines
+    refused by validation keep their own answers. Nothing is acknowledged that was not stored.
+    """
+    try:
+        results = iter(written.result())
+    except Exception as error:  # one batch's failure is answered, not raised
+        log.error("bulk batch failed", exc_info=error)
+        unavailable = isinstance(error, PyMongoError)
+        failed = {"status": 503 if unavailable else 500,
+                  "problem": "service-unavailable" if unavailable else "internal-error",
+                  "errors": {"_line": ["Not confirmed: the upload stopped here. Send this line and the "
+                                       "ones after it again (pushes are idempotent)."]}}
+        for line_number, entry in batch:
+            yield _line({"line": line_number, **(failed if isinstance(entry, PushItem) else entry)})
+        return False
     for line_number, entry in batch:
         if isinstance(entry, PushItem):
             result = next(results)
@@ -136,4 +169,9 @@ def _answers(batch: list[_Entry], written: Future[list[PushResult]]) -> Iterator
                 answer["errors"] = result.errors
         else:
             answer = {"line": line_number, **entry}
-        yield (json.dumps(answer, ensure_ascii=False) + "\n").encode()
+        yield _line(answer)
+    return True
+
+
+def _line(answer: dict[str, Any]) -> bytes:
+    return (json.dumps(answer, ensure_ascii=False) + "\n").encode()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import marshmallow as ma
+from pymongo.errors import PyMongoError
 
 from app.resources.facility.records_schemas import VisitPushSchema
 from app.services.audit import RequestContext
@@ -14,6 +16,7 @@ from app.services.errors import InvalidInput
 from app.services.records import SOURCE_ID, PushItem, ingest
 from app.services.xml130 import Xml130Error, Xml130Record, parse_envelope
 
+log = logging.getLogger("hoso.xml130")
 BATCH_SIZE = 200
 _SCHEMA = VisitPushSchema()
 
@@ -59,14 +62,22 @@ def import_envelope(
     except Xml130Error as error:
         raise InvalidInput({"body": [str(error)]}) from None
     report = ImportReport(envelope_facility)
+    stopped = False
     for start in range(0, len(records), BATCH_SIZE):
         chunk = records[start:start + BATCH_SIZE]
         checked = [(record, _check(record, facility_code)) for record in chunk]
         items = [entry for _, entry in checked if isinstance(entry, PushItem)]
-        results = iter(ingest(ctx, items))
+        try:
+            results = iter([] if stopped else ingest(ctx, items))
+        except PyMongoError as error:  # the database went away: this batch is unconfirmed, later ones are not tried
+            log.error("xml130 batch failed", exc_info=error)
+            stopped = True
         for record, entry in checked:
             answer: dict[str, Any] = {"index": record.index, "source_id": record.source_id}
-            if isinstance(entry, PushItem):
+            if isinstance(entry, PushItem) and stopped:
+                answer.update(status=503, errors={"record": [
+                    "Not confirmed: the database was unavailable. Send the envelope again (imports are idempotent)."]})
+            elif isinstance(entry, PushItem):
                 result = next(results)
                 answer["status"] = result.status
                 if result.id:
