@@ -8,7 +8,11 @@ VERIFIER_MODULES := $(VERIFIER)/node_modules/.installed-stamp
 VERIFIER_INPUTS := $(shell find $(VERIFIER)/src $(VERIFIER)/scripts -type f) \
 	$(wildcard passport/schemas/*.json app/data/dcc-valuesets/*.json)
 
-.PHONY: install run test lint openapi bench clean verifier browser
+.PHONY: all install run test lint openapi bench clean verifier browser
+
+# Plain `make`: install the Python packages and build the verifier page (what `run` and `test` need).
+.DEFAULT_GOAL := all
+all: install verifier
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
