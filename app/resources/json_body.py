@@ -15,6 +15,8 @@ import math
 import re
 from typing import Any
 
+from flask_smorest import abort
+from webargs import core
 from webargs.flaskparser import FlaskParser
 
 from app.resources.text import has_lone_surrogate
@@ -93,8 +95,6 @@ class HosoParser(FlaskParser):
     """webargs' Flask parser with bounded JSON: a body it refuses is a 400 problem document."""
 
     def _raw_load_json(self, req):  # type: ignore[no-untyped-def]
-        from webargs import core
-
         if not core.is_json(req.mimetype):
             return core.missing
         data = req.get_data(cache=True)
@@ -103,6 +103,4 @@ class HosoParser(FlaskParser):
         try:
             return loads(data)
         except JsonBodyError as error:
-            from flask_smorest import abort
-
             abort(400, message=str(error))

@@ -85,6 +85,7 @@ class EmailText(Text):
     """An e-mail address under the text rule (at most 254 characters, RFC 5321)."""
 
     def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {}).setdefault("format", "email")  # as ma.fields.Email documents it
         super().__init__(254, validate=ma.validate.Email(), **kwargs)
 
 
