@@ -323,3 +323,25 @@ def test_a_record_moved_to_another_citizen_leaves_both_timelines_current(client,
 def test_the_root_redirects_to_the_docs(client):
     response = client.get("/")
     assert response.status_code == 302 and response.headers["Location"].endswith("/api/docs")
+
+
+def test_hostile_xml130_records_fail_alone(client):
+    """Over-long and decomposed names, and a control character, inside QĐ 130 tables."""
+    from tests.data.xml130 import make_fixtures as fixtures
+
+    clinic = {"Authorization": f"Bearer {facility_token('79012')}", "Content-Type": "application/xml"}
+    long_name = {**fixtures.NAM_XML1, "MA_LK": "KB0000000002", "HO_TEN": "Nguyễn " + "A" * 250}
+    nfd_name = {**fixtures.NAM_XML1, "MA_LK": "KB0000000003",
+                "HO_TEN": unicodedata.normalize("NFD", fixtures.NAM_XML1["HO_TEN"])}
+    control = fixtures.summary({**fixtures.NAM_XML1, "MA_LK": "KB0000000004"}).replace(
+        b"</TONG_HOP>", b"<LY_DO_VV>Ho &#x1; k\xc3\xa9o</LY_DO_VV></TONG_HOP>")
+    envelope = fixtures.envelope([[("XML1", fixtures.summary(fixtures.NAM_XML1))],
+                                  [("XML1", fixtures.summary(long_name))],
+                                  [("XML1", fixtures.summary(nfd_name))],
+                                  [("XML1", control)]])
+    response = client.post(f"{V1}/facility/xml130", data=envelope, headers=clinic)
+    assert response.status_code == 200, response.json
+    statuses = [record["status"] for record in response.json["records"]]
+    assert statuses[0] == 201 and statuses[1] == 422 and statuses[2] == 201 and statuses[3] >= 400
+    assert Visit.objects.count() == 2
+    assert Citizen.objects.get(national_id=fixtures.NAM_XML1["SO_CCCD"]).full_name == fixtures.NAM_XML1["HO_TEN"]
