@@ -15,7 +15,7 @@ from app.security.passwords import password_problems
 from app.security.tokens import InvalidToken, TokenType
 from app.services import audit, outbox
 from app.services.audit import Actor, RequestContext
-from app.services.errors import AuthenticationFailed, Conflict, InvalidInput
+from app.services.errors import AuthenticationFailed, Conflict, InvalidInput, LockedOut
 from app.services.facilities import get_facility
 from app.services.identity import cccd_problems, split_vietnamese_name
 from app.services.mfa import consume_totp, format_code, new_recovery_codes, normalize_code, readable_code
@@ -181,8 +181,12 @@ def activate(
     problems = password_problems(password, national_id)
     if problems:
         raise WeakPassword(problems)
-    rt.auth_ip_attempts.hit(ctx.ip or "unknown")
-    rt.activation_failures.hit(national_id)
+    try:
+        rt.auth_ip_attempts.hit(ctx.ip or "unknown")
+        attempt = rt.activation_failures.attempt(national_id, ctx.ip, ctx.now)
+    except LockedOut:
+        audit.record(ctx, "citizen.activate", "denied", reason="too many attempts")
+        raise
     citizen = Citizen.objects(national_id=national_id).first()
     pending = citizen.activation if citizen else None
     code_hash = activation_code_hash(rt, national_id, code)
@@ -210,7 +214,7 @@ def activate(
         audit.record(ctx, "citizen.activate", "failure", citizen_id=citizen.id,
                      target_type="citizen", target_id=str(citizen.id), reason="code already used")
         raise AuthenticationFailed(ACTIVATION_FAILED)
-    rt.activation_failures.clear(national_id)
+    rt.activation_failures.succeeded(attempt, ctx.now)
     audit.record(ctx, "citizen.activate", citizen_id=citizen.id, target_type="citizen",
                  target_id=str(citizen.id))
     token = rt.tokens.issue(str(citizen.id), TokenType.ENROLLMENT, ctx.now,
@@ -246,7 +250,9 @@ def confirm_enrollment(
     if not (citizen and enrollment and enrollment.enrollment_id == claims.get("eid")
             and enrollment.expires_at > ctx.now and not citizen.locked):
         raise AuthenticationFailed("The enrolment token is not valid.")
-    rt.citizen_login_failures.hit(citizen.national_id)
+    # Only the enrolment token's holder reaches here: count per enrolment, so that failures by
+    # others for this national id (from addresses it never used) cannot block the confirmation.
+    rt.citizen_login_failures.attempt(f"enrollment:{enrollment.enrollment_id}", ctx.ip, ctx.now)
     secret = rt.box.decrypt(enrollment.totp_secret_encrypted, citizen.totp_context())
     codes, hashes = new_recovery_codes(rt.box, str(citizen.id))
     confirmed = consume_totp(
@@ -260,7 +266,7 @@ def confirm_enrollment(
         audit.record(ctx, "citizen.enroll_totp", "failure", citizen_id=citizen.id,
                      target_type="citizen", target_id=str(citizen.id))
         raise AuthenticationFailed("The code was not accepted.")
-    rt.citizen_login_failures.clear(citizen.national_id)
+    rt.citizen_login_failures.remember(citizen.national_id, ctx.ip, ctx.now)  # the first sign-in
     ctx = ctx.acting_as(Actor("citizen", str(citizen.id), "citizen"))
     citizen.reload()
     session = start_session(ctx, rt, citizen, device_label, user_agent)

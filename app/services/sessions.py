@@ -80,12 +80,13 @@ def login(
 ) -> IssuedSession:
     """Password plus a TOTP code or one recovery code. Every failure answers the same 401.
 
-    Attempts are counted per national id and per address before anything is checked; over the
-    limit even correct credentials get 429 until the window has passed.
+    Attempts are counted per address, per (national id, address) and, from addresses the account
+    has not signed in from, per national id, before anything is checked (``app.security.lockout``);
+    over a limit even correct credentials get 429 until its window has passed.
     """
     try:
         rt.auth_ip_attempts.hit(ctx.ip or "unknown")
-        rt.citizen_login_failures.hit(national_id)
+        attempt = rt.citizen_login_failures.attempt(national_id, ctx.ip, ctx.now)
     except LockedOut:
         audit.record(ctx, "citizen.login", "denied", reason="too many attempts")
         raise
@@ -107,7 +108,7 @@ def login(
         audit.record(ctx, "citizen.login", "failure", citizen_id=citizen.id if citizen else None,
                      details={"method": method})
         raise AuthenticationFailed(LOGIN_FAILED)
-    rt.citizen_login_failures.clear(national_id)
+    rt.citizen_login_failures.succeeded(attempt, ctx.now)
     ctx = ctx.acting_as(Actor("citizen", str(citizen.id), "citizen"))
     if method == "recovery_code":
         Citizen.objects(id=citizen.id).update_one(set__last_login_at=ctx.now)
