@@ -48,7 +48,6 @@ class Settings:
     login_lockout_seconds: int = 15 * 60
     login_known_address_days: int = 90
     login_known_addresses: int = 10
-    identity_refusals_per_facility: str = "20 per hour"
     rate_limit_default: str = "600 per minute"
     rate_limit_auth_per_ip: str = "60 per minute"
     rate_limit_share_per_ip: str = "30 per minute"
@@ -173,7 +172,6 @@ class Settings:
             login_lockout_seconds=reader.integer("HOSO_LOGIN_LOCKOUT_SECONDS", 15 * 60),
             login_known_address_days=reader.integer("HOSO_LOGIN_KNOWN_ADDRESS_DAYS", 90),
             login_known_addresses=reader.integer("HOSO_LOGIN_KNOWN_ADDRESSES", 10),
-            identity_refusals_per_facility=reader.text("HOSO_IDENTITY_REFUSALS_PER_FACILITY", "20 per hour"),
             rate_limit_default=reader.text("HOSO_RATE_LIMIT_DEFAULT", "600 per minute"),
             rate_limit_auth_per_ip=reader.text("HOSO_RATE_LIMIT_AUTH_PER_IP", "60 per minute"),
             rate_limit_share_per_ip=reader.text("HOSO_RATE_LIMIT_SHARE_PER_IP", "30 per minute"),

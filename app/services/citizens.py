@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Protocol
 
+from bson import ObjectId
 from mongoengine import NotUniqueError
+from pymongo.errors import DuplicateKeyError
 
 from app.models.citizen import Citizen, PendingActivation, PendingEnrollment
+from app.models.identity_check import IdentityCheck
+from app.models.records import Immunization, Visit
 from app.runtime import Runtime
 from app.security import totp
 from app.security.passwords import password_problems
 from app.security.tokens import InvalidToken, TokenType
 from app.services import audit, outbox
 from app.services.audit import Actor, RequestContext
-from app.services.errors import AuthenticationFailed, Conflict, InvalidInput, LockedOut
+from app.services.errors import AuthenticationFailed, Conflict, DomainError, InvalidInput, LockedOut
 from app.services.facilities import get_facility
 from app.services.identity import cccd_problems, split_vietnamese_name
 from app.services.mfa import consume_totp, format_code, new_recovery_codes, normalize_code, readable_code
@@ -35,6 +41,12 @@ class AccountActive(Conflict):
     """The account is already active; the citizen signs in or asks support for a reset."""
 
     slug = "account-active"
+
+
+class RegistrationRefused(Conflict):
+    """Not registered here: one answer for another birth date and an already active account."""
+
+    slug = "registration-refused"
 
 
 class InvalidIdentity(InvalidInput):
@@ -75,6 +87,125 @@ def activation_code_hash(rt: Runtime, national_id: str, code: str) -> str:
     return rt.box.keyed_hash(f"{national_id}:{normalize_code(code)}", "activation-code")
 
 
+# Identity checks. A facility that gives a CCCD with its birth date is told whether the date is
+# right (409 identity-mismatch, or success), so a facility could find a birth date in at most 366
+# tries (the CCCD gives the year). Against a citizen another facility registered, and until the
+# facility has given the right date once ("proven"), each check is counted before the dates are
+# compared, per (facility, citizen) and per facility; a right date gives its count back. Over
+# either limit the check is refused with 429 without comparing, whatever the date.
+IDENTITY_REFUSALS_PER_CITIZEN = 3  # a typo or two; a guesser needs ~180 tries on average
+IDENTITY_CITIZEN_WINDOW = timedelta(days=1)
+IDENTITY_REFUSALS_PER_FACILITY = 20  # across citizens, so many citizens cannot be tried 3 times each
+IDENTITY_FACILITY_WINDOW = timedelta(hours=1)
+PROVEN_KEPT = timedelta(days=365)
+
+
+class StoredIdentity(Protocol):
+    """What an identity check needs of a stored citizen (a ``Citizen`` or a push's projection)."""
+
+    id: ObjectId
+    date_of_birth: str
+    registered_by_facility: str | None
+
+
+def _gate(key: str, limit: int, window: timedelta, now: datetime) -> bool:
+    """Count one check on ``key`` unless it is over ``limit``; False when over (one atomic update)."""
+    ended = {"$lt": ["$window_ends", now]}  # true as well when the counter is new
+    update = [{"$set": {
+        "count": {"$cond": {"if": "$proven", "then": "$count",
+                            "else": {"$cond": {"if": ended, "then": 1, "else": {"$add": ["$count", 1]}}}}},
+        "window_ends": {"$cond": {"if": ended, "then": now + window, "else": "$window_ends"}},
+        "expires_at": {"$cond": {"if": "$proven", "then": "$expires_at", "else": now + window}},
+    }}]
+    collection = IdentityCheck._get_collection()
+    allowed = {"_id": key, "$or": [{"proven": True}, {"count": {"$lt": limit}}, {"window_ends": {"$lt": now}}]}
+    if collection.find_one_and_update(allowed, update, projection={"_id": 1}) is not None:
+        return True
+    try:  # a first check: create the counter (or meet a concurrent creation), then count on it
+        collection.insert_one({"_id": key, "count": 0, "window_ends": now + window, "proven": False,
+                               "expires_at": now + window})
+    except DuplicateKeyError:
+        pass
+    return collection.find_one_and_update(allowed, update, projection={"_id": 1}) is not None
+
+
+def _give_back(keys: list[str], prove: str | None, now: datetime) -> None:
+    """A right identity: its checks do not count, and its (facility, citizen) pair is proven."""
+    collection = IdentityCheck._get_collection()
+    collection.update_many({"_id": {"$in": keys}, "count": {"$gt": 0}}, {"$inc": {"count": -1}})
+    if prove:
+        collection.update_one({"_id": prove}, {"$set": {"proven": True, "expires_at": now + PROVEN_KEPT}})
+
+
+def _proven(facility: str, citizen_ids: set[ObjectId]) -> set[ObjectId]:
+    """The citizens this facility has already given the right identity for."""
+    keys = [f"{facility}:{citizen_id}" for citizen_id in citizen_ids]
+    found: set[str] = set()
+    for start in range(0, len(keys), 25):  # $in in small chunks (see records.IN_CHUNK)
+        found |= {doc["_id"] for doc in IdentityCheck._get_collection().find(
+            {"_id": {"$in": keys[start:start + 25]}, "proven": True}, {"_id": 1})}
+    return {citizen_id for citizen_id in citizen_ids if f"{facility}:{citizen_id}" in found}
+
+
+def check_identities(
+    ctx: RequestContext, checks: Sequence[tuple[StoredIdentity, date]], *, refuse_all: bool = False
+) -> list[DomainError | None]:
+    """Compare each stored citizen with the birth date a facility gave; None where it agrees.
+
+    ``IdentityMismatch`` where it differs, ``LockedOut`` where the facility is over its limits (not
+    compared). Every refusal is audited. ``refuse_all`` counts and refuses even agreeing dates
+    (registration of an already active account by a facility without a relationship to it).
+    """
+    facility = ctx.actor.facility_code or ""
+    strangers = {stored.id for stored, _ in checks if stored.registered_by_facility != facility}
+    counted = strangers - _proven(facility, strangers) if strangers else set()
+    answers: list[DomainError | None] = []
+    for stored, given in checks:
+        same_date = stored.date_of_birth == given.isoformat()
+        agrees = same_date and not refuse_all
+        pair = f"{facility}:{stored.id}"
+        if stored.id in counted:
+            if not _gate(pair, IDENTITY_REFUSALS_PER_CITIZEN, IDENTITY_CITIZEN_WINDOW, ctx.now):
+                answers.append(_locked(ctx, stored, pair))
+                continue
+            if not _gate(f"{facility}:*", IDENTITY_REFUSALS_PER_FACILITY, IDENTITY_FACILITY_WINDOW, ctx.now):
+                _give_back([pair], None, ctx.now)
+                answers.append(_locked(ctx, stored, f"{facility}:*"))
+                continue
+            if agrees:
+                _give_back([pair, f"{facility}:*"], pair, ctx.now)
+                counted.discard(stored.id)
+        if agrees:
+            answers.append(None)
+            continue
+        audit.record(ctx, "citizen.identity_check", "failure", citizen_id=stored.id, target_type="citizen",
+                     target_id=str(stored.id),
+                     reason="date of birth differs" if not same_date else "account active")
+        answers.append(IdentityMismatch("This national id is registered with another date of birth."))
+    return answers
+
+
+def _locked(ctx: RequestContext, stored: StoredIdentity, key: str) -> LockedOut:
+    audit.record(ctx, "citizen.identity_check", "denied", citizen_id=stored.id, target_type="citizen",
+                 target_id=str(stored.id), reason="too many identity refusals")
+    counter = IdentityCheck._get_collection().find_one({"_id": key}, {"window_ends": 1}) or {}
+    ends = counter.get("window_ends")
+    retry_after = (ends.replace(tzinfo=ctx.now.tzinfo) - ctx.now).total_seconds() if ends else 60
+    return LockedOut(int(retry_after) + 1, "Too many refused identity checks; try again later.")
+
+
+def _has_relationship(citizen: Citizen, facility: str) -> bool:
+    """Whether the facility registered the citizen, issued the outstanding code or holds a record."""
+    activation = citizen.activation
+    return bool(
+        citizen.registered_by_facility == facility
+        or (activation and activation.issued_by_type == "facility" and activation.issued_by == facility)
+        or _proven(facility, {citizen.id})
+        or Visit.objects(citizen_id=citizen.id, facility_code=facility).only("id").first()
+        or Immunization.objects(citizen_id=citizen.id, facility_code=facility).only("id").first()
+    )
+
+
 def find_or_create_citizen(
     ctx: RequestContext,
     national_id: str,
@@ -85,7 +216,7 @@ def find_or_create_citizen(
     phone: str | None = None,
     email: str | None = None,
 ) -> tuple[Citizen, bool]:
-    """The citizen with this CCCD, created if unknown; 409 ``identity-mismatch`` if the birth date differs.
+    """The citizen with this CCCD, created if unknown (``created`` True), else found (not yet checked).
 
     Records and codes exist whether or not the person ever uses the app. Two concurrent creations
     of the same person meet at the unique index and both get the one document.
@@ -109,11 +240,6 @@ def find_or_create_citizen(
         except NotUniqueError:
             existing = Citizen.objects(national_id=national_id).first()
     assert existing is not None
-    if existing.date_of_birth != date_of_birth.isoformat():
-        audit.record(ctx, "citizen.identity_check", "failure", citizen_id=existing.id,
-                     target_type="citizen", target_id=str(existing.id),
-                     reason="date of birth differs")
-        raise IdentityMismatch("This national id is registered with another date of birth.")
     return existing, False
 
 
@@ -127,11 +253,24 @@ def register_citizen(
     phone: str | None,
     email: str | None,
 ) -> IssuedCode:
-    """A facility registers a citizen (or finds them) and hands out a new activation code."""
+    """A facility registers a citizen (or finds them) and hands out a new activation code.
+
+    A facility related to the citizen (see ``_has_relationship``) is told 409 ``identity-mismatch``
+    or ``account-active``; any other gets one answer for both, ``registration-refused``, and its
+    refusals count against the identity-check limits (``check_identities``).
+    """
     facility = get_facility(ctx.actor.facility_code or "")
     citizen, created = find_or_create_citizen(
         ctx, national_id, full_name, date_of_birth, sex, phone=phone, email=email
     )
+    if not created:
+        related = _has_relationship(citizen, facility.code)
+        active = citizen.state == "active"
+        refusal = check_identities(ctx, [(citizen, date_of_birth)], refuse_all=active and not related)[0]
+        if isinstance(refusal, LockedOut) or (refusal is not None and related):
+            raise refusal
+        if refusal is not None:
+            raise RegistrationRefused("This national id cannot be registered with these details here.")
     if citizen.state == "active":
         audit.record(ctx, "activation_code.issue", "denied", citizen_id=citizen.id,
                      target_type="citizen", target_id=str(citizen.id), reason="account active")
