@@ -87,15 +87,16 @@ def activation_code_hash(rt: Runtime, national_id: str, code: str) -> str:
     return rt.box.keyed_hash(f"{national_id}:{normalize_code(code)}", "activation-code")
 
 
-# Identity checks. A facility that gives a CCCD with its birth date is told whether the date is
-# right (409 identity-mismatch, or success), so a facility could find a birth date in at most 366
-# tries (the CCCD gives the year). Against a citizen another facility registered, and until the
-# facility has given the right date once ("proven"), each check is counted before the dates are
-# compared, per (facility, citizen) and per facility; a right date gives its count back. Over
-# either limit the check is refused with 429 without comparing, whatever the date.
+# Identity checks. A facility that gives a CCCD with a birth date is told whether the date is
+# right (409 identity-mismatch, or success), so it could find a birth date in at most 366 tries
+# (the CCCD gives the year). Against a citizen another facility registered, and until the facility
+# has once given the right date ("proven"), each check is counted before the dates are compared,
+# per (facility, citizen), by one atomic update that refuses when the count is over the limit; a
+# right date gives its count back. Refusals are also counted per facility, across citizens. Over
+# either limit the check is answered 429 without comparing, whatever the date.
 IDENTITY_REFUSALS_PER_CITIZEN = 3  # a typo or two; a guesser needs ~180 tries on average
 IDENTITY_CITIZEN_WINDOW = timedelta(days=1)
-IDENTITY_REFUSALS_PER_FACILITY = 20  # across citizens, so many citizens cannot be tried 3 times each
+IDENTITY_REFUSALS_PER_FACILITY = 20  # so that many citizens cannot each be tried 3 times a day
 IDENTITY_FACILITY_WINDOW = timedelta(hours=1)
 PROVEN_KEPT = timedelta(days=365)
 
@@ -108,33 +109,32 @@ class StoredIdentity(Protocol):
     registered_by_facility: str | None
 
 
-def _gate(key: str, limit: int, window: timedelta, now: datetime) -> bool:
-    """Count one check on ``key`` unless it is over ``limit``; False when over (one atomic update)."""
-    ended = {"$lt": ["$window_ends", now]}  # true as well when the counter is new
+def _count(key: str, limit: int, window: timedelta, now: datetime) -> bool:
+    """Add one to the counter ``key`` unless it is over ``limit`` in its window; False if it is.
+
+    One atomic update: concurrent checks are counted one after the other, so no more than
+    ``limit`` of them pass. A proven pair is not counted.
+    """
+    ended = {"$lt": ["$window_ends", now]}  # true as well for a new counter
     update = [{"$set": {
-        "count": {"$cond": {"if": "$proven", "then": "$count",
+        "count": {"$cond": {"if": {"$eq": ["$proven", True]}, "then": "$count",
                             "else": {"$cond": {"if": ended, "then": 1, "else": {"$add": ["$count", 1]}}}}},
         "window_ends": {"$cond": {"if": ended, "then": now + window, "else": "$window_ends"}},
-        "expires_at": {"$cond": {"if": "$proven", "then": "$expires_at", "else": now + window}},
+        "expires_at": {"$cond": {"if": {"$eq": ["$proven", True]}, "then": "$expires_at", "else": now + window}},
     }}]
-    collection = IdentityCheck._get_collection()
     allowed = {"_id": key, "$or": [{"proven": True}, {"count": {"$lt": limit}}, {"window_ends": {"$lt": now}}]}
-    if collection.find_one_and_update(allowed, update, projection={"_id": 1}) is not None:
-        return True
-    try:  # a first check: create the counter (or meet a concurrent creation), then count on it
-        collection.insert_one({"_id": key, "count": 0, "window_ends": now + window, "proven": False,
-                               "expires_at": now + window})
-    except DuplicateKeyError:
-        pass
-    return collection.find_one_and_update(allowed, update, projection={"_id": 1}) is not None
-
-
-def _give_back(keys: list[str], prove: str | None, now: datetime) -> None:
-    """A right identity: its checks do not count, and its (facility, citizen) pair is proven."""
     collection = IdentityCheck._get_collection()
-    collection.update_many({"_id": {"$in": keys}, "count": {"$gt": 0}}, {"$inc": {"count": -1}})
-    if prove:
-        collection.update_one({"_id": prove}, {"$set": {"proven": True, "expires_at": now + PROVEN_KEPT}})
+    try:
+        collection.update_one(allowed, update, upsert=True)
+    except DuplicateKeyError:  # it exists and did not match (over the limit), or was created just now
+        return collection.update_one(allowed, update).matched_count == 1
+    return True
+
+
+def _over(key: str, limit: int, now: datetime) -> bool:
+    """Whether the counter ``key`` is over ``limit`` in its current window (a read, no count)."""
+    counter = IdentityCheck._get_collection().find_one({"_id": key}, {"count": 1, "window_ends": 1})
+    return bool(counter and counter["window_ends"] > now and counter["count"] >= limit)
 
 
 def _proven(facility: str, citizen_ids: set[ObjectId]) -> set[ObjectId]:
@@ -152,36 +152,45 @@ def check_identities(
 ) -> list[DomainError | None]:
     """Compare each stored citizen with the birth date a facility gave; None where it agrees.
 
-    ``IdentityMismatch`` where it differs, ``LockedOut`` where the facility is over its limits (not
-    compared). Every refusal is audited. ``refuse_all`` counts and refuses even agreeing dates
-    (registration of an already active account by a facility without a relationship to it).
+    ``IdentityMismatch`` where it differs, ``LockedOut`` where the facility is over a limit (not
+    compared). Every refusal is audited. ``refuse_all`` counts and refuses agreeing dates too
+    (an active account registered by a facility without a relationship to it).
     """
     facility = ctx.actor.facility_code or ""
+    everywhere = f"{facility}:*"
     strangers = {stored.id for stored, _ in checks if stored.registered_by_facility != facility}
     counted = strangers - _proven(facility, strangers) if strangers else set()
+    facility_over = bool(counted) and _over(everywhere, IDENTITY_REFUSALS_PER_FACILITY, ctx.now)
     answers: list[DomainError | None] = []
+    proven: list[str] = []
     for stored, given in checks:
         same_date = stored.date_of_birth == given.isoformat()
         agrees = same_date and not refuse_all
         pair = f"{facility}:{stored.id}"
         if stored.id in counted:
-            if not _gate(pair, IDENTITY_REFUSALS_PER_CITIZEN, IDENTITY_CITIZEN_WINDOW, ctx.now):
+            if facility_over:
+                answers.append(_locked(ctx, stored, everywhere))
+                continue
+            if not _count(pair, IDENTITY_REFUSALS_PER_CITIZEN, IDENTITY_CITIZEN_WINDOW, ctx.now):
                 answers.append(_locked(ctx, stored, pair))
                 continue
-            if not _gate(f"{facility}:*", IDENTITY_REFUSALS_PER_FACILITY, IDENTITY_FACILITY_WINDOW, ctx.now):
-                _give_back([pair], None, ctx.now)
-                answers.append(_locked(ctx, stored, f"{facility}:*"))
-                continue
-            if agrees:
-                _give_back([pair, f"{facility}:*"], pair, ctx.now)
+            if agrees:  # later lines of this batch for the same citizen are not counted again
+                proven.append(pair)
                 counted.discard(stored.id)
+            elif not _count(everywhere, IDENTITY_REFUSALS_PER_FACILITY, IDENTITY_FACILITY_WINDOW, ctx.now):
+                facility_over = True  # this refusal was compared: it is answered, later ones are not
         if agrees:
             answers.append(None)
             continue
         audit.record(ctx, "citizen.identity_check", "failure", citizen_id=stored.id, target_type="citizen",
-                     target_id=str(stored.id),
-                     reason="date of birth differs" if not same_date else "account active")
+                     target_id=str(stored.id), reason="date of birth differs" if not same_date else "account active")
         answers.append(IdentityMismatch("This national id is registered with another date of birth."))
+    if proven:
+        IdentityCheck._get_collection().update_many(
+            {"_id": {"$in": proven}},
+            [{"$set": {"proven": True, "expires_at": ctx.now + PROVEN_KEPT,
+                       "count": {"$max": [0, {"$subtract": ["$count", 1]}]}}}],
+        )
     return answers
 
 
@@ -190,7 +199,7 @@ def _locked(ctx: RequestContext, stored: StoredIdentity, key: str) -> LockedOut:
                  target_id=str(stored.id), reason="too many identity refusals")
     counter = IdentityCheck._get_collection().find_one({"_id": key}, {"window_ends": 1}) or {}
     ends = counter.get("window_ends")
-    retry_after = (ends.replace(tzinfo=ctx.now.tzinfo) - ctx.now).total_seconds() if ends else 60
+    retry_after = (ends - ctx.now).total_seconds() if ends else 60
     return LockedOut(int(retry_after) + 1, "Too many refused identity checks; try again later.")
 
 
