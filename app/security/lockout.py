@@ -31,9 +31,9 @@ class Attempt:
     """A counted attempt: which counters it hit, and whether its address was known."""
 
     account: str
-    origin: str
+    counter: str
     known: bool
-    has_address: bool
+    address: str | None  # the origin key of the address, remembered on success
 
 
 class LoginGuard:
@@ -64,23 +64,31 @@ class LoginGuard:
     def _origin_key(self, account: str, address: str) -> str:
         return self._box.keyed_hash(f"{self._origins_of}\x00{account}\x00{address}", "login-origin")
 
-    def attempt(self, account: str, address: str | None, now: datetime) -> Attempt:
-        """Count one attempt of ``account`` from ``address``; raise ``LockedOut`` for a locked scope."""
+    def attempt(self, account: str, address: str | None, now: datetime, device: str | None = None) -> Attempt:
+        """Count one attempt of ``account`` from ``address``; raise ``LockedOut`` for a locked scope.
+
+        ``device`` names a device the caller has verified signed in before (a citizen's earlier
+        session): it is known wherever it is, and counted on its own (account, device) counter.
+        """
         account_key = self._account_key(account)
         origin_key = self._origin_key(account, address or "unknown")
-        known = bool(address) and LoginOrigin.objects(id=origin_key, expires_at__gt=now).count() > 0
-        self._limiter.hit(f"{account_key}:{origin_key}")
+        if device:
+            counter, known = self._origin_key(account, f"device:{device}"), True
+        else:
+            counter = origin_key
+            known = bool(address) and LoginOrigin.objects(id=origin_key, expires_at__gt=now).count() > 0
+        self._limiter.hit(f"{account_key}:{counter}")
         if not known:
             self._limiter.hit(account_key)
-        return Attempt(account_key, origin_key, known, bool(address))
+        return Attempt(account_key, counter, known, origin_key if address else None)
 
     def succeeded(self, attempt: Attempt, now: datetime) -> None:
         """Clear the counters this success proves innocent and remember its address."""
-        self._limiter.clear(f"{attempt.account}:{attempt.origin}")
+        self._limiter.clear(f"{attempt.account}:{attempt.counter}")
         if not attempt.known:
             self._limiter.clear(attempt.account)
-        if attempt.has_address:
-            self._remember_origin(attempt.account, attempt.origin, now)
+        if attempt.address:
+            self._remember_origin(attempt.account, attempt.address, now)
 
     def remember(self, account: str, address: str | None, now: datetime) -> None:
         """Remember a sign-in of ``account`` from ``address`` made outside :meth:`attempt`."""

@@ -168,3 +168,42 @@ def test_known_addresses_are_keyed_hashes_and_bounded(mongodb_server, tmp_path):
             assert "198.51.100" not in repr(stored) and client_id not in repr(stored)
     finally:
         drop_database(settings)
+
+
+def _lock_account_from_elsewhere(client, account):  # type: ignore[no-untyped-def]
+    for n in range(MAX_FAILURES + 1):
+        citizen_login(client, account, f"203.0.113.{n}", password="wrong password 1234")
+
+
+def test_a_device_that_signed_in_before_proves_itself_from_a_new_address(client):
+    account = CitizenActions(client).enrol()
+    _lock_account_from_elsewhere(client, account)
+    body = {"national_id": account.national_id, "password": account.password, "totp_code": account.code(1)}
+    assert_problem(client.post(LOGIN, json=body, **at(OWNER)), 429)  # a new address, no proof
+    # the app still holds the refresh token of its earlier session (here: ended by logout)
+    assert client.post("/api/v1/auth/logout", headers=account.headers).status_code == 204
+    proven = client.post(LOGIN, json={**body, "device_proof": account.refresh_token}, **at(OWNER))
+    assert proven.status_code == 200
+
+
+def test_a_rotated_or_foreign_refresh_token_is_no_device_proof(client):
+    citizens = CitizenActions(client)
+    account = citizens.enrol()
+    other = citizens.enrol(serial=222222)
+    rotated = client.post("/api/v1/auth/refresh", json={"refresh_token": account.refresh_token})
+    assert rotated.status_code == 200
+    _lock_account_from_elsewhere(client, account)
+    body = {"national_id": account.national_id, "password": account.password, "totp_code": account.code(1)}
+    for proof in (account.refresh_token, other.refresh_token, "not a token"):
+        assert_problem(client.post(LOGIN, json={**body, "device_proof": proof}, **at(OWNER)), 429)
+
+
+def test_a_proven_device_is_limited_by_its_own_counter(client):
+    account = CitizenActions(client).enrol()
+    body = {"national_id": account.national_id, "password": "wrong password 1234", "totp_code": "000000",
+            "device_proof": account.refresh_token}
+    for _ in range(MAX_FAILURES):
+        assert_problem(client.post(LOGIN, json=body, **at(ATTACKER)), 401)
+    assert_problem(client.post(LOGIN, json=body, **at(STRANGER)), 429)
+    # the device's failures did not count against the account: the owner's address still signs in
+    assert citizen_login(client, account, "127.0.0.1", totp_code=account.code(1)).status_code == 200

@@ -67,6 +67,11 @@ class LoginSchema(StrictSchema):
     totp_code = ma.fields.String(validate=_totp_code)
     recovery_code = ma.fields.String(validate=ma.validate.Length(1, 32))
     device_label = _device_label
+    device_proof = ma.fields.String(
+        validate=ma.validate.Length(1, 4096),
+        metadata={"description": "The last refresh token this device held for this account, even of an "
+                                 "ended session: the device then counts as known (see the README)."},
+    )
 
     @ma.validates_schema
     def one_second_factor(self, data, **kwargs):  # type: ignore[no-untyped-def]
