@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
@@ -138,3 +139,14 @@ def test_refusals_are_limited_per_facility_across_citizens(client, home, strange
     last = client.put("/api/v1/facility/visits/X-last", json=visit_body(serial=100000 + limit), headers=stranger)
     assert_problem(last, 429)
     assert Citizen.objects.count() == limit + 1
+
+
+def test_one_upload_cannot_walk_the_birth_dates(client, home, stranger):
+    home.register()
+    lines = [json.dumps({"type": "visit", "source_id": f"B{n}", **visit_body(date_of_birth=wrong_dob(n))})
+             for n in range(40)] + [json.dumps({"type": "visit", "source_id": "B-right", **visit_body()})]
+    response = client.post("/api/v1/facility/bulk", data="\n".join(lines) + "\n",
+                           content_type="application/x-ndjson", headers=stranger)
+    statuses = [json.loads(text)["status"] for text in response.get_data(as_text=True).splitlines()]
+    assert statuses == [409] * citizen_service.IDENTITY_REFUSALS_PER_CITIZEN + [429] * (
+        41 - citizen_service.IDENTITY_REFUSALS_PER_CITIZEN)
