@@ -207,3 +207,23 @@ def test_a_proven_device_is_limited_by_its_own_counter(client):
     assert_problem(client.post(LOGIN, json=body, **at(STRANGER)), 429)
     # the device's failures did not count against the account: the owner's address still signs in
     assert citizen_login(client, account, "127.0.0.1", totp_code=account.code(1)).status_code == 200
+
+
+def test_after_a_support_reset_the_citizen_activates_from_a_known_address(client, staff):
+    from app.models.notification import Notification
+    from app.runtime import runtime
+    from app.services.outbox import secret_context
+    from tests.app.test_support import RESET
+
+    account = CitizenActions(client).enrol()  # signed in from the test client's address
+    reset = client.post(f"/api/v1/support/citizens/{account.national_id}/access-reset", json=RESET,
+                        headers=staff.headers("support"))
+    assert reset.status_code == 200
+    delivery = Notification.objects.get(kind="activation_code_delivery")
+    code = runtime().box.decrypt(delivery.secret_encrypted, secret_context(delivery.dedupe_key))
+    wrong = {"national_id": account.national_id, "activation_code": "BBBBB-BBBBB", "password": DEFAULT_PASSWORD}
+    for n in range(MAX_FAILURES + 1):
+        client.post("/api/v1/auth/activate", json=wrong, **at(f"203.0.113.{n}"))
+    right = {**wrong, "activation_code": code}
+    assert_problem(client.post("/api/v1/auth/activate", json=right, **at(STRANGER)), 429)
+    assert client.post("/api/v1/auth/activate", json=right, **at("127.0.0.1")).status_code == 200
