@@ -235,6 +235,7 @@ def world(mongodb_server, tmp_path_factory) -> Iterator[World]:
                     access.FACILITY: facility_token("01001")}
         alice = w.citizens.enrol()
         w.ids["national_id"] = alice.national_id
+        w.fresh["citizen"] = alice  # the account behind the citizen token (never renewed)
         w.tokens[access.CITIZEN] = alice.access_token
         facility = {"Authorization": f"Bearer {w.tokens[access.FACILITY]}"}
         assert client.put(f"{V1}/facility/visits/LK1", json=visit_body(), headers=facility).status_code < 300
@@ -355,6 +356,8 @@ GOOD: dict[tuple[str, str], Good] = {
         **w.get("pending"), "password": "Mây trắng bay qua đồi 2026"}, spends="pending"),
     ("POST", f"{V1}/auth/activate/confirm"): Good(_confirm, spends="enrolling"),
     ("POST", f"{V1}/auth/login"): Good(_login, spends="enrolled"),
+    ("POST", f"{V1}/auth/reauthenticate"): Good(lambda w: {
+        "password": w.fresh["citizen"].password, "totp_code": w.fresh["citizen"].code(1)}),
     ("POST", f"{V1}/auth/refresh"): Good(lambda w: {"refresh_token": w.citizen_session()[1]}),
     ("POST", f"{V1}/facility/citizens"): Good(lambda w: citizen_body(w.serial())),
     ("PUT", f"{V1}/facility/immunizations/{{source_id}}"): Good(
