@@ -13,6 +13,8 @@ import pytest
 from cryptography import x509
 
 import passport
+from app.models.audit import AuditEvent
+from app.models.dcc_gateway import GatewayUpload
 from app.models.passports import SigningKey
 from app.runtime import runtime
 from app.services.signing_keys import init_keys, rotate_keys
@@ -104,3 +106,119 @@ def test_national_backend_pages_one_certificate_per_call(client, keys):
 def test_bad_resume_token_is_a_422(client, keys, token):
     response = client.get(f"{V1}/passport/dcc/signercertificateUpdate", headers={"X-RESUME-TOKEN": token})
     assert response.status_code == 422 and response.mimetype == "application/problem+json"
+
+
+def gateway_cli(app, *args):
+    return app.test_cli_runner().invoke(args=["passport", "gateway", *args])
+
+
+def test_upload_sends_each_dsc_in_a_cms_signed_by_the_upload_certificate(app, client, keys, world):
+    result = gateway_cli(app, "upload")
+    assert result.exit_code == 0, result.output
+    kid = SigningKey.objects(state="active").first().kid
+    assert f"ok: upload {kid} HTTP 201" in result.output
+    assert world.gateway.calls == [("POST", "/signerCertificate", 201)]
+    # the gateway now lists the DSC, with the upload certificate's detached CMS as its signature
+    [listed] = world.gateway.dscs.values()
+    ours = client.get(f"{V1}/passport/dcc/trustList").json[0]
+    assert {key: listed[key] for key in ("kid", "country", "certificateType", "thumbprint", "rawData")} == \
+        {key: ours[key] for key in ("kid", "country", "certificateType", "thumbprint", "rawData")}
+    signer, _ = gateway.verify_cms(base64.b64decode(listed["signature"]), base64.b64decode(listed["rawData"]))
+    assert signer == world.upload
+    assert AuditEvent.objects(action="dcc_gateway.upload", outcome="success", target_id=kid).count() == 1
+    # a second run has nothing to send
+    again = gateway_cli(app, "upload")
+    assert again.exit_code == 0 and "already on the gateway" in again.output
+    assert len(world.gateway.calls) == 1
+
+
+def test_a_wrongly_signed_upload_is_refused_and_reported(app, keys, world):
+    _, stranger = party("Not Viet Nam's upload certificate", "VN")
+    world.gateway.uploads["VN"] = [stranger]  # the gateway knows another upload certificate for VN
+    result = gateway_cli(app, "upload")
+    assert result.exit_code == 1
+    assert "FAILED: upload" in result.output and "HTTP 400" in result.output
+    assert "Invalid Upload Certificate" in result.output
+    assert world.gateway.dscs == {} and GatewayUpload.objects.count() == 0
+    assert AuditEvent.objects(action="dcc_gateway.upload", outcome="failure").count() == 1
+
+
+def test_a_tampered_cms_is_refused_by_the_gateway(world):
+    message = gateway.sign_cms(b"a DSC", world.upload, world.upload_key)
+    tampered = message.replace(b"a DSC", b"b DSC")
+    status, _, body = world.gateway.receive("POST", "/signerCertificate", {"Content-Type": "application/cms"},
+                                            base64.b64encode(tampered))
+    assert status == 400 and b"CMS signature is invalid" in body
+
+
+def test_revoke_deletes_a_dsc_no_longer_published(app, keys, world):
+    assert gateway_cli(app, "upload").exit_code == 0
+    old = SigningKey.objects(state="active").first().kid
+    rotate_keys(system_context(), runtime().settings)  # the old DSC signed nothing: no longer published
+    result = gateway_cli(app, "revoke")
+    assert result.exit_code == 0, result.output
+    assert f"ok: revoke {old} HTTP 204: deleted" in result.output
+    assert ("DELETE", "/signerCertificate", 204) in world.gateway.calls
+    assert world.gateway.dscs == {}
+    assert GatewayUpload.objects(kid=old).first().state == "deleted"
+    assert AuditEvent.objects(action="dcc_gateway.revoke", outcome="success", target_id=old).count() == 1
+    uploaded = gateway_cli(app, "upload")
+    new = SigningKey.objects(state="active").first().kid
+    assert uploaded.exit_code == 0 and f"ok: upload {new} HTTP 201" in uploaded.output
+    assert [entry["kid"] for entry in world.gateway.dscs.values()] == [new]
+
+
+def test_revocations_go_up_in_signed_batches_per_kid_and_hash_type(app, client, keys, world):
+    from app.services import passports
+    from tests.helpers import CitizenActions, facility_token
+    from tests.records_data import immunization_body
+
+    account = CitizenActions(client).enrol()
+    hanoi = {"Authorization": f"Bearer {facility_token('01001')}"}
+    assert client.put(f"{V1}/facility/immunizations/IM1", json=immunization_body(), headers=hanoi).status_code == 201
+    issued = client.post(f"{V1}/me/passports", headers=account.headers).json
+    certificate = passports.revoke(system_context(), runtime(), issued["uvci"], "Issued in error")
+    result = gateway_cli(app, "revocations")
+    assert result.exit_code == 0, result.output
+    batches = list(world.gateway.batches.values())
+    assert sorted(batch["hashType"] for batch in batches) == ["COUNTRYCODEUCI", "SIGNATURE", "UCI"]
+    expected = {"UCI": certificate.hash_uci, "COUNTRYCODEUCI": certificate.hash_countrycode_uci,
+                "SIGNATURE": certificate.hash_signature}
+    for batch in batches:
+        assert batch["country"] == "VN" and batch["kid"] == issued["kid"]
+        assert batch["entries"] == [{"hash": expected[batch["hashType"]]}]
+        expires = datetime.fromisoformat(batch["expires"].replace("Z", "+00:00"))
+        assert expires.replace(tzinfo=None) == certificate.expires_at.replace(tzinfo=None)
+    assert AuditEvent.objects(action="dcc_gateway.revocations", outcome="success").count() == 3
+    again = gateway_cli(app, "revocations")
+    assert again.exit_code == 0 and again.output == "nothing to do\n" and len(world.gateway.batches) == 3
+
+
+def test_gateway_settings_are_typed_and_checked(tmp_path, world):
+    from app.settings import Settings, SettingsError
+
+    env = {"HOSO_VAR_DIR": str(tmp_path / "v"), "HOSO_DCC_GATEWAY_URL": world.server.url,
+           "HOSO_DCC_GATEWAY_UPLOAD_CERT_FILE": str(world.cert_file),
+           "HOSO_DCC_GATEWAY_UPLOAD_KEY_FILE": str(world.key_file),
+           "HOSO_DCC_GATEWAY_TRUST_ANCHOR_FILE": str(world.anchor_file)}
+    settings = Settings.from_env(env)
+    assert settings.dcc_gateway_upload_cert_file == world.cert_file
+    assert settings.dcc_gateway_trust_anchor_file == world.anchor_file
+    with pytest.raises(SettingsError, match="HOSO_DCC_GATEWAY_TLS_CERT_FILE is not a readable file"):
+        Settings.from_env({**env, "HOSO_DCC_GATEWAY_TLS_CERT_FILE": str(tmp_path / "missing.pem")})
+    with pytest.raises(SettingsError, match="go together"):
+        Settings.from_env({key: value for key, value in env.items() if key != "HOSO_DCC_GATEWAY_UPLOAD_KEY_FILE"})
+    with pytest.raises(SettingsError, match="HOSO_DCC_GATEWAY_URL"):
+        Settings.from_env({**env, "HOSO_DCC_GATEWAY_URL": "ftp://gateway.example"})
+
+
+def test_commands_name_the_missing_setting(app, keys, world, settings):
+    runtime_settings = runtime().settings
+    object.__setattr__(runtime(), "settings", runtime_settings.replace(dcc_gateway_upload_cert_file=None,
+                                                                      dcc_gateway_upload_key_file=None))
+    try:
+        result = gateway_cli(app, "upload")
+    finally:
+        object.__setattr__(runtime(), "settings", runtime_settings)
+    assert result.exit_code != 0 and "HOSO_DCC_GATEWAY_UPLOAD_CERT_FILE" in result.output
+    assert world.gateway.calls == []
