@@ -57,6 +57,7 @@ class Gateway:
     dscs: dict[str, dict[str, Any]] = field(default_factory=dict)  # thumbprint -> entry
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[tuple[str, str, int]] = field(default_factory=list)
+    extra: list[dict[str, str]] = field(default_factory=list)  # entries listed as they are (forgeries)
 
     def onboard(self, country: str, upload: x509.Certificate, csca: x509.Certificate | None = None) -> None:
         self.uploads.setdefault(country, []).append(upload)
@@ -71,7 +72,7 @@ class Gateway:
                 for certificate in certificates:
                     out.append(gateway.trusted_party_entry(certificate, country, kind, NOW,
                                                            (self.anchor, self.anchor_key)).to_json())
-        return out + list(self.dscs.values())
+        return out + self.extra + list(self.dscs.values())
 
     def receive(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, dict[str, str], bytes]:
         """Handle one request as the gateway's contract says; the client here is always Viet Nam."""
@@ -166,3 +167,56 @@ class GatewayServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
+
+
+VECTORS = Path(__file__).parents[1] / "data" / "dcc" / "vectors"
+KNOWN = Path(__file__).parents[1] / "data" / "dcc" / "known-disagreements.json"
+
+
+def vector_dscs() -> dict[str, list[bytes]]:
+    """The DSCs of the official EU test vectors by country (the subject's C; the folder's name when
+    the certificate names none, "EU" for the synthetic ``common`` set), each DSC once."""
+    from cryptography.x509.oid import NameOID
+
+    seen: set[bytes] = set()
+    by_country: dict[str, list[bytes]] = {}
+    for path in sorted(VECTORS.rglob("*.json")):
+        certificate = json.loads(path.read_text()).get("TESTCTX", {}).get("CERTIFICATE")
+        if not certificate:
+            continue
+        der = base64.b64decode(certificate)
+        if der in seen:
+            continue
+        seen.add(der)
+        names = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)
+        folder = path.relative_to(VECTORS).parts[0]
+        country = str(names[0].value) if names else (folder if len(folder) == 2 else "EU")
+        by_country.setdefault(country, []).append(der)
+    return by_country
+
+
+def verifying_vectors() -> list[str]:
+    """Vectors whose signature must verify (``EXPECTEDVERIFY`` true), less the deliberate disagreements."""
+    known = {entry["vector"] for entry in json.loads(KNOWN.read_text())["disagreements"]
+             if entry["flag"] == "EXPECTEDVERIFY"}
+    out = []
+    for path in sorted(VECTORS.rglob("*.json")):
+        relative = path.relative_to(VECTORS).as_posix()
+        vector = json.loads(path.read_text())
+        if vector.get("EXPECTEDRESULTS", {}).get("EXPECTEDVERIFY") is True and relative not in known:
+            out.append(relative)
+    return out
+
+
+def publish_vector_dscs(state: Gateway) -> dict[str, tuple[ec.EllipticCurvePrivateKey, x509.Certificate]]:
+    """Onboard every vector country with an upload certificate and list its DSCs as it uploaded them
+    (their CSCAs are not in the test data, so the list carries none for these countries)."""
+    uploads = {}
+    for country, ders in vector_dscs().items():
+        key, upload = party(f"{country} upload", country)
+        state.onboard(country, upload)
+        uploads[country] = (key, upload)
+        for der in ders:
+            entry = gateway.dsc_entry(der, country, NOW, (upload, key))
+            state.dscs[entry.thumbprint] = entry.to_json()
+    return uploads

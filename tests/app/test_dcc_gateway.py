@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import subprocess
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -19,7 +20,7 @@ from app.models.passports import SigningKey
 from app.runtime import runtime
 from app.services.signing_keys import init_keys, rotate_keys
 from passport import gateway
-from tests.app.dcc_gateway_world import GatewayServer, new_gateway, party, write_pem
+from tests.app.dcc_gateway_world import NOW, VECTORS, GatewayServer, new_gateway, party, write_pem
 from tests.conftest import make_settings
 from tests.helpers import system_context
 
@@ -42,6 +43,7 @@ def world(tmp_path):
 @pytest.fixture
 def settings(mongodb_server, tmp_path, world):
     return make_settings(mongodb_server, tmp_path / "var", dcc_gateway_url=world.server.url,
+                         rate_limit_verify_per_ip="100000 per minute",
                          dcc_gateway_upload_cert_file=world.cert_file, dcc_gateway_upload_key_file=world.key_file,
                          dcc_gateway_trust_anchor_file=world.anchor_file)
 
@@ -222,3 +224,116 @@ def test_commands_name_the_missing_setting(app, keys, world, settings):
         object.__setattr__(runtime(), "settings", runtime_settings)
     assert result.exit_code != 0 and "HOSO_DCC_GATEWAY_UPLOAD_CERT_FILE" in result.output
     assert world.gateway.calls == []
+
+
+# --- inbound: other countries' DSCs ------------------------------------------------------------------
+
+def _clock(moment: str):
+    value = datetime.fromisoformat(moment)
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return lambda: value
+
+
+def test_every_eu_test_vector_verifies_with_keys_from_the_gateway(app, client, keys, world):
+    from app.models.dcc_gateway import ForeignSigningKey
+    from tests.app.dcc_gateway_world import publish_vector_dscs, vector_dscs, verifying_vectors
+
+    publish_vector_dscs(world.gateway)
+    result = gateway_cli(app, "download")
+    assert result.exit_code == 0, result.output
+    total = sum(len(ders) for ders in vector_dscs().values())
+    assert f"{total} added, 0 kept, 0 removed, 0 refused" in result.output
+    assert ForeignSigningKey.objects(state="active").count() == total
+    assert AuditEvent.objects(action="dcc_gateway.download", outcome="success").count() == 1
+    # they are published too: the national-backend API and both trust lists
+    kids = set(client.get(f"{V1}/passport/dcc/signercertificateStatus").json)
+    assert len(kids) >= total - 1  # two vector DSCs may share a kid; none here do, but kids are a set
+    listed = client.get(f"{V1}/passport/trust-list").json
+    assert len(listed["dsc"]) == total + 1
+    assert len(client.get(f"{V1}/passport/dcc/trustList").json) == total + 1
+    vectors = verifying_vectors()
+    assert len(vectors) > 500
+    failures = {}
+    for relative in vectors:
+        vector = json.loads((VECTORS / relative).read_text())
+        runtime().clock = _clock(vector["TESTCTX"]["VALIDATIONCLOCK"])
+        body = client.post(f"{V1}/passport/verify", json={"hc1": vector["PREFIX"]}).json
+        signature = next(check for check in body["checks"] if check["name"] == "signature")
+        if signature["status"] != "ok":
+            failures[relative] = signature["reason"]
+    assert failures == {}
+
+
+def test_a_forged_or_unsigned_entry_is_refused_and_changes_nothing(app, client, keys, world):
+    from app.models.dcc_gateway import ForeignSigningKey
+    from tests.app.dcc_gateway_world import party as make_party
+
+    # Germany is onboarded with an upload certificate and a CSCA; one honest DSC
+    de_upload_key, de_upload = make_party("DE upload", "DE")
+    de_csca_key, de_csca = make_party("DE", "DE")
+    world.gateway.onboard("DE", de_upload, de_csca)
+    _, honest = passport.create_dsc(de_csca_key, de_csca, "DE DSC", NOW - timedelta(hours=1), NOW + timedelta(days=30))
+    entry = gateway.dsc_entry(honest, "DE", NOW, (de_upload, de_upload_key))
+    world.gateway.dscs[entry.thumbprint] = entry.to_json()
+    assert gateway_cli(app, "download").exit_code == 0
+    before = [(key.thumbprint, key.state, key.signature) for key in ForeignSigningKey.objects.order_by("thumbprint")]
+    assert len(before) == 1
+    # now the list also carries: a DSC signed by an unknown key, an unsigned one, the honest entry's
+    # thumbprint over another certificate, a DSC no DE CSCA issued, and an upload certificate the
+    # trust anchor never signed, with a DSC it signed
+    intruder_key, intruder = make_party("intruder", "DE")
+    _, forged = passport.create_dsc(de_csca_key, de_csca, "forged", NOW - timedelta(hours=1), NOW + timedelta(days=30))
+    wrong_signer = gateway.dsc_entry(forged, "DE", NOW, (intruder, intruder_key)).to_json()
+    unsigned = gateway.dsc_entry(forged, "DE", NOW, None).to_json()
+    swapped = {**entry.to_json(), "rawData": base64.b64encode(passport.certificate_der(forged)).decode()}
+    rogue_csca_key, rogue_csca = make_party("DE rogue", "DE")
+    _, outsider = passport.create_dsc(rogue_csca_key, rogue_csca, "outsider", NOW - timedelta(hours=1),
+                                      NOW + timedelta(days=30))
+    not_issued = gateway.dsc_entry(outsider, "DE", NOW, (de_upload, de_upload_key)).to_json()
+    fake_upload = gateway.trusted_party_entry(intruder, "DE", "UPLOAD", NOW, (intruder, intruder_key)).to_json()
+    world.gateway.dscs.update({"a": wrong_signer, "b": unsigned, "c": swapped, "d": not_issued})
+    world.gateway.extra = [fake_upload]
+    result = gateway_cli(app, "download")
+    assert result.exit_code == 0, result.output
+    assert "0 added, 1 kept, 0 removed, 5 refused" in result.output
+    for reason in ("not signed by an upload certificate of DE", "the entry is not signed",
+                   "the thumbprint is not the SHA-256 of the certificate", "not issued by a CSCA of DE",
+                   "not signed by the gateway's trust anchor"):
+        assert reason in result.output
+    after = [(key.thumbprint, key.state, key.signature) for key in ForeignSigningKey.objects.order_by("thumbprint")]
+    assert after == before
+    kids = client.get(f"{V1}/passport/dcc/signercertificateStatus").json
+    assert base64.b64encode(passport.kid(forged)).decode() not in kids
+    assert base64.b64encode(passport.kid(honest)).decode() in kids
+
+
+def test_a_list_that_is_not_a_list_changes_nothing(app, keys, world, tmp_path):
+    from app.models.dcc_gateway import ForeignSigningKey
+
+    bad = tmp_path / "trust.json"
+    bad.write_text(json.dumps({"dsc": []}))
+    result = gateway_cli(app, "download", "--file", str(bad))
+    assert result.exit_code != 0 and "a gateway trust list is a JSON array" in result.output
+    assert ForeignSigningKey.objects.count() == 0
+    assert AuditEvent.objects(action="dcc_gateway.download", outcome="failure").count() == 1
+
+
+def test_download_from_a_file_and_removal_of_keys_no_longer_listed(app, client, keys, world, tmp_path):
+    from app.models.dcc_gateway import ForeignSigningKey
+    from tests.app.dcc_gateway_world import publish_vector_dscs
+
+    publish_vector_dscs(world.gateway)
+    saved = tmp_path / "trustList.json"
+    saved.write_text(json.dumps(world.gateway.trust_list()))
+    result = gateway_cli(app, "download", "--file", str(saved))
+    assert result.exit_code == 0 and "file:trustList.json" in result.output
+    assert world.gateway.calls == []  # the file, not the gateway
+    count = ForeignSigningKey.objects(state="active").count()
+    dropped = next(iter(world.gateway.dscs))
+    del world.gateway.dscs[dropped]
+    result = gateway_cli(app, "download")
+    assert result.exit_code == 0 and "1 removed" in result.output
+    assert ForeignSigningKey.objects(state="active").count() == count - 1
+    assert ForeignSigningKey.objects(thumbprint=dropped).first().state == "removed"
+    kids = client.get(f"{V1}/passport/dcc/signercertificateStatus").json
+    assert ForeignSigningKey.objects(thumbprint=dropped).first().kid not in kids
