@@ -164,12 +164,17 @@ def next_certificate(now: datetime, resume_token: int | None) -> tuple[str, str,
 
     :returns: (kid, base64 DER, its resume token), or ``None`` when there is none after it
     """
-    numbered = sorted(((_sequence(gateway.thumbprint(item.certificate.der)), item) for item in published(now)),
-                      key=lambda pair: pair[0])
-    for seq, item in numbered:
-        if resume_token is None or seq > resume_token:
-            return item.certificate.kid_text, _b64(item.certificate.der), seq
-    return None
+    items = {gateway.thumbprint(item.certificate.der): item for item in published(now)}
+    numbers = {known.thumbprint: int(known.seq) for known in DscSequence.objects(thumbprint__in=list(items))}
+    for thumbprint in items.keys() - numbers.keys():
+        numbers[thumbprint] = _sequence(thumbprint)
+    following = [(seq, thumbprint) for thumbprint, seq in numbers.items()
+                 if resume_token is None or seq > resume_token]
+    if not following:
+        return None
+    seq, thumbprint = min(following)
+    certificate = items[thumbprint].certificate
+    return certificate.kid_text, _b64(certificate.der), seq
 
 
 # --- talking to the gateway ------------------------------------------------------------------------

@@ -27,6 +27,6 @@ class ResumeTokenHeadersSchema(ma.Schema):
         unknown = ma.EXCLUDE  # every other request header
 
     resume_token = ma.fields.Integer(
-        data_key="X-RESUME-TOKEN", load_default=None, strict=False,
+        data_key="X-RESUME-TOKEN", required=False, strict=False,
         validate=ma.validate.Range(min=0, max=MAX_RESUME_TOKEN),
         metadata={"description": "The `X-RESUME-TOKEN` of the last certificate received; absent on the first call"})
