@@ -4,7 +4,9 @@ and a loopback HTTP server that implements the gateway's documented upload and d
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
+import ssl
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ from typing import Any
 
 from asn1crypto import cms
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import passport
@@ -133,7 +135,7 @@ def new_gateway() -> Gateway:
 class GatewayServer:
     """The gateway on a loopback port, in a thread, for the length of a test."""
 
-    def __init__(self, state: Gateway) -> None:
+    def __init__(self, state: Gateway, tls: ssl.SSLContext | None = None) -> None:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -156,7 +158,10 @@ class GatewayServer:
 
         self.state = state
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> GatewayServer:
@@ -220,3 +225,34 @@ def publish_vector_dscs(state: Gateway) -> dict[str, tuple[ec.EllipticCurvePriva
             entry = gateway.dsc_entry(der, country, NOW, (upload, key))
             state.dscs[entry.thumbprint] = entry.to_json()
     return uploads
+
+
+def tls_material(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (mutual TLS with the gateway)."""
+    ca_key, ca = party("Gateway TLS CA", "EU")
+    paths = {"ca": write_pem(directory, "tls-ca", ca_key, ca)[0]}
+    usages = {"server": x509.ExtendedKeyUsageOID.SERVER_AUTH, "client": x509.ExtendedKeyUsageOID.CLIENT_AUTH}
+    for name, usage in usages.items():
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, f"tls {name}"),
+                                            x509.NameAttribute(x509.NameOID.COUNTRY_NAME, "VN")]))
+                   .issuer_name(ca.subject).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(NOW - timedelta(days=1)).not_valid_after(NOW + timedelta(days=30))
+                   .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+        if name == "server":
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        paths[f"{name}_cert"], paths[f"{name}_key"] = write_pem(directory, f"tls-{name}", key,
+                                                                 builder.sign(ca_key, hashes.SHA256()))
+    return paths
+
+
+def server_tls(paths: dict[str, Path]) -> ssl.SSLContext:
+    """The gateway's TLS: its server certificate, and a client certificate from the CA required."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(paths["server_cert"], paths["server_key"])
+    context.load_verify_locations(paths["ca"])
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context

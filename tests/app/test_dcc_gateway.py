@@ -337,3 +337,32 @@ def test_download_from_a_file_and_removal_of_keys_no_longer_listed(app, client, 
     assert ForeignSigningKey.objects(thumbprint=dropped).first().state == "removed"
     kids = client.get(f"{V1}/passport/dcc/signercertificateStatus").json
     assert ForeignSigningKey.objects(thumbprint=dropped).first().kid not in kids
+
+
+def test_upload_over_mutual_tls_with_the_client_certificate(mongodb_server, tmp_path, world):
+    from app import create_app
+    from tests.app.dcc_gateway_world import server_tls, tls_material
+    from tests.conftest import drop_database
+
+    paths = tls_material(tmp_path)
+    with GatewayServer(world.gateway, server_tls(paths)) as server:
+        base = make_settings(mongodb_server, tmp_path / "var", dcc_gateway_url=server.url,
+                             dcc_gateway_upload_cert_file=world.cert_file, dcc_gateway_upload_key_file=world.key_file,
+                             dcc_gateway_ca_file=paths["ca"])
+        for settings, works in ((base, False), (base.replace(dcc_gateway_tls_cert_file=paths["client_cert"],
+                                                             dcc_gateway_tls_key_file=paths["client_key"]), True)):
+            app = create_app(settings)
+            try:
+                with app.app_context():
+                    init_keys(system_context(), runtime().settings)
+                    csca = x509.load_der_x509_certificate(bytes(SigningKey.objects.first().csca_der))
+                    world.gateway.uploads.clear()
+                    world.gateway.onboard("VN", world.upload, csca)
+                    result = gateway_cli(app, "upload")
+                    if works:
+                        assert result.exit_code == 0 and "HTTP 201" in result.output, result.output
+                    else:  # the gateway refuses a client without its certificate
+                        assert result.exit_code != 0 and "cannot be reached" in result.output, result.output
+            finally:
+                drop_database(settings)
+    assert len(world.gateway.dscs) == 1
