@@ -121,6 +121,12 @@ def verify_cms(message: bytes, content: bytes | None = None) -> tuple[x509.Certi
         if digest_name not in _HASHES:
             raise GatewayError(f"unsupported CMS digest {digest_name}")
         algorithm = _HASHES[digest_name]
+        try:
+            declared = signer["signature_algorithm"].hash_algo
+        except ValueError:  # rsaEncryption and the like name no hash: the digest algorithm decides
+            declared = digest_name
+        if declared != digest_name:
+            raise GatewayError("the CMS signature and digest algorithms disagree")
         signed_bytes = payload
         if signer["signed_attrs"] is not None and len(signer["signed_attrs"]):
             attributes = {attr["type"].native: attr["values"] for attr in signer["signed_attrs"]}

@@ -76,6 +76,11 @@ def test_cms_refuses_what_is_not_exactly_one_valid_signature(chain):
             cms.CertificateChoices({"certificate": info["content"]["certificates"][0].chosen}).dump())])
     with pytest.raises(passport.GatewayError, match="exactly one X.509 certificate"):
         gateway.verify_cms(info.dump(force=True))
+    # a digest algorithm other than the signature's
+    mixed = cms.ContentInfo.load(message)
+    mixed["content"]["signer_infos"][0]["digest_algorithm"] = cms.DigestAlgorithm({"algorithm": "sha384"})
+    with pytest.raises(passport.GatewayError, match="disagree"):
+        gateway.verify_cms(mixed.dump(force=True))
     # signed by someone else, with the upload certificate put in its place
     other_key, other = party("Other")
     swapped = cms.ContentInfo.load(gateway.sign_cms(b"payload", other, other_key))
