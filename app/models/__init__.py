@@ -2,7 +2,6 @@
 
 from app.models.audit import AuditEvent
 from app.models.citizen import Citizen
-from app.models.dcc_gateway import ForeignSigningKey
 from app.models.device import Device
 from app.models.facility import Facility, FacilityClient
 from app.models.notification import Notification
@@ -12,7 +11,6 @@ from app.models.session import Session
 from app.models.staff import StaffUser
 
 __all__ = [
-    "AuditEvent", "Certificate", "Citizen", "Device", "ForeignSigningKey",
-    "Facility", "FacilityClient", "Immunization", "Notification",
+    "AuditEvent", "Certificate", "Citizen", "Device", "Facility", "FacilityClient", "Immunization", "Notification",
     "RecordKey", "Session", "Share", "SigningKey", "StaffUser", "Visit",
 ]
