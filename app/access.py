@@ -68,6 +68,10 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", f"{V1}/passport/trust-list"): PUBLIC,
     ("GET", f"{V1}/passport/revocations"): PUBLIC,
     ("POST", f"{V1}/passport/verify"): PUBLIC,
+    # the EU DCC Gateway's trust list format and the national-backend API of the EU's verifier apps
+    ("GET", f"{V1}/passport/dcc/trustList"): PUBLIC,
+    ("GET", f"{V1}/passport/dcc/signercertificateStatus"): PUBLIC,
+    ("GET", f"{V1}/passport/dcc/signercertificateUpdate"): PUBLIC,
     # the verifier web page for staff (static files: verification runs in the browser)
     ("GET", "/verify"): PUBLIC,
     ("GET", "/verify/<path:filename>"): PUBLIC,

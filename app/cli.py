@@ -9,6 +9,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from app.gateway_cli import passport_cli
 from app.services.audit import SYSTEM_ACTOR, RequestContext
 
 VIETNAM = timezone(timedelta(hours=7))
@@ -193,3 +194,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(import_xml130)
     app.cli.add_command(keys_cli)
     app.cli.add_command(notifications_cli)
+    app.cli.add_command(passport_cli)

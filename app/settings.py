@@ -77,6 +77,14 @@ class Settings:
     push_url: str | None = None
     push_token: str | None = None
     reminder_interval_days: int = 28
+    dcc_gateway_url: str | None = None
+    dcc_gateway_upload_cert_file: Path | None = None
+    dcc_gateway_upload_key_file: Path | None = None
+    dcc_gateway_upload_key_passphrase: bytes | None = None
+    dcc_gateway_tls_cert_file: Path | None = None
+    dcc_gateway_tls_key_file: Path | None = None
+    dcc_gateway_ca_file: Path | None = None
+    dcc_gateway_trust_anchor_file: Path | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -108,6 +116,14 @@ class Settings:
             raise SettingsError("HOSO_SIGNING_KEY_PASSPHRASE must have at least 16 characters")
         if not 1 <= self.passport_valid_days <= 365:
             raise SettingsError("HOSO_PASSPORT_VALID_DAYS must be between 1 and 365")
+        if (self.dcc_gateway_upload_cert_file is None) != (self.dcc_gateway_upload_key_file is None):
+            raise SettingsError("HOSO_DCC_GATEWAY_UPLOAD_CERT_FILE and HOSO_DCC_GATEWAY_UPLOAD_KEY_FILE go together")
+        if (self.dcc_gateway_tls_cert_file is None) != (self.dcc_gateway_tls_key_file is None):
+            raise SettingsError("HOSO_DCC_GATEWAY_TLS_CERT_FILE and HOSO_DCC_GATEWAY_TLS_KEY_FILE go together")
+        if self.dcc_gateway_url and urlsplit(self.dcc_gateway_url).scheme not in ("https", "http"):
+            raise SettingsError("HOSO_DCC_GATEWAY_URL must be an http(s) URL")
+        if self.env == PRODUCTION and self.dcc_gateway_url and urlsplit(self.dcc_gateway_url).scheme != "https":
+            raise SettingsError("HOSO_DCC_GATEWAY_URL must use https when HOSO_ENV=production")
         if self.env == PRODUCTION and not self.mongodb_uri:
             raise SettingsError("HOSO_MONGODB_URI is required when HOSO_ENV=production")
         if self.env == DEVELOPMENT and self.mongodb_uri and not is_loopback_uri(self.mongodb_uri):
@@ -146,6 +162,7 @@ class Settings:
         data_key_text = reader.secret_text("HOSO_DATA_KEY")
         passphrase = reader.secret_text("HOSO_SIGNING_KEY_PASSPHRASE")
         signer_secret = reader.secret_text("HOSO_SIGNER_SECRET")
+        gateway_key_passphrase = reader.secret_text("HOSO_DCC_GATEWAY_UPLOAD_KEY_PASSPHRASE")
         if env == DEVELOPMENT:
             dev = ensure_dev_secrets(var_dir)
             jwt_pem = jwt_pem or dev.jwt_private_key_pem
@@ -201,6 +218,14 @@ class Settings:
             push_url=reader.text("HOSO_PUSH_URL", "") or None,
             push_token=reader.secret_text("HOSO_PUSH_TOKEN"),
             reminder_interval_days=reader.integer("HOSO_REMINDER_INTERVAL_DAYS", 28),
+            dcc_gateway_url=reader.text("HOSO_DCC_GATEWAY_URL", "") or None,
+            dcc_gateway_upload_cert_file=reader.file("HOSO_DCC_GATEWAY_UPLOAD_CERT_FILE"),
+            dcc_gateway_upload_key_file=reader.file("HOSO_DCC_GATEWAY_UPLOAD_KEY_FILE"),
+            dcc_gateway_upload_key_passphrase=gateway_key_passphrase.encode() if gateway_key_passphrase else None,
+            dcc_gateway_tls_cert_file=reader.file("HOSO_DCC_GATEWAY_TLS_CERT_FILE"),
+            dcc_gateway_tls_key_file=reader.file("HOSO_DCC_GATEWAY_TLS_KEY_FILE"),
+            dcc_gateway_ca_file=reader.file("HOSO_DCC_GATEWAY_CA_FILE"),
+            dcc_gateway_trust_anchor_file=reader.file("HOSO_DCC_GATEWAY_TRUST_ANCHOR_FILE"),
         )
 
 
@@ -221,6 +246,16 @@ class _EnvReader:
             return int(raw)
         except ValueError:
             raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+    def file(self, name: str) -> Path | None:
+        """A path to a readable file, or ``None`` when unset."""
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return None
+        path = Path(raw)
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise SettingsError(f"{name} is not a readable file: {raw}")
+        return path
 
     def secret_text(self, name: str) -> str | None:
         """A secret given inline (``NAME``) or as a file path (``NAME_FILE``)."""

@@ -11,6 +11,7 @@ Typical use::
 """
 
 from .errors import (
+    GatewayError,
     KeyMaterialError,
     PassportError,
     PayloadError,
@@ -45,6 +46,7 @@ __all__ = [
     "Check",
     "Holder",
     "IssuedPassport",
+    "GatewayError",
     "KeyMaterialError",
     "LocalSigner",
     "PassportError",

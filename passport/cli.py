@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .errors import PassportError
+from .gateway import gateway_trust_list
 from .revocation import RevocationList
 from .trust import TrustList
 from .verify import VerificationResult, verify
@@ -25,14 +26,22 @@ def verify_document(data: str | bytes, trust_document: object | None, now: datet
     """Verify with a trust list (and revocation list) given as parsed JSON: the CLI's code path.
 
     :param data: HC1 text or PNG bytes
-    :param trust_document: the trust list JSON (``GET /passport/trust-list``), or ``None``
+    :param trust_document: the trust list JSON (``GET /passport/trust-list``, or the EU DCC Gateway's
+        array of entries, as ``GET /passport/dcc/trustList`` serves it), or ``None``
     :param now: the verification time (timezone-aware)
     :param revocation_document: the revocation list JSON, or ``None``
     :returns: the verification result
     :raises TrustListError: on a malformed trust list
+    :raises GatewayError: on a malformed gateway trust list
     :raises RevocationListError: on a malformed revocation list
     """
-    trust_list = TrustList.from_json(trust_document) if trust_document is not None else None
+    trust_list: TrustList | None
+    if trust_document is None:
+        trust_list = None
+    elif isinstance(trust_document, list):
+        trust_list = gateway_trust_list(trust_document)
+    else:
+        trust_list = TrustList.from_json(trust_document)
     revocations = RevocationList.from_json(revocation_document) if revocation_document is not None else None
     return verify(data, trust_list, now, revocations)
 
@@ -44,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("hc1", nargs="?", metavar="HC1-TEXT", help="the QR text ('-' reads standard input)")
     check.add_argument("--image", type=Path, metavar="QR.png", help="a PNG image of the QR code")
     check.add_argument("--trust-list", type=Path, metavar="FILE",
-                       help="trust list JSON (as GET /passport/trust-list); without it nothing is trusted")
+                       help="trust list JSON (as GET /passport/trust-list, or the EU DCC Gateway's array as "
+                            "GET /passport/dcc/trustList); without it nothing is trusted")
     check.add_argument("--revocations", type=Path, metavar="FILE", help="revocation list JSON")
     check.add_argument("--at", metavar="ISO-8601", help="verification time (default: now; naive means UTC)")
     return parser

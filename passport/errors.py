@@ -33,3 +33,7 @@ class TrustListError(PassportError):
 
 class RevocationListError(PassportError):
     """A revocation list document is malformed."""
+
+
+class GatewayError(PassportError):
+    """An EU DCC Gateway message or trust list entry is malformed, unsigned or wrongly signed."""

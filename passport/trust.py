@@ -18,7 +18,7 @@ from ._der import DerError, extended_key_usage
 from .errors import TrustListError
 from .keys import certificate_der, kid
 
-__all__ = ["CERTIFICATE_TYPES", "TrustList", "TrustedCertificate"]
+__all__ = ["CERTIFICATE_TYPES", "TrustList", "TrustedCertificate", "issued_by"]
 
 CERTIFICATE_TYPES = ("test", "vaccination", "recovery")
 # Both arcs occur in real DSCs: the registered one and an older one with an extra ".0".
@@ -151,7 +151,7 @@ class TrustList:
         authorities = tuple(cscas)
         entries = [TrustedCertificate.from_certificate(item, country) for item in certificates]
         for entry in entries:
-            if authorities and not any(_issued_by(entry.certificate, csca) for csca in authorities):
+            if authorities and not any(issued_by(entry.certificate, csca) for csca in authorities):
                 raise TrustListError(f"DSC {base64.b64encode(entry.kid).decode()} is not issued by a listed CSCA")
         return cls(entries, authorities)
 
@@ -163,8 +163,10 @@ class TrustList:
              "csca": [{"certificate": b64 DER}]}
 
         ``kid`` is checked against the certificate; ``not_before``/``not_after`` are informational
-        (the certificate's own validity is used). When CSCAs are listed, every DSC must have been
-        issued by one of them.
+        (the certificate's own validity is used). When CSCAs of a DSC's country are listed (the
+        country in a CSCA's subject), that DSC must have been issued by one of them; DSCs of other
+        countries (imported from the EU DCC Gateway, which checked them against their CSCAs) are
+        taken as listed.
 
         :param document: the parsed JSON
         :returns: the trust list
@@ -190,7 +192,8 @@ class TrustList:
             declared = item.get("kid")
             if declared is not None and _decode(declared, f"{where}.kid") != entry.kid:
                 raise TrustListError(f"{where}: 'kid' is not the SHA-256 prefix of the certificate")
-            if cscas and not any(_issued_by(entry.certificate, csca) for csca in cscas):
+            own = [csca for csca in cscas if entry.country is None or _country_of(csca) in (None, entry.country)]
+            if own and not any(issued_by(entry.certificate, csca) for csca in own):
                 raise TrustListError(f"{where}: not issued by a listed CSCA")
             entries.append(entry)
         return cls(entries, cscas)
@@ -228,7 +231,13 @@ def _b64(item: object, where: str) -> bytes:
     return _decode(item["certificate"], f"{where}.certificate")
 
 
-def _issued_by(certificate: x509.Certificate, csca: x509.Certificate) -> bool:
+def _country_of(certificate: x509.Certificate) -> str | None:
+    names = certificate.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)
+    return str(names[0].value) if names else None
+
+
+def issued_by(certificate: x509.Certificate, csca: x509.Certificate) -> bool:
+    """Whether ``csca`` issued ``certificate`` (names match and its signature verifies)."""
     try:
         certificate.verify_directly_issued_by(csca)
     except (ValueError, TypeError, InvalidSignature):

@@ -14,7 +14,7 @@ from app.models.citizen import Citizen
 from app.models.passports import Certificate
 from app.models.records import VOIDED, Immunization
 from app.runtime import Runtime
-from app.services import audit, outbox, signing_keys
+from app.services import audit, dcc_gateway, outbox
 from app.services.audit import RequestContext
 from app.services.errors import Conflict, NotFound, Unavailable
 
@@ -122,13 +122,14 @@ def revocation_list(now: datetime) -> passport.RevocationList:
 
 
 def verify_text(rt: Runtime, text: str, now: datetime) -> passport.VerificationResult:
-    """Verify an HC1 text against HoSo's own trust list and revocations.
+    """Verify an HC1 text against HoSo's trust list (Viet Nam's DSCs and those imported from the EU DCC
+    Gateway) and revocations.
 
     Both lists are cached per process for ten seconds (a revocation clears this process's copy at
     once; other workers see it within ten seconds).
     """
     cached = rt.verify_cache.get("lists")
     if cached is None or cached[0] < time.monotonic():
-        cached = (time.monotonic() + VERIFY_CACHE_SECONDS, signing_keys.trust_list(now), revocation_list(now))
+        cached = (time.monotonic() + VERIFY_CACHE_SECONDS, dcc_gateway.trust_list(now), revocation_list(now))
         rt.verify_cache["lists"] = cached
     return passport.verify(text, cached[1], now, cached[2])

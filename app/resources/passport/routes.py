@@ -16,7 +16,7 @@ from app.resources.passport.schemas import (
     VerifyRequestSchema,
 )
 from app.runtime import runtime
-from app.services import passports, signing_keys
+from app.services import dcc_gateway, passports
 
 blp = Blueprint("passport", __name__, description="EU DCC vaccine passports")
 
@@ -67,8 +67,9 @@ class MyPassportSvgViews(MethodView):
 class TrustListViews(MethodView):
     @blp.response(200, TrustListSchema)
     def get(self):
-        """Every DSC a verifier should trust (with the CSCAs that issued them)"""
-        return signing_keys.trust_list(request_context().now).to_json()
+        """Every DSC a verifier should trust: Viet Nam's (with the CSCAs that issued them) and other countries'
+        from the EU DCC Gateway"""
+        return dcc_gateway.trust_list(request_context().now).to_json()
 
 
 @blp.route("/passport/revocations")

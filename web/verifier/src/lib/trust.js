@@ -144,8 +144,8 @@ export class TrustList {
   }
 
   /**
-   * Read the trust list JSON; kids are checked against the certificates and, when CSCAs are listed,
-   * every DSC must have been issued by one of them.
+   * Read the trust list JSON; kids are checked against the certificates and, when CSCAs of a DSC's
+   * country are listed, that DSC must have been issued by one of them.
    * @throws {TrustListError}
    */
   static async fromJson (document) {
@@ -173,9 +173,12 @@ export class TrustList {
         try { declared = b64decode(item.kid) } catch { throw new TrustListError(`${where}.kid: not base64`) }
         if (!sameBytes(declared, entry.kid)) throw new TrustListError(`${where}: 'kid' is not the SHA-256 prefix of the certificate`)
       }
-      if (cscas.length) {
+      // CSCAs of the DSC's own country vouch for it; DSCs of other countries (imported from the EU DCC
+      // Gateway, which checked them against their CSCAs) are taken as listed (as TrustList.from_json).
+      const own = cscas.filter(csca => entry.country === null || csca.country === null || csca.country === entry.country)
+      if (own.length) {
         let issued = false
-        for (const csca of cscas) {
+        for (const csca of own) {
           if (await issuedBy(entry.certificate, csca)) { issued = true; break }
         }
         if (!issued) throw new TrustListError(`${where}: not issued by a listed CSCA`)
