@@ -9,9 +9,10 @@ which receives the message id as an idempotency key so it can drop the duplicate
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
 
 from pymongo import ReturnDocument
 
@@ -31,6 +32,18 @@ from notifications import (
 )
 
 LEASE = timedelta(minutes=2)
+T = TypeVar("T")
+
+
+class Persist(Protocol):
+    """Runs one database write (and may retry it)."""
+
+    def __call__(self, operation: Callable[[], T]) -> T: ...
+
+
+
+def _direct(operation: Callable[[], T]) -> T:
+    return operation()
 
 
 @dataclass
@@ -53,6 +66,18 @@ def claim(now: datetime, worker: str, lease: timedelta = LEASE) -> Notification 
         return_document=ReturnDocument.AFTER,
     )
     return Notification._from_son(document) if document else None
+
+
+def release_claims(worker: str) -> int:
+    """Hand back the messages ``worker`` holds (it has none in flight): due again at once.
+
+    After a database outage a claim may have been applied whose answer never arrived; without
+    this, its message would wait for the lease to pass. The attempt it counted is given back.
+    """
+    return Notification._get_collection().update_many(
+        {"status": "sending", "claimed_by": worker},
+        {"$set": {"status": "pending"}, "$unset": {"lease_until": ""}, "$inc": {"attempts": -1}},
+    ).modified_count
 
 
 def _address(message: Notification, citizen: Citizen | None) -> str | None:
@@ -82,21 +107,25 @@ def _text(message: Notification, box: SecretBox) -> str:
 
 
 def _fail(message: Notification, error: Exception, now: datetime, permanent: bool,
-          rng: random.Random) -> str:
+          rng: random.Random, persist: Persist) -> str:
     reason = f"{type(error).__name__}: {error}"[:300]
     if permanent or is_exhausted(message.attempts):
-        Notification.objects(id=message.id, status="sending").update_one(
-            set__status="dead", set__last_error=reason, unset__lease_until=True, unset__secret_encrypted=True)
+        persist(lambda: Notification.objects(id=message.id, status="sending").update_one(
+            set__status="dead", set__last_error=reason, unset__lease_until=True, unset__secret_encrypted=True))
         return "dead"
-    Notification.objects(id=message.id, status="sending").update_one(
-        set__status="pending", set__last_error=reason, unset__lease_until=True,
-        set__next_attempt_at=retry_delay(error, message.attempts, now, rng))
+    retry_at = retry_delay(error, message.attempts, now, rng)
+    persist(lambda: Notification.objects(id=message.id, status="sending").update_one(
+        set__status="pending", set__last_error=reason, unset__lease_until=True, set__next_attempt_at=retry_at))
     return "retried"
 
 
 def deliver(message: Notification, channels: Mapping[str, Channel], box: SecretBox, now: datetime,
-            rng: random.Random) -> str:
-    """Send one claimed message; returns ``sent``, ``retried`` or ``dead``."""
+            rng: random.Random, persist: Persist = _direct) -> str:
+    """Send one claimed message; returns ``sent``, ``retried`` or ``dead``.
+
+    ``persist`` runs each write of the outcome; the worker passes one that outlasts a database
+    outage, so a message sent is never left to be claimed and sent again.
+    """
     channel = channels.get(message.channel)
     try:
         if channel is None:
@@ -108,22 +137,23 @@ def deliver(message: Notification, channels: Mapping[str, Channel], box: SecretB
                                      subject=message.subject or "", body=_text(message, box),
                                      language=message.language or "vi"))
     except PermanentFailure as error:
-        return _fail(message, error, now, True, rng)
+        return _fail(message, error, now, True, rng, persist)
     except TemporaryFailure as error:
-        return _fail(message, error, now, False, rng)
-    outbox.mark_sent(message.id, now)
+        return _fail(message, error, now, False, rng, persist)
+    persist(lambda: outbox.mark_sent(message.id, now))
     return "sent"
 
 
 def run_once(channels: Mapping[str, Channel], box: SecretBox, now: datetime, worker: str,
-             limit: int = 100, rng: random.Random | None = None) -> RunReport:
-    """Deliver up to ``limit`` due messages."""
+             limit: int = 100, rng: random.Random | None = None,
+             persist: Persist = _direct) -> RunReport:
+    """Deliver up to ``limit`` due messages (``persist`` as in ``deliver``)."""
     report = RunReport()
     rng = rng or random.Random()
     for _ in range(limit):
         message = claim(now, worker)
         if message is None:
             break
-        outcome = deliver(message, channels, box, now, rng)
+        outcome = deliver(message, channels, box, now, rng, persist)
         setattr(report, outcome, getattr(report, outcome) + 1)
     return report
