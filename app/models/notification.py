@@ -8,6 +8,7 @@ from app.clock import utcnow
 
 CHANNELS = ("in_app", "sms", "email", "push")
 STATUSES = ("pending", "sending", "sent", "failed", "dead")
+SECURITY, ROUTINE = 0, 1  # claim order: lower first (set when queued, from the kind)
 
 
 class Notification(me.Document):
@@ -36,9 +37,11 @@ class Notification(me.Document):
     claimed_by = me.StringField()
     last_error = me.StringField(max_length=300)
     device_id = me.ObjectIdField()  # push messages go to one registered device each
+    priority = me.IntField(default=ROUTINE, choices=(SECURITY, ROUTINE))
 
     meta = {
         "collection": "notifications",
-        "indexes": [("citizen_id", "channel", "-created_at"), ("status", "next_attempt_at"),
+        # The claim's two indexes: due messages by priority then due time, and expired leases.
+        "indexes": [("citizen_id", "channel", "-created_at"), ("status", "priority", "next_attempt_at"),
                     ("status", "lease_until")],
     }

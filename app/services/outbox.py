@@ -8,7 +8,7 @@ from mongoengine import NotUniqueError
 
 from app.models.citizen import Citizen
 from app.models.device import Device
-from app.models.notification import Notification
+from app.models.notification import ROUTINE, SECURITY, Notification
 from app.security.crypto import SecretBox
 from app.services.audit import RequestContext
 from notifications import SECURITY_KINDS, render
@@ -66,7 +66,7 @@ def notify(
         message = Notification(
             citizen_id=citizen.id, kind=kind, channel=channel, language=rendered.language,
             subject=rendered.subject, body=rendered.body, dedupe_key=dedupe_key, created_at=ctx.now,
-            next_attempt_at=ctx.now, device_id=device_id,
+            next_attempt_at=ctx.now, device_id=device_id, priority=SECURITY if kind in SECURITY_KINDS else ROUTINE,
             status="sent" if channel == "in_app" else "pending",
             sent_at=ctx.now if channel == "in_app" else None,
         )

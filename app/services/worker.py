@@ -122,10 +122,12 @@ class Worker:
         self.outage = Outage(self.stop, rng=self.rng)
 
     def prepare(self) -> None:
-        """Create the indexes before the first claim (the worker serves no request that would)."""
+        """Create the indexes before the first claim (the worker serves no request that would),
+        and give messages queued by an older version their priority."""
         from app.db import ensure_indexes
 
         self.outage.call(ensure_indexes)
+        self.outage.call(delivery.backfill_priority)
 
     def one_pass(self) -> bool:
         """Reminders once a day, then what is due; True when something was delivered or failed."""
