@@ -136,17 +136,23 @@ def release_claims(worker: str) -> int:
     ).modified_count
 
 
-def _address(message: Notification, citizen: Citizen | None) -> str | None:
+def _address(message: Notification) -> str | None:
+    """The address fixed when the message was queued; for older messages, today's contact data.
+
+    A push message goes to the token its device had when queued, and only while that device is
+    still registered: a device the citizen removed (a lost phone) receives nothing more.
+    """
+    if message.channel == "push":
+        device = Device.objects(id=message.device_id, citizen_id=message.citizen_id).only("push_token").first()
+        if device is None:
+            return None
+        return message.address or device.push_token
+    if message.address:
+        return message.address
+    citizen = Citizen.objects(id=message.citizen_id).only("phone", "email").first()
     if citizen is None:
         return None
-    if message.channel == "sms":
-        return citizen.phone
-    if message.channel == "email":
-        return citizen.email
-    if message.channel == "push" and message.device_id:
-        device = Device.objects(id=message.device_id, citizen_id=citizen.id).first()
-        return device.push_token if device else None
-    return None
+    return citizen.phone if message.channel == "sms" else citizen.email if message.channel == "email" else None
 
 
 def _text(message: Notification, box: SecretBox) -> str:
@@ -167,7 +173,8 @@ def _fail(message: Notification, error: Exception, now: datetime, permanent: boo
     reason = f"{type(error).__name__}: {error}"[:300]
     if permanent or is_exhausted(message.attempts):
         persist(lambda: Notification.objects(id=message.id, status="sending").update_one(
-            set__status="dead", set__last_error=reason, unset__lease_until=True, unset__secret_encrypted=True))
+            set__status="dead", set__last_error=reason, unset__lease_until=True, unset__secret_encrypted=True,
+            unset__address=True))
         return "dead"
     retry_at = retry_delay(error, message.attempts, now, rng)
     persist(lambda: Notification.objects(id=message.id, status="sending").update_one(
@@ -186,7 +193,7 @@ def deliver(message: Notification, channels: Mapping[str, Channel], box: SecretB
     try:
         if channel is None:
             raise PermanentFailure(f"no {message.channel} channel is configured")
-        address = _address(message, Citizen.objects(id=message.citizen_id).first())
+        address = _address(message)
         if not address:
             raise PermanentFailure(f"the citizen has no {message.channel} address")
         channel.send(OutgoingMessage(message_id=str(message.id), channel=message.channel, to=address,
