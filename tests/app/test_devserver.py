@@ -115,7 +115,7 @@ def test_ctrl_c_twenty_times_leaves_no_process_and_frees_the_port(tmp_path):
         finally:
             launcher.kill()
     print(f"\nbanner at (s since start): {took}; all 20 runs: {time.monotonic() - started:.0f} s")
-    assert time.monotonic() - started < 200
+    assert time.monotonic() - started < 240  # about 8 s a cycle here; a hang fails sooner, by its own timeouts
 
 
 @pytest.mark.slow
