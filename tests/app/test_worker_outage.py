@@ -95,3 +95,32 @@ def test_worker_survives_a_25_second_database_stall(tmp_path):
         mongoengine.disconnect(alias="default")
         provider.close()
         database.close()
+
+
+@pytest.mark.slow
+def test_worker_started_during_an_outage_waits_then_runs_reminders_and_delivers(tmp_path):
+    database = OwnDatabase(tmp_path / "db")
+    provider = CountingProvider()
+    env = worker_env(tmp_path / "var", database.uri("outage"), provider)
+    worker = None
+    try:
+        app = create_app(Settings.from_env(env))
+        with app.app_context():
+            assert CitizenActions(app.test_client()).register().status_code == 201
+            queued = {str(m.id) for m in Notification.objects(channel="sms")}
+        mongoengine.disconnect(alias="default")
+        database.pause()
+        worker = start_worker(env, tmp_path / "worker.log")
+        threading.Event().wait(12)
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+        database.resume()
+        assert wait_until(lambda: set(provider.received) == queued, 60), (tmp_path / "worker.log").read_text()
+        log = (tmp_path / "worker.log").read_text()
+        assert "reminders for" in log and log.count("database unavailable") == 1, log
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+        mongoengine.disconnect(alias="default")
+        provider.close()
+        database.close()
