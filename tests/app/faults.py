@@ -42,9 +42,16 @@ class OwnDatabase:
         os.kill(self.process.pid, signal.SIGCONT)
 
     def close(self) -> None:
+        """Stop the server; KILL it if it does not stop (a test must leave no process behind)."""
         self.resume()
         self.process.terminate()
-        self.process.wait(timeout=30)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 class CountingProvider:
