@@ -98,39 +98,21 @@ def notifications_worker(once: bool, interval: float) -> None:
     import os
     import signal
     import socket
-    import time
 
     from app.channels import build_channels
     from app.runtime import runtime
-    from app.services.delivery import run_once
-    from app.services.reminders import run_reminders
+    from app.services.worker import Worker
 
     rt = runtime()
-    channels = build_channels(rt.settings)
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    reminded_on = None
-    while not stopping:
-        now = rt.now()
-        today = now.astimezone(VIETNAM).date()
-        if reminded_on != today:
-            queued = run_reminders(cli_context(), today, timedelta(days=rt.settings.reminder_interval_days))
-            click.echo(f"reminders for {today}: {queued} queued")
-            reminded_on = today
-        report = run_once(channels, rt.box, now, worker)
-        if report.sent or report.retried or report.dead:
-            click.echo(f"sent {report.sent}, retry later {report.retried}, dead {report.dead}")
-        if once:
-            return
-        if not (report.sent or report.retried or report.dead):
-            time.sleep(interval)
+    worker = Worker(
+        channels=build_channels(rt.settings), box=rt.box, clock=rt.now,
+        name=f"{socket.gethostname()}:{os.getpid()}",
+        reminder_interval=timedelta(days=rt.settings.reminder_interval_days), context=cli_context,
+        local_date=lambda moment: moment.astimezone(VIETNAM).date(), interval=interval, echo=click.echo,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop.set())
+    worker.run(once=once)
 
 
 @notifications_cli.command("reminders")

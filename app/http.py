@@ -15,6 +15,11 @@ from app.errors import problem_response
 from app.logs import mask_identifiers
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# The app's own limits, below gunicorn's (gunicorn.conf.py), so that the answer is a problem
+# document with this app's headers: the request line, one header field ("Name: value"), fields.
+MAX_REQUEST_LINE = 4094
+MAX_HEADER_FIELD = 8190
+MAX_HEADER_FIELDS = 100
 JSON = "application/json"
 access_log = logging.getLogger("hoso.access")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +53,30 @@ def assign_request_id() -> None:
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
     g.started = time.perf_counter()
+
+
+def _header_fields(environ: dict[str, Any]) -> list[tuple[str, str]]:
+    fields = [(key[5:].replace("_", "-"), value) for key, value in environ.items() if key.startswith("HTTP_")]
+    fields += [(key.replace("_", "-"), environ[key]) for key in ("CONTENT_TYPE", "CONTENT_LENGTH") if environ.get(key)]
+    return fields
+
+
+def check_request_size() -> Response | None:
+    """Refuse an over-long request line (414) or header (431) before any other work."""
+    environ = request.environ
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.full_path
+    line = len(environ.get("REQUEST_METHOD", "")) + len(target) + len(environ.get("SERVER_PROTOCOL", "")) + 2
+    if line > MAX_REQUEST_LINE:
+        return problem_response(414, slug="uri-too-long",
+                                detail=f"The request line may be at most {MAX_REQUEST_LINE} bytes.")
+    fields = _header_fields(environ)
+    if len(fields) > MAX_HEADER_FIELDS:
+        return problem_response(431, slug="header-fields-too-large",
+                                detail=f"Send at most {MAX_HEADER_FIELDS} header fields.")
+    if any(len(name) + len(value) + 2 > MAX_HEADER_FIELD for name, value in fields):
+        return problem_response(431, slug="header-fields-too-large",
+                                detail=f"A header field may be at most {MAX_HEADER_FIELD} bytes.")
+    return None
 
 
 def check_body_type() -> Response | None:
@@ -112,10 +141,12 @@ def log_request(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Register the request-id hook (first, so every later log line has it) and response hooks.
+    """Register the request-id hook (first, so every later log line has it), the size limits,
+    and the response hooks.
 
     ``check_body_type`` is registered by ``create_app`` after authentication.
     """
     app.before_request(assign_request_id)
+    app.before_request(check_request_size)
     app.after_request(secure_headers)
     app.after_request(log_request)

@@ -8,10 +8,15 @@ from app.clock import utcnow
 
 CHANNELS = ("in_app", "sms", "email", "push")
 STATUSES = ("pending", "sending", "sent", "failed", "dead")
+SECURITY, ROUTINE = 0, 1  # claim order: lower first (set when queued, from the kind)
 
 
 class Notification(me.Document):
     """One message on one channel. ``dedupe_key`` makes a retried request write it only once.
+
+    ``address`` (phone, e-mail or push token) is fixed when the message is queued, so a change of
+    contact data never redirects a message already queued, least of all the warning about that
+    change. It is personal data: erased with the message's delivery or death, never listed.
 
     A message that must carry a secret (an activation code) keeps it AES-GCM encrypted in
     ``secret_encrypted``; the rendered text holds only a placeholder, and the secret is erased once
@@ -36,9 +41,12 @@ class Notification(me.Document):
     claimed_by = me.StringField()
     last_error = me.StringField(max_length=300)
     device_id = me.ObjectIdField()  # push messages go to one registered device each
+    address = me.StringField()  # absent in messages queued by older versions: looked up at send time
+    priority = me.IntField(default=ROUTINE, choices=(SECURITY, ROUTINE))
 
     meta = {
         "collection": "notifications",
-        "indexes": [("citizen_id", "channel", "-created_at"), ("status", "next_attempt_at"),
+        # The claim's two indexes: due messages by priority then due time, and expired leases.
+        "indexes": [("citizen_id", "channel", "-created_at"), ("status", "priority", "next_attempt_at"),
                     ("status", "lease_until")],
     }

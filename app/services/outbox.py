@@ -8,7 +8,7 @@ from mongoengine import NotUniqueError
 
 from app.models.citizen import Citizen
 from app.models.device import Device
-from app.models.notification import Notification
+from app.models.notification import ROUTINE, SECURITY, Notification
 from app.security.crypto import SecretBox
 from app.services.audit import RequestContext
 from notifications import SECURITY_KINDS, render
@@ -34,6 +34,11 @@ def default_channels(citizen: Citizen, kind: str) -> list[str]:
     return channels
 
 
+def address_of(citizen: Citizen, channel: str) -> str | None:
+    """The citizen's phone or e-mail address for ``channel`` (none for the inbox and push)."""
+    return {"sms": citizen.phone, "email": citizen.email}.get(channel)
+
+
 def notify(
     ctx: RequestContext,
     citizen: Citizen,
@@ -47,6 +52,9 @@ def notify(
 ) -> list[Notification]:
     """Queue one message per channel (per device for push); one ``event_key`` never queues twice.
 
+    Each message keeps the address it goes to as ``citizen`` has it now: to warn about a change of
+    contact data, pass the citizen as it was before the change.
+
     A ``secret`` (an activation code) is stored encrypted, never in the text, and erased once sent.
     Preferences can narrow the channels of non-security messages, never widen them.
     """
@@ -54,19 +62,21 @@ def notify(
     allowed = set(default_channels(citizen, kind))
     chosen = [c for c in (channels if channels is not None else default_channels(citizen, kind))
               if c in allowed or kind in SECURITY_KINDS]
-    targets: list[tuple[str, object]] = []
+    targets: list[tuple[str, object, str | None]] = []
     for channel in chosen:
         if channel == "push":
-            targets += [("push", device.id) for device in Device.objects(citizen_id=citizen.id).only("id")]
+            targets += [("push", device.id, device.push_token)
+                        for device in Device.objects(citizen_id=citizen.id).only("id", "push_token")]
         else:
-            targets.append((channel, None))
+            targets.append((channel, None, address_of(citizen, channel)))
     written = []
-    for channel, device_id in targets:
+    for channel, device_id, address in targets:
         dedupe_key = f"{kind}:{event_key}:{channel}" + (f":{device_id}" if device_id else "")
         message = Notification(
             citizen_id=citizen.id, kind=kind, channel=channel, language=rendered.language,
             subject=rendered.subject, body=rendered.body, dedupe_key=dedupe_key, created_at=ctx.now,
-            next_attempt_at=ctx.now, device_id=device_id,
+            next_attempt_at=ctx.now, device_id=device_id, address=address,
+            priority=SECURITY if kind in SECURITY_KINDS else ROUTINE,
             status="sent" if channel == "in_app" else "pending",
             sent_at=ctx.now if channel == "in_app" else None,
         )
@@ -82,9 +92,11 @@ def notify(
 
 
 def mark_sent(message_id: object, now: datetime) -> bool:
-    """Record a delivery; a secret the message carried (an activation code) is erased with it."""
+    """Record a delivery; a secret the message carried (an activation code) and its address are
+    erased with it."""
     return bool(
         Notification.objects(id=message_id, status__in=["pending", "sending"]).update_one(
-            set__status="sent", set__sent_at=now, unset__secret_encrypted=True, unset__lease_until=True
+            set__status="sent", set__sent_at=now, unset__secret_encrypted=True, unset__lease_until=True,
+            unset__address=True
         )
     )

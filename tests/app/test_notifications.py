@@ -265,3 +265,56 @@ def test_passport_expiring_within_30_days_is_announced_once(app, client):
     assert run_reminders(ctx, expires - timedelta(days=30), interval) == 1
     assert run_reminders(ctx, expires - timedelta(days=29), interval) == 0
     assert Notification.objects(kind="passport_expiring", channel="in_app").count() == 1
+
+
+def test_messages_go_to_the_address_they_were_queued_for(app, client, staff, channels, sms, mailbox):
+    """A change of phone, e-mail or push token after queueing redirects nothing already queued."""
+    from app.models.citizen import Citizen
+    from app.models.device import Device
+
+    account = CitizenActions(client).enrol()
+    client.post(f"{V1}/me/devices", json={"platform": "android", "push_token": "fcm-token-old"},
+                headers=account.headers)
+    run(channels)
+    sms.received.clear()
+    box, _ = mailbox
+    box.messages.clear()
+    citizen = Citizen.objects.get(national_id=account.national_id)
+    client.post(f"{V1}/support/citizens/{account.national_id}/lock", headers=staff.headers("support"),
+                json={"reason": "suspected fraud"})
+    assert Notification.objects(kind="account_locked", status="pending", channel__in=["sms", "email"]).count() == 2
+    hanoi = {"Authorization": f"Bearer {facility_token('01001')}"}
+    client.put(f"{V1}/facility/visits/V1", json=visit_body(), headers=hanoi)  # a push to the device
+    queued = Notification.objects(status="pending").count()
+    pending = client.get(f"{V1}/admin/notifications?status=pending", headers=staff.headers())
+    assert pending.status_code == 200 and len(pending.json["items"]) == queued
+    assert all("address" not in item for item in pending.json["items"])
+    for personal in ("0912345678", "nam@example.org", "fcm-token-old"):
+        assert personal not in pending.get_data(as_text=True)
+    Citizen.objects(id=citizen.id).update_one(set__phone="0987000111", set__email="new@example.org")
+    Device.objects(citizen_id=citizen.id).update(set__push_token="fcm-token-new")
+    report = run(channels)
+    assert report.sent == queued and report.dead == 0
+    assert {m["to"] for m in sms.received} == {"0912345678", "fcm-token-old"}
+    assert [m.rcpt_tos for m in box.messages] == [["nam@example.org"]]
+    assert Notification.objects(address__ne=None).count() == 0  # erased once sent
+
+
+def test_messages_queued_before_addresses_were_stored_use_todays_contact_data(app, client, channels, sms):
+    CitizenActions(client).register()
+    Notification.objects(channel="sms").update(unset__address=True)
+    assert run({"sms": channels["sms"]}).sent == 1
+    assert [m["to"] for m in sms.received] == ["0912345678"]
+
+
+def test_a_removed_device_receives_no_push(app, client, channels, sms):
+    account = CitizenActions(client).enrol()
+    device = client.post(f"{V1}/me/devices", json={"platform": "android", "push_token": "fcm-token-lost"},
+                         headers=account.headers).json
+    client.put(f"{V1}/facility/visits/V1", json=visit_body(),
+               headers={"Authorization": f"Bearer {facility_token('01001')}"})
+    client.delete(f"{V1}/me/devices/{device['id']}", headers=account.headers)
+    run(channels)
+    assert "fcm-token-lost" not in [m["to"] for m in sms.received]
+    message = Notification.objects.get(channel="push")
+    assert message.status == "dead" and message.address is None
