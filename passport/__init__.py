@@ -15,6 +15,7 @@ from .errors import (
     PassportError,
     PayloadError,
     RevocationListError,
+    RulesError,
     SigningError,
     TransportError,
     TrustListError,
@@ -34,6 +35,7 @@ from .keys import (
 from .payload import VaccinationRecord, build_payload, is_valid_uvci, new_uvci, split_full_name, transliterate
 from .remote import RemoteSigner
 from .revocation import RevocationHashes, RevocationList, revocation_hashes
+from .rules import Rule, RuleOutcome, RuleSet, check_rules, verdict_json
 from .signing import MAX_VALIDITY, IssuedPassport, LocalSigner, Signer, build_claims, issue
 from .transport import decode_hc1, encode_hc1, qr_png, qr_svg, read_qr
 from .trust import TrustedCertificate, TrustList
@@ -53,6 +55,10 @@ __all__ = [
     "RevocationHashes",
     "RevocationList",
     "RevocationListError",
+    "Rule",
+    "RuleOutcome",
+    "RuleSet",
+    "RulesError",
     "Signer",
     "SigningError",
     "TransportError",
@@ -64,6 +70,7 @@ __all__ = [
     "VerificationResult",
     "build_claims",
     "build_payload",
+    "check_rules",
     "certificate_der",
     "certificate_pem",
     "create_csca",
@@ -84,5 +91,6 @@ __all__ = [
     "save_private_key",
     "split_full_name",
     "transliterate",
+    "verdict_json",
     "verify",
 ]

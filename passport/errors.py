@@ -33,3 +33,7 @@ class TrustListError(PassportError):
 
 class RevocationListError(PassportError):
     """A revocation list document is malformed."""
+
+
+class RulesError(PassportError):
+    """A business rule or rule set is not in the EU DCC gateway's format, or is not valid CertLogic."""
