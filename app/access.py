@@ -68,6 +68,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", f"{V1}/passport/trust-list"): PUBLIC,
     ("GET", f"{V1}/passport/revocations"): PUBLIC,
     ("POST", f"{V1}/passport/verify"): PUBLIC,
+    ("GET", f"{V1}/passport/rules"): PUBLIC,
+    ("GET", f"{V1}/passport/rules/<country>"): PUBLIC,
     # the verifier web page for staff (static files: verification runs in the browser)
     ("GET", "/verify"): PUBLIC,
     ("GET", "/verify/<path:filename>"): PUBLIC,
@@ -90,6 +92,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", f"{V1}/admin/audit"): frozenset({ADMIN}),
     ("POST", f"{V1}/admin/passports/<path:uvci>/revoke"): frozenset({ADMIN}),
     ("POST", f"{V1}/admin/signing-keys/rotate"): frozenset({ADMIN}),
+    ("GET", f"{V1}/admin/passport-rules/<country>"): frozenset({ADMIN}),
+    ("PUT", f"{V1}/admin/passport-rules/<country>"): frozenset({ADMIN}),
     ("GET", f"{V1}/admin/notifications"): frozenset({ADMIN}),
     # facility systems
     ("GET", f"{V1}/facility/me"): frozenset({FACILITY}),

@@ -7,10 +7,11 @@ from app.models.facility import Facility, FacilityClient
 from app.models.notification import Notification
 from app.models.passports import Certificate, SigningKey
 from app.models.records import Immunization, RecordKey, Share, Visit
+from app.models.rules import PassportRuleSet
 from app.models.session import Session
 from app.models.staff import StaffUser
 
 __all__ = [
     "AuditEvent", "Certificate", "Citizen", "Device", "Facility", "FacilityClient", "Immunization", "Notification",
-    "RecordKey", "Session", "Share", "SigningKey", "StaffUser", "Visit",
+    "PassportRuleSet", "RecordKey", "Session", "Share", "SigningKey", "StaffUser", "Visit",
 ]
