@@ -23,7 +23,7 @@ import passport
 from app.models.rules import PassportRuleSet
 from app.runtime import Runtime
 from app.services import audit
-from app.services.audit import RequestContext
+from app.services.audit import SYSTEM_ACTOR, RequestContext
 from app.services.errors import InvalidInput, NotFound
 
 DATA = Path(__file__).parents[1] / "data"
@@ -62,20 +62,31 @@ def _parse(document: object) -> passport.RuleSet:
         raise InvalidInput({"rules": [str(error)]}) from None
 
 
+class _AlreadyInstalled(Exception):
+    """Another process installed the shipped set first (so this one records nothing)."""
+
+
 def install_shipped(ctx: RequestContext) -> list[str]:
-    """Insert the shipped rule set of each country that has none in the database; returns those installed."""
+    """Insert the shipped rule set of each country that has none in the database; returns those installed.
+
+    HoSo itself is the actor (whichever request or command needed the rules first).
+    """
+    system = RequestContext(actor=SYSTEM_ACTOR, now=ctx.now, request_id=ctx.request_id)
     installed = []
     for country in SHIPPED_COUNTRIES:
         if PassportRuleSet.objects(country=country).only("country").first() is not None:
             continue
         rules = _parse(json.loads((SHIPPED / f"{country}.json").read_text(encoding="utf-8"))).of_country(country)
-        with audit.recording(ctx, "passport.rules.install", target_type="rule_set", target_id=country,
-                             access="write", details={"rules": len(rules), "source": "shipped"}):
-            try:
-                PassportRuleSet(country=country, rules=_texts(rules), revision=1, updated_at=ctx.now,
-                                updated_by=ctx.actor.label, source="shipped").save(force_insert=True)
-            except NotUniqueError:  # another process installed it first
-                continue
+        try:
+            with audit.recording(system, "passport.rules.install", target_type="rule_set", target_id=country,
+                                 access="write", details={"rules": len(rules), "source": "shipped"}):
+                try:
+                    PassportRuleSet(country=country, rules=_texts(rules), revision=1, updated_at=ctx.now,
+                                    updated_by=SYSTEM_ACTOR.label, source="shipped").save(force_insert=True)
+                except NotUniqueError:
+                    raise _AlreadyInstalled from None
+        except _AlreadyInstalled:
+            continue
         installed.append(country)
     return installed
 

@@ -159,3 +159,19 @@ def test_flask_cli_imports_rules_from_a_file(app, tmp_path):
         result = runner.invoke(args=["passport", "rules", "import", str(path)])
         assert result.exit_code == 1 and "Error" in result.output
     assert len(PassportRuleSet.objects(country="VN").first().rules) == 2
+
+
+def test_the_shipped_set_is_installed_once_and_never_over_an_admins(client, staff, passports):
+    from app.services.passport_rules import install_shipped
+
+    assert install_shipped(system_context()) == ["VN"]
+    assert install_shipped(system_context()) == []
+    event = AuditEvent.objects(action="passport.rules.install").get()
+    assert event.actor_type == "system" and event.details == {"rules": 6, "source": "shipped"}
+    # An administrator may decide that Viet Nam has no entry rules: then valid means authentic.
+    emptied = client.put(f"{V1}/admin/passport-rules/VN", json={"rules": []}, headers=staff.headers())
+    assert emptied.status_code == 200 and emptied.json["rules"] == []
+    assert install_shipped(system_context()) == []
+    old = passports(100009)
+    answer = client.post(f"{V1}/passport/verify", json={"hc1": old}).json
+    assert answer["rules"] == [] and answer["authentic"] is True and answer["valid"] is True
