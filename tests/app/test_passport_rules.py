@@ -175,3 +175,25 @@ def test_the_shipped_set_is_installed_once_and_never_over_an_admins(client, staf
     old = passports(100009)
     answer = client.post(f"{V1}/passport/verify", json={"hc1": old}).json
     assert answer["rules"] == [] and answer["authentic"] is True and answer["valid"] is True
+
+
+def test_cli_with_the_published_rules_gives_the_api_verdicts(client, passports, tmp_path):
+    import io
+
+    from passport.cli import main
+
+    trust = tmp_path / "trust.json"
+    trust.write_text(json.dumps(client.get(f"{V1}/passport/trust-list").json))
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(client.get(f"{V1}/passport/rules/VN").json, ensure_ascii=False), encoding="utf-8")
+    for serial, changes in ((100011, {"administered_at": recent()}), (100012, {}),
+                            (100013, {"administered_at": recent(3), "dose_number": 1})):
+        hc1 = passports(serial, **changes)
+        api = client.post(f"{V1}/passport/verify", json={"hc1": hc1}).json
+        out = io.StringIO()
+        status = main(["verify", "--trust-list", str(trust), "--rules", str(rules), "--country", "VN", hc1],
+                      stdout=out, stderr=io.StringIO())
+        cli = json.loads(out.getvalue())
+        assert status == (0 if api["valid"] else 1)
+        assert [(r["id"], r["result"]) for r in cli["rules"]] == [(r["id"], r["result"]) for r in api["rules"]]
+        assert (cli["authentic"], cli["valid"]) == (api["authentic"], api["valid"])
