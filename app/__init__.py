@@ -42,9 +42,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     limiter, storage = ratelimiting.init_app(app, settings, uri)
     errors.init_app(app)
 
+    box = SecretBox(settings.data_key)
     app.extensions["hoso"] = Runtime(
         settings=settings,
-        box=SecretBox(settings.data_key),
+        box=box,
         passwords=PasswordHasher(
             settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
         ),
@@ -55,11 +56,12 @@ def create_app(settings: Settings | None = None) -> Flask:
             settings.access_token_seconds,
         ),
         limiter=limiter,
-        staff_login_failures=ratelimiting.account_failures(storage, "staff-login", settings),
-        client_auth_failures=ratelimiting.account_failures(storage, "client-auth", settings),
+        staff_login_failures=ratelimiting.account_failures(storage, "staff-login", settings, box),
+        client_auth_failures=ratelimiting.account_failures(storage, "client-auth", settings, box),
         auth_ip_attempts=ratelimiting.ip_attempts(storage, settings),
-        citizen_login_failures=ratelimiting.account_failures(storage, "citizen-login", settings),
-        activation_failures=ratelimiting.account_failures(storage, "citizen-activate", settings),
+        citizen_login_failures=ratelimiting.account_failures(storage, "citizen-login", settings, box),
+        activation_failures=ratelimiting.account_failures(
+            storage, "citizen-activate", settings, box, origins_of="citizen-login"),
         share_attempts=ratelimiting.AttemptLimiter.from_string(
             storage, "share-open", settings.rate_limit_share_per_ip),
         passport_quota=ratelimiting.AttemptLimiter.from_string(storage, "passport-issue", "20 per hour"),

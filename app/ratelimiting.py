@@ -19,6 +19,8 @@ from pymongo.uri_parser import parse_uri
 from app.batching import Failed, GroupCommit
 from app.db import UNSTORABLE
 from app.embedded_db import DEFAULT_DATABASE
+from app.security.crypto import SecretBox
+from app.security.lockout import LoginGuard
 from app.security.ratelimit import AttemptLimiter
 from app.settings import Settings
 
@@ -208,10 +210,15 @@ def init_app(app: Flask, settings: Settings, uri: str) -> tuple[Limiter, Storage
     return limiter, limiter.storage
 
 
-def account_failures(storage: Storage, namespace: str, settings: Settings) -> AttemptLimiter:
-    """Failed logins per account: ``HOSO_LOGIN_MAX_FAILURES`` per ``HOSO_LOGIN_LOCKOUT_SECONDS``."""
-    return AttemptLimiter.per_window(
-        storage, namespace, settings.login_max_failures, settings.login_lockout_seconds
+def account_failures(
+    storage: Storage, namespace: str, settings: Settings, box: SecretBox, origins_of: str | None = None
+) -> LoginGuard:
+    """Failed logins per account and per (account, address): ``HOSO_LOGIN_MAX_FAILURES`` per
+    ``HOSO_LOGIN_LOCKOUT_SECONDS``; addresses that signed in are known for ``HOSO_LOGIN_KNOWN_ADDRESS_DAYS``."""
+    return LoginGuard(
+        storage, namespace, box, max_failures=settings.login_max_failures,
+        window_seconds=settings.login_lockout_seconds, remember_days=settings.login_known_address_days,
+        remember_count=settings.login_known_addresses, origins_of=origins_of,
     )
 
 

@@ -12,6 +12,7 @@ from flask_limiter import Limiter
 
 from app.clock import utcnow
 from app.security.crypto import SecretBox
+from app.security.lockout import LoginGuard
 from app.security.passwords import PasswordHasher
 from app.security.ratelimit import AttemptLimiter
 from app.security.tokens import TokenService
@@ -28,11 +29,11 @@ class Runtime:
     passwords: PasswordHasher
     tokens: TokenService
     limiter: Limiter
-    staff_login_failures: AttemptLimiter
-    client_auth_failures: AttemptLimiter
+    staff_login_failures: LoginGuard
+    client_auth_failures: LoginGuard
     auth_ip_attempts: AttemptLimiter
-    citizen_login_failures: AttemptLimiter
-    activation_failures: AttemptLimiter
+    citizen_login_failures: LoginGuard
+    activation_failures: LoginGuard
     share_attempts: AttemptLimiter
     passport_quota: AttemptLimiter
     verify_attempts: AttemptLimiter

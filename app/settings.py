@@ -46,6 +46,8 @@ class Settings:
     argon2_parallelism: int = 1
     login_max_failures: int = 5
     login_lockout_seconds: int = 15 * 60
+    login_known_address_days: int = 90
+    login_known_addresses: int = 10
     rate_limit_default: str = "600 per minute"
     rate_limit_auth_per_ip: str = "60 per minute"
     rate_limit_share_per_ip: str = "30 per minute"
@@ -88,6 +90,10 @@ class Settings:
             raise SettingsError("HOSO_MAX_BODY_BYTES must be at least 1024")
         if self.login_max_failures < 1 or self.login_lockout_seconds < 1:
             raise SettingsError("HOSO_LOGIN_MAX_FAILURES and HOSO_LOGIN_LOCKOUT_SECONDS must be >= 1")
+        if not 1 <= self.login_known_address_days <= 365 or not 1 <= self.login_known_addresses <= 100:
+            raise SettingsError(
+                "HOSO_LOGIN_KNOWN_ADDRESS_DAYS must be 1 to 365 and HOSO_LOGIN_KNOWN_ADDRESSES 1 to 100"
+            )
         if not 1 <= self.activation_code_ttl_hours <= 24 * 14:
             raise SettingsError("HOSO_ACTIVATION_CODE_TTL must be between 1 and 336 hours")
         if not 60 <= self.enrollment_seconds <= MAX_ACCESS_TOKEN_SECONDS:
@@ -164,6 +170,8 @@ class Settings:
             argon2_parallelism=reader.integer("HOSO_ARGON2_PARALLELISM", 1),
             login_max_failures=reader.integer("HOSO_LOGIN_MAX_FAILURES", 5),
             login_lockout_seconds=reader.integer("HOSO_LOGIN_LOCKOUT_SECONDS", 15 * 60),
+            login_known_address_days=reader.integer("HOSO_LOGIN_KNOWN_ADDRESS_DAYS", 90),
+            login_known_addresses=reader.integer("HOSO_LOGIN_KNOWN_ADDRESSES", 10),
             rate_limit_default=reader.text("HOSO_RATE_LIMIT_DEFAULT", "600 per minute"),
             rate_limit_auth_per_ip=reader.text("HOSO_RATE_LIMIT_AUTH_PER_IP", "60 per minute"),
             rate_limit_share_per_ip=reader.text("HOSO_RATE_LIMIT_SHARE_PER_IP", "30 per minute"),

@@ -4,6 +4,8 @@ from app.models.audit import AuditEvent
 from app.models.citizen import Citizen
 from app.models.device import Device
 from app.models.facility import Facility, FacilityClient
+from app.models.identity_check import IdentityCheck
+from app.models.login_origin import LoginOrigin
 from app.models.notification import Notification
 from app.models.passports import Certificate, SigningKey
 from app.models.records import Immunization, RecordKey, Share, Visit
@@ -13,5 +15,6 @@ from app.models.staff import StaffUser
 
 __all__ = [
     "AuditEvent", "Certificate", "Citizen", "Device", "Facility", "FacilityClient", "Immunization", "Notification",
-    "PassportRuleSet", "RecordKey", "Session", "Share", "SigningKey", "StaffUser", "Visit",
+    "IdentityCheck", "LoginOrigin", "PassportRuleSet", "RecordKey", "Session", "Share", "SigningKey", "StaffUser",
+    "Visit",
 ]

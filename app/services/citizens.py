@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Protocol
 
+from bson import ObjectId
 from mongoengine import NotUniqueError
+from pymongo.errors import DuplicateKeyError
 
 from app.models.citizen import Citizen, PendingActivation, PendingEnrollment
+from app.models.identity_check import IdentityCheck
+from app.models.records import Immunization, Visit
 from app.runtime import Runtime
 from app.security import totp
 from app.security.passwords import password_problems
 from app.security.tokens import InvalidToken, TokenType
 from app.services import audit, outbox
 from app.services.audit import Actor, RequestContext
-from app.services.errors import AuthenticationFailed, Conflict, InvalidInput
+from app.services.errors import AuthenticationFailed, Conflict, DomainError, InvalidInput, LockedOut
 from app.services.facilities import get_facility
 from app.services.identity import cccd_problems, split_vietnamese_name
 from app.services.mfa import consume_totp, format_code, new_recovery_codes, normalize_code, readable_code
@@ -35,6 +41,12 @@ class AccountActive(Conflict):
     """The account is already active; the citizen signs in or asks support for a reset."""
 
     slug = "account-active"
+
+
+class RegistrationRefused(Conflict):
+    """Not registered here: one answer for another birth date and an already active account."""
+
+    slug = "registration-refused"
 
 
 class InvalidIdentity(InvalidInput):
@@ -75,6 +87,134 @@ def activation_code_hash(rt: Runtime, national_id: str, code: str) -> str:
     return rt.box.keyed_hash(f"{national_id}:{normalize_code(code)}", "activation-code")
 
 
+# Identity checks. A facility that gives a CCCD with a birth date is told whether the date is
+# right (409 identity-mismatch, or success), so it could find a birth date in at most 366 tries
+# (the CCCD gives the year). Against a citizen another facility registered, and until the facility
+# has once given the right date ("proven"), each check is counted before the dates are compared,
+# per (facility, citizen), by one atomic update that refuses when the count is over the limit; a
+# right date gives its count back. Refusals are also counted per facility, across citizens. Over
+# either limit the check is answered 429 without comparing, whatever the date.
+IDENTITY_REFUSALS_PER_CITIZEN = 3  # a typo or two; a guesser needs ~180 tries on average
+IDENTITY_CITIZEN_WINDOW = timedelta(days=1)
+IDENTITY_REFUSALS_PER_FACILITY = 20  # so that many citizens cannot each be tried 3 times a day
+IDENTITY_FACILITY_WINDOW = timedelta(hours=1)
+PROVEN_KEPT = timedelta(days=365)
+
+
+class StoredIdentity(Protocol):
+    """What an identity check needs of a stored citizen (a ``Citizen`` or a push's projection)."""
+
+    id: ObjectId
+    date_of_birth: str
+    registered_by_facility: str | None
+
+
+def _count(key: str, limit: int, window: timedelta, now: datetime) -> bool:
+    """Add one to the counter ``key`` unless it is over ``limit`` in its window; False if it is.
+
+    One atomic update: concurrent checks are counted one after the other, so no more than
+    ``limit`` of them pass. A proven pair is not counted.
+    """
+    ended = {"$lt": ["$window_ends", now]}  # true as well for a new counter
+    update = [{"$set": {
+        "count": {"$cond": {"if": {"$eq": ["$proven", True]}, "then": "$count",
+                            "else": {"$cond": {"if": ended, "then": 1, "else": {"$add": ["$count", 1]}}}}},
+        "window_ends": {"$cond": {"if": ended, "then": now + window, "else": "$window_ends"}},
+        "expires_at": {"$cond": {"if": {"$eq": ["$proven", True]}, "then": "$expires_at", "else": now + window}},
+    }}]
+    allowed = {"_id": key, "$or": [{"proven": True}, {"count": {"$lt": limit}}, {"window_ends": {"$lt": now}}]}
+    collection = IdentityCheck._get_collection()
+    try:
+        collection.update_one(allowed, update, upsert=True)
+    except DuplicateKeyError:  # it exists and did not match (over the limit), or was created just now
+        return collection.update_one(allowed, update).matched_count == 1
+    return True
+
+
+def _over(key: str, limit: int, now: datetime) -> bool:
+    """Whether the counter ``key`` is over ``limit`` in its current window (a read, no count)."""
+    counter = IdentityCheck._get_collection().find_one({"_id": key}, {"count": 1, "window_ends": 1})
+    return bool(counter and counter["window_ends"] > now and counter["count"] >= limit)
+
+
+def _proven(facility: str, citizen_ids: set[ObjectId]) -> set[ObjectId]:
+    """The citizens this facility has already given the right identity for."""
+    keys = [f"{facility}:{citizen_id}" for citizen_id in citizen_ids]
+    found: set[str] = set()
+    for start in range(0, len(keys), 25):  # $in in small chunks (see records.IN_CHUNK)
+        found |= {doc["_id"] for doc in IdentityCheck._get_collection().find(
+            {"_id": {"$in": keys[start:start + 25]}, "proven": True}, {"_id": 1})}
+    return {citizen_id for citizen_id in citizen_ids if f"{facility}:{citizen_id}" in found}
+
+
+def check_identities(
+    ctx: RequestContext, checks: Sequence[tuple[StoredIdentity, date]], *, refuse_all: bool = False
+) -> list[DomainError | None]:
+    """Compare each stored citizen with the birth date a facility gave; None where it agrees.
+
+    ``IdentityMismatch`` where it differs, ``LockedOut`` where the facility is over a limit (not
+    compared). Every refusal is audited. ``refuse_all`` counts and refuses agreeing dates too
+    (an active account registered by a facility without a relationship to it).
+    """
+    facility = ctx.actor.facility_code or ""
+    everywhere = f"{facility}:*"
+    strangers = {stored.id for stored, _ in checks if stored.registered_by_facility != facility}
+    counted = strangers - _proven(facility, strangers) if strangers else set()
+    facility_over = bool(counted) and _over(everywhere, IDENTITY_REFUSALS_PER_FACILITY, ctx.now)
+    answers: list[DomainError | None] = []
+    proven: list[str] = []
+    for stored, given in checks:
+        same_date = stored.date_of_birth == given.isoformat()
+        agrees = same_date and not refuse_all
+        pair = f"{facility}:{stored.id}"
+        if stored.id in counted:
+            if facility_over:
+                answers.append(_locked(ctx, stored, everywhere))
+                continue
+            if not _count(pair, IDENTITY_REFUSALS_PER_CITIZEN, IDENTITY_CITIZEN_WINDOW, ctx.now):
+                answers.append(_locked(ctx, stored, pair))
+                continue
+            if agrees:  # later lines of this batch for the same citizen are not counted again
+                proven.append(pair)
+                counted.discard(stored.id)
+            elif not _count(everywhere, IDENTITY_REFUSALS_PER_FACILITY, IDENTITY_FACILITY_WINDOW, ctx.now):
+                facility_over = True  # this refusal was compared: it is answered, later ones are not
+        if agrees:
+            answers.append(None)
+            continue
+        audit.record(ctx, "citizen.identity_check", "failure", citizen_id=stored.id, target_type="citizen",
+                     target_id=str(stored.id), reason="date of birth differs" if not same_date else "account active")
+        answers.append(IdentityMismatch("This national id is registered with another date of birth."))
+    if proven:
+        IdentityCheck._get_collection().update_many(
+            {"_id": {"$in": proven}},
+            [{"$set": {"proven": True, "expires_at": ctx.now + PROVEN_KEPT,
+                       "count": {"$max": [0, {"$subtract": ["$count", 1]}]}}}],
+        )
+    return answers
+
+
+def _locked(ctx: RequestContext, stored: StoredIdentity, key: str) -> LockedOut:
+    audit.record(ctx, "citizen.identity_check", "denied", citizen_id=stored.id, target_type="citizen",
+                 target_id=str(stored.id), reason="too many identity refusals")
+    counter = IdentityCheck._get_collection().find_one({"_id": key}, {"window_ends": 1}) or {}
+    ends = counter.get("window_ends")
+    retry_after = (ends - ctx.now).total_seconds() if ends else 60
+    return LockedOut(int(retry_after) + 1, "Too many refused identity checks; try again later.")
+
+
+def _has_relationship(citizen: Citizen, facility: str) -> bool:
+    """Whether the facility registered the citizen, issued the outstanding code or holds a record."""
+    activation = citizen.activation
+    return bool(
+        citizen.registered_by_facility == facility
+        or (activation and activation.issued_by_type == "facility" and activation.issued_by == facility)
+        or _proven(facility, {citizen.id})
+        or Visit.objects(citizen_id=citizen.id, facility_code=facility).only("id").first()
+        or Immunization.objects(citizen_id=citizen.id, facility_code=facility).only("id").first()
+    )
+
+
 def find_or_create_citizen(
     ctx: RequestContext,
     national_id: str,
@@ -85,7 +225,7 @@ def find_or_create_citizen(
     phone: str | None = None,
     email: str | None = None,
 ) -> tuple[Citizen, bool]:
-    """The citizen with this CCCD, created if unknown; 409 ``identity-mismatch`` if the birth date differs.
+    """The citizen with this CCCD, created if unknown (``created`` True), else found (not yet checked).
 
     Records and codes exist whether or not the person ever uses the app. Two concurrent creations
     of the same person meet at the unique index and both get the one document.
@@ -109,11 +249,6 @@ def find_or_create_citizen(
         except NotUniqueError:
             existing = Citizen.objects(national_id=national_id).first()
     assert existing is not None
-    if existing.date_of_birth != date_of_birth.isoformat():
-        audit.record(ctx, "citizen.identity_check", "failure", citizen_id=existing.id,
-                     target_type="citizen", target_id=str(existing.id),
-                     reason="date of birth differs")
-        raise IdentityMismatch("This national id is registered with another date of birth.")
     return existing, False
 
 
@@ -127,11 +262,24 @@ def register_citizen(
     phone: str | None,
     email: str | None,
 ) -> IssuedCode:
-    """A facility registers a citizen (or finds them) and hands out a new activation code."""
+    """A facility registers a citizen (or finds them) and hands out a new activation code.
+
+    A facility related to the citizen (see ``_has_relationship``) is told 409 ``identity-mismatch``
+    or ``account-active``; any other gets one answer for both, ``registration-refused``, and its
+    refusals count against the identity-check limits (``check_identities``).
+    """
     facility = get_facility(ctx.actor.facility_code or "")
     citizen, created = find_or_create_citizen(
         ctx, national_id, full_name, date_of_birth, sex, phone=phone, email=email
     )
+    if not created:
+        related = _has_relationship(citizen, facility.code)
+        active = citizen.state == "active"
+        refusal = check_identities(ctx, [(citizen, date_of_birth)], refuse_all=active and not related)[0]
+        if isinstance(refusal, LockedOut) or (refusal is not None and related):
+            raise refusal
+        if refusal is not None:
+            raise RegistrationRefused("This national id cannot be registered with these details here.")
     if citizen.state == "active":
         audit.record(ctx, "activation_code.issue", "denied", citizen_id=citizen.id,
                      target_type="citizen", target_id=str(citizen.id), reason="account active")
@@ -185,8 +333,12 @@ def activate(
     problems = password_problems(password, national_id)
     if problems:
         raise WeakPassword(problems)
-    rt.auth_ip_attempts.hit(ctx.ip or "unknown")
-    rt.activation_failures.hit(national_id)
+    try:
+        rt.auth_ip_attempts.hit(ctx.ip or "unknown")
+        attempt = rt.activation_failures.attempt(national_id, ctx.ip, ctx.now)
+    except LockedOut:
+        audit.record(ctx, "citizen.activate", "denied", reason="too many attempts")
+        raise
     citizen = Citizen.objects(national_id=national_id).first()
     pending = citizen.activation if citizen else None
     code_hash = activation_code_hash(rt, national_id, code)
@@ -214,7 +366,7 @@ def activate(
         audit.record(ctx, "citizen.activate", "failure", citizen_id=citizen.id,
                      target_type="citizen", target_id=str(citizen.id), reason="code already used")
         raise AuthenticationFailed(ACTIVATION_FAILED)
-    rt.activation_failures.clear(national_id)
+    rt.activation_failures.succeeded(attempt, ctx.now)
     audit.record(ctx, "citizen.activate", citizen_id=citizen.id, target_type="citizen",
                  target_id=str(citizen.id))
     token = rt.tokens.issue(str(citizen.id), TokenType.ENROLLMENT, ctx.now,
@@ -250,7 +402,9 @@ def confirm_enrollment(
     if not (citizen and enrollment and enrollment.enrollment_id == claims.get("eid")
             and enrollment.expires_at > ctx.now and not citizen.locked):
         raise AuthenticationFailed("The enrolment token is not valid.")
-    rt.citizen_login_failures.hit(citizen.national_id)
+    # Only the enrolment token's holder reaches here: count per enrolment, so that failures by
+    # others for this national id (from addresses it never used) cannot block the confirmation.
+    rt.citizen_login_failures.attempt(f"enrollment:{enrollment.enrollment_id}", ctx.ip, ctx.now)
     secret = rt.box.decrypt(enrollment.totp_secret_encrypted, citizen.totp_context())
     codes, hashes = new_recovery_codes(rt.box, str(citizen.id))
     confirmed = consume_totp(
@@ -264,7 +418,7 @@ def confirm_enrollment(
         audit.record(ctx, "citizen.enroll_totp", "failure", citizen_id=citizen.id,
                      target_type="citizen", target_id=str(citizen.id))
         raise AuthenticationFailed("The code was not accepted.")
-    rt.citizen_login_failures.clear(citizen.national_id)
+    rt.citizen_login_failures.remember(citizen.national_id, ctx.ip, ctx.now)  # the first sign-in
     ctx = ctx.acting_as(Actor("citizen", str(citizen.id), "citizen"))
     citizen.reload()
     session = start_session(ctx, rt, citizen, device_label, user_agent)

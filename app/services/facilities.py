@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from mongoengine import NotUniqueError
 
 from app.models.facility import Facility, FacilityClient
+from app.security.lockout import LoginGuard
 from app.security.passwords import PasswordHasher
 from app.security.ratelimit import AttemptLimiter
 from app.security.tokens import IssuedToken, TokenService, TokenType
 from app.services import audit
 from app.services.audit import Actor, RequestContext
-from app.services.errors import AlreadyExists, DomainError, NotFound
+from app.services.errors import AlreadyExists, DomainError, LockedOut, NotFound
 
 
 class InvalidClient(DomainError):
@@ -90,15 +91,21 @@ def client_credentials_grant(
     *,
     passwords: PasswordHasher,
     tokens: TokenService,
-    failures: AttemptLimiter,
+    failures: LoginGuard,
     ip_attempts: AttemptLimiter,
 ) -> IssuedToken:
     """RFC 6749 section 4.4: exchange client credentials for a facility access token.
 
-    Attempts are counted per address and per client id before the secret is checked.
+    Attempts are counted per address and per client id (see ``app.security.lockout``) before the
+    secret is checked.
     """
-    ip_attempts.hit(ctx.ip or "unknown")
-    failures.hit(client_id)
+    try:
+        ip_attempts.hit(ctx.ip or "unknown")
+        attempt = failures.attempt(client_id, ctx.ip, ctx.now)
+    except LockedOut:
+        audit.record(ctx, "oauth.token", "denied", target_type="facility_client",
+                     target_id=client_id[:80], reason="locked out")
+        raise
     client = FacilityClient.objects(client_id=client_id).first()
     secret_ok = passwords.verify(client.secret_hash if client else None, client_secret)
     facility = Facility.objects(code=client.facility_code).first() if client else None
@@ -106,7 +113,7 @@ def client_credentials_grant(
         audit.record(ctx, "oauth.token", "failure", target_type="facility_client",
                      target_id=client_id[:80])
         raise InvalidClient()
-    failures.clear(client_id)
+    failures.succeeded(attempt, ctx.now)
     FacilityClient.objects(client_id=client_id).update_one(set__last_used_at=ctx.now)
     ctx = ctx.acting_as(Actor("facility_client", client.client_id, client.label or client.client_id,
                               client.facility_code))

@@ -64,11 +64,14 @@ def reauthenticate(
 ) -> datetime:
     """Check password and TOTP (or one recovery code) for the signed-in citizen; returns the time.
 
-    Failures count against the same per-account limit as sign-in, and are audited.
+    Failures are counted like sign-in failures (``app.security.lockout``), the session standing for
+    a known device with its own counter: a stolen access token can lock only its own session's
+    step-up, never the owner's sign-in elsewhere. Every attempt is audited.
     """
     about = {"citizen_id": citizen.id, "target_type": "session", "target_id": session_id}
     try:
-        rt.citizen_login_failures.hit(citizen.national_id)
+        attempt = rt.citizen_login_failures.attempt(citizen.national_id, ctx.ip, ctx.now,
+                                                    device=f"session:{session_id}")
     except LockedOut:
         audit.record(ctx, "citizen.reauthenticate", "denied", reason="too many attempts", **about)
         raise
@@ -82,7 +85,7 @@ def reauthenticate(
     if not ok:
         audit.record(ctx, "citizen.reauthenticate", "failure", details={"method": method}, **about)
         raise AuthenticationFailed("Password or code not accepted.")
-    rt.citizen_login_failures.clear(citizen.national_id)
+    rt.citizen_login_failures.succeeded(attempt, ctx.now)
     with audit.recording(ctx, "citizen.reauthenticate", details={"method": method}, **about):
         Session.objects(citizen_id=citizen.id, family_id=session_id, revoked_at=None).update_one(
             set__authenticated_at=ctx.now)

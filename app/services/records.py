@@ -29,8 +29,8 @@ from app.models.citizen import Citizen
 from app.models.records import VOIDED, Immunization, Provenance, RecordKey, Visit
 from app.services import audit, outbox
 from app.services.audit import RequestContext
-from app.services.citizens import IdentityMismatch
-from app.services.errors import Conflict, DomainError, InvalidInput
+from app.services.citizens import IdentityMismatch, check_identities
+from app.services.errors import Conflict, DomainError, InvalidInput, LockedOut
 from app.services.identity import split_vietnamese_name
 
 KINDS = {"visit": Visit, "immunization": Immunization}
@@ -79,13 +79,15 @@ class _CitizenRef:
     national_id: str
     date_of_birth: str
     state: str
+    registered_by_facility: str | None = None
 
     @classmethod
     def of(cls, document: dict[str, Any]) -> _CitizenRef:
-        return cls(document["_id"], document["national_id"], document["date_of_birth"], document.get("state", ""))
+        return cls(document["_id"], document["national_id"], document["date_of_birth"], document.get("state", ""),
+                   document.get("registered_by_facility"))
 
 
-CITIZEN_REF_FIELDS = {"_id": 1, "national_id": 1, "date_of_birth": 1, "state": 1}
+CITIZEN_REF_FIELDS = {"_id": 1, "national_id": 1, "date_of_birth": 1, "state": 1, "registered_by_facility": 1}
 
 
 class KnownCitizens:
@@ -244,15 +246,15 @@ def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[
             AuditEvent._get_collection().insert_one(audit.event_document(
                 ctx, "citizen.create", citizen_ids=[doc["_id"] for doc in created], target_type="citizen"))
         look_up(list(unknown))
-    for pending in batch:
-        data = pending.item.data
-        citizen = known[data["national_id"]]
-        if citizen.date_of_birth != data["date_of_birth"].isoformat():
-            error = IdentityMismatch("This national id is registered with another date of birth.")
-            results[pending.index] = PushResult(409, problem=error.slug, error=error,
+    checks = [(known[p.item.data["national_id"]], p.item.data["date_of_birth"]) for p in batch]
+    for pending, (citizen, _), error in zip(batch, checks, check_identities(ctx, checks), strict=True):
+        if isinstance(error, LockedOut):
+            results[pending.index] = PushResult(429, problem="too-many-attempts", error=error)
+        elif error is not None:
+            results[pending.index] = PushResult(409, problem=IdentityMismatch.slug, error=error,
                                                 errors={"date_of_birth": [str(error.detail)]})
-            continue
-        pending.citizen = citizen
+        else:
+            pending.citizen = citizen
     return oldest
 
 

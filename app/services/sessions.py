@@ -77,15 +77,19 @@ def login(
     recovery_code: str | None,
     device_label: str | None,
     user_agent: str | None,
+    *,
+    device_proof: str | None = None,
 ) -> IssuedSession:
     """Password plus a TOTP code or one recovery code. Every failure answers the same 401.
 
-    Attempts are counted per national id and per address before anything is checked; over the
-    limit even correct credentials get 429 until the window has passed.
+    Attempts are counted per address, per (national id, address) and, from addresses the account
+    has not signed in from, per national id, before anything is checked (``app.security.lockout``);
+    over a limit even correct credentials get 429 until its window has passed.
     """
     try:
         rt.auth_ip_attempts.hit(ctx.ip or "unknown")
-        rt.citizen_login_failures.hit(national_id)
+        device = _earlier_device(rt, national_id, device_proof, ctx.now)
+        attempt = rt.citizen_login_failures.attempt(national_id, ctx.ip, ctx.now, device=device)
     except LockedOut:
         audit.record(ctx, "citizen.login", "denied", reason="too many attempts")
         raise
@@ -107,7 +111,7 @@ def login(
         audit.record(ctx, "citizen.login", "failure", citizen_id=citizen.id if citizen else None,
                      details={"method": method})
         raise AuthenticationFailed(LOGIN_FAILED)
-    rt.citizen_login_failures.clear(national_id)
+    rt.citizen_login_failures.succeeded(attempt, ctx.now)
     ctx = ctx.acting_as(Actor("citizen", str(citizen.id), "citizen"))
     if method == "recovery_code":
         Citizen.objects(id=citizen.id).update_one(set__last_login_at=ctx.now)
@@ -121,6 +125,26 @@ def login(
     if not known_device:
         outbox.notify(ctx, citizen, "new_device_login", session.session_id)
     return session
+
+
+def _earlier_device(rt: Runtime, national_id: str, proof: str | None, now: datetime) -> str | None:
+    """The session whose last refresh token is ``proof``, if it is this citizen's, began after the
+    last reset (``tokens_valid_after``) and within ``HOSO_LOGIN_KNOWN_ADDRESS_DAYS``.
+
+    Mobile devices change addresses (carrier NAT), so a device that signed in before proves itself
+    with the refresh token it still holds, even of an ended session. A spent (rotated) token is no
+    proof: someone else may hold the newer one.
+    """
+    if not proof:
+        return None
+    session = Session.objects(token_hash=refresh_token_hash(rt, proof)).only(
+        "citizen_id", "family_id", "created_at").first()
+    if session is None or session.created_at <= now - timedelta(days=rt.settings.login_known_address_days):
+        return None
+    citizen = Citizen.objects(id=session.citizen_id, national_id=national_id).only("tokens_valid_after").first()
+    if citizen is None or (citizen.tokens_valid_after and session.created_at <= citizen.tokens_valid_after):
+        return None
+    return str(session.family_id)
 
 
 def refresh(ctx: RequestContext, rt: Runtime, refresh_token: str) -> IssuedSession:

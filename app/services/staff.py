@@ -10,6 +10,7 @@ from mongoengine import NotUniqueError
 from app.models.staff import StaffUser
 from app.security import totp
 from app.security.crypto import SecretBox
+from app.security.lockout import LoginGuard
 from app.security.passwords import PasswordHasher, generate_password
 from app.security.ratelimit import AttemptLimiter
 from app.security.tokens import IssuedToken, TokenService, TokenType
@@ -72,14 +73,15 @@ def login_staff(
     passwords: PasswordHasher,
     box: SecretBox,
     tokens: TokenService,
-    failures: AttemptLimiter,
+    failures: LoginGuard,
     ip_attempts: AttemptLimiter,
 ) -> IssuedToken:
-    """Password + TOTP login. Every failure looks the same; too many lock the username for a while."""
+    """Password + TOTP login. Every failure looks the same; too many lock the username for a while
+    from addresses it has not signed in from (see ``app.security.lockout``)."""
     key = username.lower()
     try:
         ip_attempts.hit(ctx.ip or "unknown")
-        failures.hit(key)
+        attempt = failures.attempt(key, ctx.ip, ctx.now)
     except LockedOut:
         audit.record(ctx, "staff.login", "denied", target_type="staff", target_id=key[:64],
                      reason="locked out")
@@ -89,7 +91,7 @@ def login_staff(
     if not (user and user.active and password_ok and accept_totp(user, totp_code, ctx.now, box)):
         audit.record(ctx, "staff.login", "failure", target_type="staff", target_id=key[:64])
         raise AuthenticationFailed("username, password or code not accepted")
-    failures.clear(key)
+    failures.succeeded(attempt, ctx.now)
     ctx = ctx.acting_as(Actor("staff", user.username, f"{user.role}:{user.username}"))
     audit.record(
         ctx, "staff.login", target_type="staff", target_id=user.username,

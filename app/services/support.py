@@ -42,12 +42,15 @@ RECENT_CONTACT_CHANGE = timedelta(days=7)
 DOCUMENTS_WITH_NATIONAL_ID = ("cccd", "birth_certificate")
 
 
-def _identity_problem(national_id: str, identity_check: dict[str, Any]) -> str | None:
-    """Why the evidence does not prove the account holder, or None when its last four match."""
+def _identity_problem(national_id: str, identity_check: dict[str, Any]) -> tuple[str, str] | None:
+    """Why the evidence does not prove the account holder (audit reason, message for support), or
+    None when its last four characters match."""
     if identity_check["document_type"] not in DOCUMENTS_WITH_NATIONAL_ID:
-        return "document type cannot be checked"
+        return ("document type cannot be checked",
+                "HoSo holds no number of this document to compare: check the CCCD or the birth certificate, "
+                "or the citizen visits a facility.")
     if not national_id.endswith(identity_check["document_number_last4"]):
-        return "document mismatch"
+        return "document mismatch", "The document number does not match this citizen's records."
     return None
 
 
@@ -130,12 +133,8 @@ def reset_access(
         return error
 
     problem = _identity_problem(national_id, identity_check)
-    if problem == "document type cannot be checked":
-        raise refuse(problem, IdentityCheckFailed(
-            "HoSo holds no number of this document to compare: check the CCCD or the birth certificate, "
-            "or the citizen visits a facility."))
     if problem:
-        raise refuse(problem, IdentityCheckFailed("The document number does not match this citizen's records."))
+        raise refuse(problem[0], IdentityCheckFailed(problem[1]))
     if not citizen.contact_channels:
         raise refuse("no contact channel", NoContactChannel(
             "No phone or e-mail on file: the citizen must visit a facility."))

@@ -42,6 +42,8 @@ def test_production_with_strong_secrets_starts():
         ({"HOSO_ACCESS_TOKEN_SECONDS": "3600"}, "HOSO_ACCESS_TOKEN_SECONDS"),
         ({"HOSO_ACCESS_TOKEN_SECONDS": "soon"}, "HOSO_ACCESS_TOKEN_SECONDS"),
         ({"HOSO_ENV": "staging"}, "HOSO_ENV"),
+        ({"HOSO_LOGIN_KNOWN_ADDRESS_DAYS": "0"}, "HOSO_LOGIN_KNOWN_ADDRESS_DAYS"),
+        ({"HOSO_LOGIN_KNOWN_ADDRESSES": "1000"}, "HOSO_LOGIN_KNOWN_ADDRESSES"),
     ],
 )
 def test_production_refuses_missing_or_weak_settings_naming_them(changes, variable):

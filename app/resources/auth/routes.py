@@ -68,7 +68,7 @@ class LoginViews(MethodView):
         issued = sessions.login(
             request_context(), runtime(), body["national_id"], body["password"],
             body.get("totp_code"), body.get("recovery_code"), body.get("device_label"),
-            request.user_agent.string,
+            request.user_agent.string, device_proof=body.get("device_proof"),
         )
         return _tokens(issued)
 

@@ -78,6 +78,11 @@ class LoginSchema(CredentialsSchema):
 
     national_id = national_id_field()
     device_label = _device_label
+    device_proof = Text(
+        4096, min_length=1,
+        metadata={"description": "The last refresh token this device held for this account, even of an "
+                                 "ended session: the device then counts as known (see the README)."},
+    )
 
 
 class ReauthenticateSchema(CredentialsSchema):

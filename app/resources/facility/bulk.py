@@ -62,7 +62,7 @@ def parse_line(raw: bytes) -> PushItem | dict[str, Any]:
     kind = document.pop("type", None)
     source_id = document.pop("source_id", None)
     errors: dict[str, Any] = {}
-    if kind not in SCHEMAS:
+    if not isinstance(kind, str) or kind not in SCHEMAS:
         errors["type"] = ["`visit` or `immunization`."]
     if not isinstance(source_id, str) or not SOURCE_ID.match(source_id):
         errors["source_id"] = ["1-64 letters, digits, '.', '_', ':', '/' or '-'."]

@@ -45,7 +45,9 @@ class FacilityCitizenViews(MethodView):
     @blp.response(201, IssuedCodeSchema, description="New citizen registered; code issued")
     @blp.alt_response(200, schema=IssuedCodeSchema,
                       description="Existing citizen, account not active; new code issued")
-    @blp.alt_response(409, **problem("`identity-mismatch` or `account-active`"))
+    @blp.alt_response(409, **problem("`identity-mismatch` or `account-active` (to a facility related to the "
+                                     "citizen), else `registration-refused` for both"))
+    @blp.alt_response(429, **problem("Too many refused identity checks"))
     def post(self, body):
         """Register a citizen and issue an activation code (shown once)
 
@@ -70,6 +72,7 @@ class FacilityVisitViews(MethodView):
     @blp.response(201, PushResultSchema, description="Created")
     @blp.alt_response(200, schema=PushResultSchema, description="Updated (version + 1) or unchanged")
     @blp.alt_response(409, **problem("`identity-mismatch`: the CCCD is known with another birth date"))
+    @blp.alt_response(429, **problem("Too many refused identity checks"))
     def put(self, body, source_id):
         """Create or replace this facility's visit `source_id` (idempotent)
 
@@ -85,6 +88,7 @@ class FacilityImmunizationViews(MethodView):
     @blp.response(201, PushResultSchema, description="Created")
     @blp.alt_response(200, schema=PushResultSchema, description="Updated (version + 1) or unchanged")
     @blp.alt_response(409, **problem("`identity-mismatch`: the CCCD is known with another birth date"))
+    @blp.alt_response(429, **problem("Too many refused identity checks"))
     def put(self, body, source_id):
         """Create or replace this facility's vaccination `source_id` (idempotent)"""
         return _pushed(records.push_one(request_context(), "immunization", source_id, body))
