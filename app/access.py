@@ -72,6 +72,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", f"{V1}/passport/dcc/trustList"): PUBLIC,
     ("GET", f"{V1}/passport/dcc/signercertificateStatus"): PUBLIC,
     ("GET", f"{V1}/passport/dcc/signercertificateUpdate"): PUBLIC,
+    ("GET", f"{V1}/passport/rules"): PUBLIC,
+    ("GET", f"{V1}/passport/rules/<country>"): PUBLIC,
     # the verifier web page for staff (static files: verification runs in the browser)
     ("GET", "/verify"): PUBLIC,
     ("GET", "/verify/<path:filename>"): PUBLIC,
@@ -94,6 +96,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", f"{V1}/admin/audit"): frozenset({ADMIN}),
     ("POST", f"{V1}/admin/passports/<path:uvci>/revoke"): frozenset({ADMIN}),
     ("POST", f"{V1}/admin/signing-keys/rotate"): frozenset({ADMIN}),
+    ("GET", f"{V1}/admin/passport-rules/<country>"): frozenset({ADMIN}),
+    ("PUT", f"{V1}/admin/passport-rules/<country>"): frozenset({ADMIN}),
     ("GET", f"{V1}/admin/notifications"): frozenset({ADMIN}),
     # facility systems
     ("GET", f"{V1}/facility/me"): frozenset({FACILITY}),

@@ -87,6 +87,48 @@ def keys_rotate() -> None:
     click.echo(f"new active DSC kid {info.kid}, valid to {info.not_after:%Y-%m-%d}")
 
 
+rules_cli = AppGroup("rules", help="Business rules of countries of arrival (EU DCC gateway format).")
+passport_cli.add_command(rules_cli)
+
+
+@rules_cli.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+def rules_import(file) -> None:  # type: ignore[no-untyped-def]
+    """Import rules (a rule, a list of rules, or {"rules": [...]}, as the gateway publishes them): each
+    country in FILE gets the file's rules as its whole rule set (audited)."""
+    import marshmallow as ma
+
+    import passport
+    from app.resources.json_body import JsonBodyError, loads
+    from app.resources.passport.schemas import BusinessRuleSchema
+    from app.runtime import runtime
+    from app.services.errors import DomainError
+    from app.services.passport_rules import import_rules
+
+    try:
+        parsed = passport.RuleSet.from_json(loads(file.read()))
+        # The same input rule as PUT /admin/passport-rules/{country}: every string under the text rule.
+        rules = [BusinessRuleSchema().load(rule.document) for rule in parsed.rules]
+        counts = import_rules(cli_context(), runtime(), rules, source="cli")
+    except ma.ValidationError as error:
+        raise click.ClickException(f"a rule is not acceptable: {error.messages}") from None
+    except (JsonBodyError, DomainError, passport.RulesError) as error:
+        raise click.ClickException(str(error)) from None
+    for country, count in counts.items():
+        click.echo(f"{country}: {count} rule(s) stored")
+
+
+@rules_cli.command("list")
+def rules_list() -> None:
+    """Print the countries with stored rules and how many rules each has."""
+    from app.models.rules import PassportRuleSet
+    from app.services.passport_rules import install_shipped
+
+    install_shipped(cli_context())
+    for stored in PassportRuleSet.objects.order_by("country"):
+        click.echo(f"{stored.country}: {len(stored.rules)} rule(s), revision {stored.revision}, {stored.source}")
+
+
 notifications_cli = AppGroup("notifications", help="The notification outbox.")
 
 

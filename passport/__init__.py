@@ -16,6 +16,7 @@ from .errors import (
     PassportError,
     PayloadError,
     RevocationListError,
+    RulesError,
     SigningError,
     TransportError,
     TrustListError,
@@ -35,6 +36,7 @@ from .keys import (
 from .payload import VaccinationRecord, build_payload, is_valid_uvci, new_uvci, split_full_name, transliterate
 from .remote import RemoteSigner
 from .revocation import RevocationHashes, RevocationList, revocation_hashes
+from .rules import Rule, RuleOutcome, RuleSet, check_rules, verdict_json
 from .signing import MAX_VALIDITY, IssuedPassport, LocalSigner, Signer, build_claims, issue
 from .transport import decode_hc1, encode_hc1, qr_png, qr_svg, read_qr
 from .trust import TrustedCertificate, TrustList
@@ -55,6 +57,10 @@ __all__ = [
     "RevocationHashes",
     "RevocationList",
     "RevocationListError",
+    "Rule",
+    "RuleOutcome",
+    "RuleSet",
+    "RulesError",
     "Signer",
     "SigningError",
     "TransportError",
@@ -66,6 +72,7 @@ __all__ = [
     "VerificationResult",
     "build_claims",
     "build_payload",
+    "check_rules",
     "certificate_der",
     "certificate_pem",
     "create_csca",
@@ -86,5 +93,6 @@ __all__ = [
     "save_private_key",
     "split_full_name",
     "transliterate",
+    "verdict_json",
     "verify",
 ]

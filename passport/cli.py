@@ -13,6 +13,7 @@ from typing import TextIO
 from .errors import PassportError
 from .gateway import gateway_trust_list
 from .revocation import RevocationList
+from .rules import COUNTRY, RuleSet, check_rules, verdict_json
 from .trust import TrustList
 from .verify import VerificationResult, verify
 
@@ -57,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
                             "GET /passport/dcc/trustList); without it nothing is trusted")
     check.add_argument("--revocations", type=Path, metavar="FILE", help="revocation list JSON")
     check.add_argument("--at", metavar="ISO-8601", help="verification time (default: now; naive means UTC)")
+    check.add_argument("--rules", type=Path, metavar="FILE",
+                       help="business rules JSON (as GET /passport/rules, or gateway-format rules)")
+    check.add_argument("--country", metavar="XX",
+                       help="country of arrival whose rules apply (default VN; needs --rules)")
     return parser
 
 
@@ -80,6 +85,13 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, stdout:
     if (args.hc1 is None) == (args.image is None):
         print("python -m passport verify: give either HC1-TEXT or --image", file=stderr)
         return EXIT_USAGE
+    if args.country is not None and args.rules is None:
+        print("python -m passport verify: --country needs --rules FILE", file=stderr)
+        return EXIT_USAGE
+    country = args.country or "VN"
+    if not COUNTRY.match(country):
+        print("python -m passport verify: --country takes two capital letters (VN, DE, ...)", file=stderr)
+        return EXIT_USAGE
     try:
         if args.at is None:
             now = datetime.now(UTC)
@@ -88,10 +100,17 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, stdout:
             now = now if now.tzinfo else now.replace(tzinfo=UTC)
         data: str | bytes = args.image.read_bytes() if args.image else (
             stdin.read() if args.hc1 == "-" else args.hc1)
+        rule_set = RuleSet.from_json(_load_json(args.rules)) if args.rules is not None else RuleSet(())
+        if args.rules is not None and country not in rule_set.countries:
+            print(f"python -m passport verify: {args.rules} has no rules for {country}", file=stderr)
+            return EXIT_USAGE
         result = verify_document(data, _load_json(args.trust_list), now, _load_json(args.revocations))
     except (OSError, ValueError, PassportError) as error:
-        # ValueError covers bad JSON and a bad --at; PassportError a malformed trust or revocation list.
+        # ValueError covers bad JSON and a bad --at; PassportError a malformed trust, revocation or rule list.
         print(f"python -m passport verify: {error}", file=stderr)
         return EXIT_USAGE
-    print(json.dumps(result.to_json(), ensure_ascii=False), file=stdout)
-    return EXIT_VALID if result.valid else EXIT_INVALID
+    document = verdict_json(result, check_rules(result, rule_set, country, now), country)
+    if args.rules is None:
+        document["country"] = None  # no rules were given: valid means authentic
+    print(json.dumps(document, ensure_ascii=False), file=stdout)
+    return EXIT_VALID if document["valid"] else EXIT_INVALID

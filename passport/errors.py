@@ -37,3 +37,7 @@ class RevocationListError(PassportError):
 
 class GatewayError(PassportError):
     """An EU DCC Gateway message or trust list entry is malformed, unsigned or wrongly signed."""
+
+
+class RulesError(PassportError):
+    """A business rule or rule set is not in the EU DCC gateway's format, or is not valid CertLogic."""

@@ -9,10 +9,12 @@ from app.models.login_origin import LoginOrigin
 from app.models.notification import Notification
 from app.models.passports import Certificate, SigningKey
 from app.models.records import Immunization, RecordKey, Share, Visit
+from app.models.rules import PassportRuleSet
 from app.models.session import Session
 from app.models.staff import StaffUser
 
 __all__ = [
     "AuditEvent", "Certificate", "Citizen", "Device", "Facility", "FacilityClient", "Immunization", "Notification",
-    "IdentityCheck", "LoginOrigin", "RecordKey", "Session", "Share", "SigningKey", "StaffUser", "Visit",
+    "IdentityCheck", "LoginOrigin", "PassportRuleSet", "RecordKey", "Session", "Share", "SigningKey", "StaffUser",
+    "Visit",
 ]

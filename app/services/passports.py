@@ -121,9 +121,9 @@ def revocation_list(now: datetime) -> passport.RevocationList:
                                   base64.b64decode(c.hash_signature)) for c in revoked)
 
 
-def verify_text(rt: Runtime, text: str, now: datetime) -> passport.VerificationResult:
+def verify_text(rt: Runtime, text: str, now: datetime, at: datetime | None = None) -> passport.VerificationResult:
     """Verify an HC1 text against HoSo's trust list (Viet Nam's DSCs and those imported from the EU DCC
-    Gateway) and revocations.
+    Gateway) and revocations as they are ``now``, at ``at`` (the verification clock; default ``now``).
 
     Both lists are cached per process for ten seconds (a revocation clears this process's copy at
     once; other workers see it within ten seconds).
@@ -132,4 +132,4 @@ def verify_text(rt: Runtime, text: str, now: datetime) -> passport.VerificationR
     if cached is None or cached[0] < time.monotonic():
         cached = (time.monotonic() + VERIFY_CACHE_SECONDS, dcc_gateway.trust_list(now), revocation_list(now))
         rt.verify_cache["lists"] = cached
-    return passport.verify(text, cached[1], now, cached[2])
+    return passport.verify(text, cached[1], at or now, cached[2])

@@ -12,7 +12,8 @@ from tests.helpers import CitizenActions, citizen_body
 PATH_VALUES = {"code": "01001", "client_id": "no-such-client", "filename": "swagger-ui.css",
                "session_id": "no-such-session", "national_id": "001085999999", "source_id": "LK-1",
                "visit_id": "0" * 24, "immunization_id": "0" * 24, "share_id": "0" * 24,
-               "uvci": "URN:UVCI:01:VN:NOSUCHPASSPORT%23A", "message_id": "0" * 24, "device_id": "0" * 24}
+               "uvci": "URN:UVCI:01:VN:NOSUCHPASSPORT%23A", "message_id": "0" * 24, "device_id": "0" * 24,
+               "country": "XQ"}
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
 

@@ -77,6 +77,8 @@ CROSS_FIELD_RULES = {
     ("put", "/api/v1/facility/immunizations/{source_id}"): "CCCD vs birth date; times not in the future",
     ("post", "/api/v1/me/immunizations/{immunization_id}/reactions"): "onset not in the future",
     ("post", "/api/v1/facility/xml130"): "the text must be a GIAMDINHHS envelope",
+    ("put", "/api/v1/admin/passport-rules/{country}"): "each rule's CertLogic, versions, dates and country",
+    ("post", "/api/v1/passport/verify"): "the country of arrival must have a stored rule set",
 }
 
 

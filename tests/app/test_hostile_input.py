@@ -77,6 +77,7 @@ SESSION_ENDING = {("POST", f"{V1}/auth/logout"), ("DELETE", f"{V1}/me/sessions/{
 # Answers other than problem documents that a 4xx may be: RFC 6749 errors of the token endpoint.
 OAUTH = ("POST", f"{V1}/oauth/token")
 BODIES = hostile.body_strategies()
+VN_RULES = json.loads((Path(__file__).parents[2] / "app" / "data" / "dcc-rules" / "VN.json").read_text("utf-8"))
 REFUSED_KINDS = ("body-deep-nesting", "body-lone-surrogate", "body-huge-integer")
 HOSTILE_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                             suppress_health_check=list(HealthCheck),
@@ -389,7 +390,13 @@ GOOD: dict[tuple[str, str], Good] = {
         "limit": "5", "from": "2026-01-01T00:00:00+07:00", "to": "2026-12-31T00:00:00+07:00", "facility": "01001"}),
     ("GET", f"{V1}/me/visits/{{visit_id}}"): Good(path=lambda w: {"visit_id": w.ids["visit_id"]}),
     ("POST", f"{V1}/oauth/token"): Good(_oauth, form=True, spends="oauth_client"),
-    ("POST", f"{V1}/passport/verify"): Good(lambda w: {"hc1": w.ids["hc1"]}),
+    ("POST", f"{V1}/passport/verify"): Good(lambda w: {"hc1": w.ids["hc1"], "country": "VN",
+                                                       "at": "2026-12-01T09:00:00+07:00"}),
+    ("GET", f"{V1}/passport/rules"): Good(),
+    ("GET", f"{V1}/passport/rules/{{country}}"): Good(path=lambda w: {"country": "VN"}),
+    ("GET", f"{V1}/admin/passport-rules/{{country}}"): Good(path=lambda w: {"country": "VN"}),
+    ("PUT", f"{V1}/admin/passport-rules/{{country}}"): Good(lambda w: {"rules": VN_RULES},
+                                                            path=lambda w: {"country": "VN"}),
     ("POST", f"{V1}/shared-records"): Good(lambda w: {"code": w.ids["share_code"]}),
     ("POST", f"{V1}/staff/login"): Good(_staff_login, spends="staff_account"),
     ("GET", f"{V1}/support/citizens/{{national_id}}"): Good(

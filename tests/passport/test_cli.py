@@ -40,7 +40,7 @@ def test_a_valid_passport_exits_0(passport_files):
     passport, trust, _image, _revoked = passport_files
     status, document, _err = run("verify", "--trust-list", str(trust), "--at", AT, passport.hc1)
     assert status == 0
-    assert set(document) == {"valid", "reasons", "checks", "holder", "certificate"}
+    assert set(document) == {"valid", "authentic", "country", "rules", "reasons", "checks", "holder", "certificate"}
     assert document["valid"] is True and document["reasons"] == []
     assert document["holder"]["fn"] == "Đặng"
     assert document["certificate"]["uvci"] == passport.uvci

@@ -18,10 +18,16 @@ from app.resources.admin.schemas import (
     StaffCreateSchema,
 )
 from app.resources.common import Blueprint, PageArgsSchema, decode_cursor, encode_cursor, page_schema
-from app.resources.passport.schemas import RevokedSchema, RevokeSchema, SigningKeySchema
+from app.resources.passport.schemas import (
+    RevokedSchema,
+    RevokeSchema,
+    RuleSetReplaceSchema,
+    RuleSetSchema,
+    SigningKeySchema,
+)
 from app.resources.text import Text
 from app.runtime import runtime
-from app.services import audit_log, facilities, outbox_admin, passports, signing_keys, staff
+from app.services import audit_log, facilities, outbox_admin, passport_rules, passports, signing_keys, staff
 
 blp = Blueprint("admin", __name__, description="Administration (admin staff only)")
 
@@ -165,3 +171,19 @@ class AuditViews(MethodView):
         cursor = decode_cursor(raw_cursor, ("t", "id")) if raw_cursor else None
         events, next_cursor = audit_log.search(args, cursor, limit)
         return {"items": events, "next_cursor": encode_cursor(next_cursor) if next_cursor else None}
+
+
+@blp.route("/admin/passport-rules/<country>")
+class PassportRuleSetViews(MethodView):
+    @blp.response(200, RuleSetSchema)
+    @blp.alt_response(404, **problem("No rules stored for this country"))
+    def get(self, country):
+        """A country's business rules for passports (every version of every rule, gateway format)"""
+        return passport_rules.rule_set_json(passport_rules.get_rule_set(request_context(), country))
+
+    @blp.arguments(RuleSetReplaceSchema)
+    @blp.response(200, RuleSetSchema)
+    def put(self, body, country):
+        """Replace a country's whole rule set (audited); verifiers see it within ten seconds"""
+        stored = passport_rules.replace_rule_set(request_context(), runtime(), country, body["rules"], "admin")
+        return passport_rules.rule_set_json(stored)

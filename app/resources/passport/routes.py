@@ -11,12 +11,13 @@ from app.resources.passport.schemas import (
     PassportListSchema,
     PassportSchema,
     RevocationsSchema,
+    RulesDocumentSchema,
     TrustListSchema,
     VerificationSchema,
     VerifyRequestSchema,
 )
 from app.runtime import runtime
-from app.services import dcc_gateway, passports
+from app.services import dcc_gateway, passport_rules, passports
 
 blp = Blueprint("passport", __name__, description="EU DCC vaccine passports")
 
@@ -84,9 +85,29 @@ class RevocationViews(MethodView):
 class VerifyViews(MethodView):
     @blp.arguments(VerifyRequestSchema)
     @blp.response(200, VerificationSchema)
+    @blp.alt_response(422, **problem("Invalid input, or `no-rules-for-country`"))
     @blp.alt_response(429, **problem("Too many verifications from this address"))
     def post(self, body):
-        """Verify a passport: every check, the holder to compare with an ID document, the vaccination"""
+        """Verify a passport: authentic, the rules of the country of arrival, the holder to compare with an ID"""
         ctx = request_context()
         runtime().verify_attempts.hit(ctx.ip or "unknown")
-        return passports.verify_text(runtime(), body["hc1"], ctx.now).to_json()
+        clock = body.get("at") or ctx.now
+        result = passports.verify_text(runtime(), body["hc1"], ctx.now, clock)
+        return passport_rules.verify_with_rules(ctx, runtime(), result, body["country"], clock)
+
+
+@blp.route("/passport/rules")
+class RulesViews(MethodView):
+    @blp.response(200, RulesDocumentSchema)
+    def get(self):
+        """Business rules of every country of arrival (EU gateway format, CertLogic) and their value sets"""
+        return passport_rules.public_document(request_context(), runtime())
+
+
+@blp.route("/passport/rules/<country>")
+class CountryRulesViews(MethodView):
+    @blp.response(200, RulesDocumentSchema)
+    @blp.alt_response(404, **problem("No rules for this country"))
+    def get(self, country):
+        """Business rules of one country of arrival (the file `python -m passport verify --rules` takes)"""
+        return passport_rules.public_document(request_context(), runtime(), country)

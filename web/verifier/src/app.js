@@ -1,10 +1,12 @@
 // The verifier page: read a QR code (camera, photo) or pasted HC1 text, verify it here in the browser
-// against the trust list and revocation list from HoSo (kept for offline use), and show the verdict.
+// against the trust list and revocation list from HoSo (kept for offline use), evaluate the entry rules
+// of the country staff picked (CertLogic, with certlogic-js), and show both verdicts.
 import jsQR from 'jsqr'
 import { VALUESETS } from 'virtual:dcc-valuesets'
 
 import { TEXT, chooseLanguage, format } from './lib/i18n.js'
 import { REVOCATIONS_URL, TRUST_LIST_URL, loadList, loadSavedList, parseInstant } from './lib/lists.js'
+import { RULES_URL, RuleBook, checkRules, withRules } from './lib/rules.js'
 import { RevocationList, TrustList } from './lib/trust.js'
 import { verifyHc1 } from './lib/verify.js'
 
@@ -22,7 +24,10 @@ const state = {
   language: chooseLanguage(params.get('lang'), storage.get('hoso-verifier-lang'), navigator.languages),
   trustList: null,
   revocations: null,
-  lists: null, // {fetchedAt, fromCache, keys, revoked, error}
+  rules: null, // RuleBook
+  country: (/^[A-Z]{2}$/.test(params.get('country') || '') && params.get('country')) ||
+    storage.get('hoso-verifier-country') || 'VN',
+  lists: null, // {fetchedAt, fromCache, keys, revoked, countries, error}
   at: params.has('at') ? parseInstant(params.get('at')) : null,
   last: null, // {hc1, result}
   stream: null,
@@ -55,29 +60,71 @@ async function verify (hc1, options = {}) {
   return verifyHc1(hc1, trustList, now, revocations)
 }
 
+/**
+ * Verify and apply the entry rules of a country (default: the one picked on the page): what the page
+ * shows, and what POST /api/v1/passport/verify answers (authentic, rules, valid).
+ * @param {string} hc1
+ * @param {{trustList?: object|null, revocations?: object|null, at?: string|number, rules?: object,
+ *   country?: string}} [options] as for verify(), plus a rules document (GET /passport/rules) and a country
+ */
+async function check (hc1, options = {}) {
+  const result = await verify(hc1, options)
+  const book = options.rules ? new RuleBook(options.rules) : state.rules
+  const country = options.country || state.country
+  let now = Date.now()
+  if (options.at !== undefined && options.at !== null) {
+    now = typeof options.at === 'number' ? options.at : parseInstant(options.at)
+  } else if (state.at !== null) {
+    now = state.at
+  }
+  if (!book || !book.countries.includes(country)) {
+    // Without the country's rules nothing can be said about entry: never green.
+    return { ...withRules(result, [], country), valid: false, rulesMissing: true }
+  }
+  return { ...withRules(result, checkRules(result, book, country, now), country), rulesMissing: false }
+}
+
 // ---------------------------------------------------------------- lists
 
-async function useLists (trust, revoked) {
+async function useLists (trust, revoked, rules) {
   const trustList = await TrustList.fromJson(trust.document)
   const revocations = RevocationList.fromJson(revoked.document)
+  const book = new RuleBook(rules.document)
   state.trustList = trustList
   state.revocations = revocations
+  state.rules = book
+  renderCountries()
   return {
-    // The older of the two times is the one that matters.
-    fetchedAt: [trust.fetchedAt, revoked.fetchedAt].sort()[0],
-    fromCache: trust.fromCache || revoked.fromCache,
+    // The oldest of the three times is the one that matters.
+    fetchedAt: [trust.fetchedAt, revoked.fetchedAt, rules.fetchedAt].sort()[0],
+    fromCache: trust.fromCache || revoked.fromCache || rules.fromCache,
     keys: trustList.size,
     revoked: revocations.revokedCount,
+    countries: book.countries.length,
     error: null
   }
+}
+
+function renderCountries () {
+  const select = $('country')
+  const countries = state.rules ? state.rules.countries : []
+  const codes = countries.includes(state.country) ? countries : [state.country, ...countries]
+  select.replaceChildren(...codes.map((code) => {
+    const option = document.createElement('option')
+    option.value = code
+    option.textContent = countryName(code)
+    return option
+  }))
+  select.value = state.country
 }
 
 /** The saved lists, at once (a poor connection must not keep staff waiting); false when there are none. */
 async function loadSavedLists () {
   try {
-    const [trust, revoked] = await Promise.all([loadSavedList(TRUST_LIST_URL), loadSavedList(REVOCATIONS_URL)])
-    if (!trust || !revoked) return false
-    state.lists = await useLists(trust, revoked)
+    const [trust, revoked, rules] = await Promise.all([loadSavedList(TRUST_LIST_URL),
+      loadSavedList(REVOCATIONS_URL), loadSavedList(RULES_URL)])
+    if (!trust || !revoked || !rules) return false
+    state.lists = await useLists(trust, revoked, rules)
     renderLists()
     return true
   } catch {
@@ -92,10 +139,11 @@ async function refreshLists () {
   button.textContent = t().refreshing
   let lists
   try {
-    const [trust, revoked] = await Promise.all([loadList(TRUST_LIST_URL), loadList(REVOCATIONS_URL)])
-    lists = await useLists(trust, revoked)
+    const [trust, revoked, rules] = await Promise.all([loadList(TRUST_LIST_URL), loadList(REVOCATIONS_URL),
+      loadList(RULES_URL)])
+    lists = await useLists(trust, revoked, rules)
   } catch (error) {
-    lists = { fetchedAt: null, fromCache: false, keys: 0, revoked: 0, error: error.message || String(error) }
+    lists = { fetchedAt: null, fromCache: false, keys: 0, revoked: 0, countries: 0, error: error.message || String(error) }
   }
   // A failed update keeps lists that were loaded before.
   if (lists.error && state.lists && !state.lists.error) {
@@ -122,7 +170,7 @@ function renderLists () {
   } else {
     const when = formatTime(lists.fetchedAt)
     const parts = [format(t().trustUpdated, { time: when }), format(t().trustKeys, { n: lists.keys }),
-      format(t().revoked, { n: lists.revoked })]
+      format(t().revoked, { n: lists.revoked }), format(t().rulesCount, { n: lists.countries })]
     if (Date.now() - Date.parse(lists.fetchedAt) > STALE_MS) {
       box.classList.add('stale')
       parts.push(t().trustStale)
@@ -146,7 +194,7 @@ function formatTime (iso) {
 // ---------------------------------------------------------------- result
 
 async function runVerification (text) {
-  const result = await verify(text)
+  const result = await check(text)
   state.last = { hc1: text, result }
   render(result)
   return result
@@ -173,9 +221,37 @@ async function showResult (hc1) {
 function render (result) {
   const words = t()
   const verdict = $('verdict')
+  const where = countryName(result.country)
   verdict.dataset.valid = String(result.valid)
+  verdict.dataset.authentic = String(result.authentic)
   $('verdict-word').textContent = result.valid ? words.valid : words.invalid
-  $('verdict-note').textContent = result.valid ? words.validNote : words.invalidNote
+  $('verdict-note').textContent = result.valid
+    ? format(words.rulesValidNote, { country: where })
+    : result.authentic
+      ? (result.rulesMissing ? format(words.rulesMissing, { country: where })
+          : format(words.rulesInvalidNote, { country: where }))
+      : words.invalidNote
+  const authentic = $('authentic')
+  authentic.dataset.authentic = String(result.authentic)
+  authentic.textContent = result.authentic ? words.authentic : words.notAuthentic
+
+  const rules = $('rules')
+  rules.replaceChildren()
+  for (const rule of result.rules) {
+    const item = document.createElement('li')
+    item.dataset.rule = rule.id
+    item.dataset.result = rule.result
+    const status = document.createElement('span')
+    status.className = 'status'
+    status.textContent = words.ruleStatus[rule.result] || rule.result
+    const id = document.createElement('span')
+    id.className = 'rule-id'
+    id.textContent = rule.id
+    item.append(status, rule.description[state.language] || rule.description.en, id)
+    rules.append(item)
+  }
+  $('rules-heading').textContent = format(words.rulesHeading, { country: where })
+  $('rules-box').hidden = result.rules.length === 0
 
   const reasons = $('reasons')
   reasons.replaceChildren()
@@ -192,7 +268,7 @@ function render (result) {
 
   const holder = $('holder')
   holder.replaceChildren()
-  if (result.valid) {
+  if (result.authentic) {
     for (const [label, value, className] of holderRows(result)) {
       if (value === null || value === undefined || value === '') continue
       const dt = document.createElement('dt')
@@ -203,7 +279,7 @@ function render (result) {
       holder.append(dt, dd)
     }
   }
-  $('compare-id').hidden = !result.valid
+  $('compare-id').hidden = !result.authentic
 
   const checks = $('checks')
   checks.replaceChildren()
@@ -370,6 +446,7 @@ function applyLanguage () {
     $('clock').textContent = format(words.clockOverride, { time: new Date(state.at).toISOString() })
   }
   renderLists()
+  renderCountries()
   if (state.last) render(state.last.result)
 }
 
@@ -407,6 +484,14 @@ function wire () {
     showResult(text)
   })
   $('again').addEventListener('click', clearResult)
+  $('country').addEventListener('change', async (event) => {
+    state.country = event.target.value
+    storage.set('hoso-verifier-country', state.country)
+    if (state.last) {
+      await runVerification(state.last.hc1) // the verdict on screen follows the country
+      document.documentElement.dataset.verified = String(Number(document.documentElement.dataset.verified || 0) + 1)
+    }
+  })
   $('refresh').addEventListener('click', refreshLists)
   window.addEventListener('online', () => { refreshLists() })
   window.addEventListener('offline', renderLists)
@@ -442,6 +527,7 @@ const ready = (async () => {
 window.hosoVerifier = {
   ready,
   verify,
+  check,
   showResult,
   refreshLists,
   get lists () { return state.lists }

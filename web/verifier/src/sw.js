@@ -1,12 +1,12 @@
 /* global __BUILD_VERSION__ */
 // The verifier page's service worker: the page and its files come from the cache (so it opens with no
-// network); the trust list and revocation list come from the network when it answers, else from the
-// last copy, which carries the time it was fetched.
+// network); the trust list, revocation list and business rules come from the network when it answers,
+// else from the last copy, which carries the time it was fetched.
 
 const SHELL_CACHE = `hoso-verifier-shell-${__BUILD_VERSION__}`
 const LISTS_CACHE = 'hoso-verifier-lists'
 const SHELL = ['/verify', '/verify/app.js', '/verify/style.css', '/verify/manifest.webmanifest', '/verify/icon.svg']
-const LISTS = ['/api/v1/passport/trust-list', '/api/v1/passport/revocations']
+const LISTS = ['/api/v1/passport/trust-list', '/api/v1/passport/revocations', '/api/v1/passport/rules']
 const FETCHED_AT = 'X-HoSo-Fetched-At'
 const FROM_CACHE = 'X-HoSo-From-Cache'
 const TIMEOUT_MS = 6000
