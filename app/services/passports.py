@@ -37,7 +37,8 @@ class VaccinationNotCertifiable(Conflict):
 
 def _not_certifiable(dose: Immunization, reasons: str) -> VaccinationNotCertifiable:
     return VaccinationNotCertifiable(
-        f"The vaccination recorded by facility {dose.facility_code} on {dose.administered_at.date().isoformat()} "
+        f"The vaccination recorded by facility {dose.facility_code} on "
+        f"{dose.administered_at.astimezone(VIETNAM).date().isoformat()} "
         f"cannot be certified ({reasons}). Ask the facility to correct the record.")
 
 

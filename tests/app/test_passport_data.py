@@ -154,7 +154,7 @@ def test_a_stored_record_that_cannot_make_a_valid_dcc_is_409_and_nothing_is_issu
     Immunization.objects(source_id="IM1").update(**update)
     problem = assert_problem(issue(client, account), 409)
     assert problem["type"] == "/problems/vaccination-not-certifiable"
-    assert reason in problem["detail"] and "facility 01001" in problem["detail"], problem["detail"]
+    assert reason in problem["detail"] and "facility 01001 on 2021-09-15" in problem["detail"], problem["detail"]
     assert Certificate.objects.count() == 0
 
 
