@@ -5,10 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 VERIFIER := web/verifier
 VERIFIER_MODULES := $(VERIFIER)/node_modules/.installed-stamp
+ORACLE := tests/oracles/dcc-utils
+ORACLE_MODULES := $(ORACLE)/node_modules/.installed-stamp
 VERIFIER_INPUTS := $(shell find $(VERIFIER)/src $(VERIFIER)/scripts -type f) \
 	$(wildcard passport/schemas/*.json app/data/dcc-valuesets/*.json)
 
-.PHONY: all install run test lint openapi bench clean verifier browser
+.PHONY: all install run test lint openapi bench clean verifier browser oracles
 
 # Plain `make`: install the Python packages and build the verifier page (what `run` and `test` need).
 .DEFAULT_GOAL := all
@@ -35,6 +37,13 @@ $(VERIFIER)/dist/app.js: $(VERIFIER_MODULES) $(VERIFIER_INPUTS)
 
 verifier: $(VERIFIER)/dist/app.js
 
+# Test oracles: dcc-utils (npm), an EU DCC verifier HoSo did not write, pinned by its package-lock.json.
+$(ORACLE_MODULES): $(ORACLE)/package.json $(ORACLE)/package-lock.json
+	cd $(ORACLE) && npm ci
+	touch $@
+
+oracles: $(ORACLE_MODULES)
+
 # Browser tests drive Debian's Chromium (Playwright's own browser download needs the internet).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
@@ -42,7 +51,7 @@ browser:
 run: install verifier
 	$(BIN)/python -m app.devserver
 
-test: install verifier browser
+test: install verifier browser oracles
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -57,4 +66,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(VERIFIER)/node_modules $(VERIFIER)/dist
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(VERIFIER)/node_modules $(VERIFIER)/dist $(ORACLE)/node_modules

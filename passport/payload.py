@@ -14,6 +14,7 @@ from .errors import PayloadError
 from .schema import ISSUANCE_VERSION, validate_payload
 
 __all__ = [
+    "MAX_DOSE_NUMBER",
     "VaccinationRecord",
     "build_payload",
     "is_valid_uvci",
@@ -23,6 +24,8 @@ __all__ = [
     "uvci_check_character",
 ]
 
+# The DCC schema's bound on `dn` and `sd` (1 to 9).
+MAX_DOSE_NUMBER = 9
 UVCI_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/:"
 _UVCI = re.compile(r"URN:UVCI:01:[A-Z]{2}:[A-Z0-9/:]{1,60}#[A-Z0-9/:]")
 _DOB = re.compile(r"(19|20)\d\d(-\d\d(-\d\d)?)?")
@@ -189,8 +192,8 @@ def build_payload(record: VaccinationRecord, uvci: str) -> dict[str, Any]:
     if not is_valid_uvci(uvci):
         raise PayloadError("the UVCI is malformed or its check character is wrong")
     for label, number in (("dose_number", record.dose_number), ("series_doses", record.series_doses)):
-        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 9:
-            raise PayloadError(f"{label} must be an integer from 1 to 9")
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= MAX_DOSE_NUMBER:
+            raise PayloadError(f"{label} must be an integer from 1 to {MAX_DOSE_NUMBER}")
     issuer = _clean(record.issuer)
     if not issuer:
         raise PayloadError("the issuer is empty")

@@ -14,7 +14,7 @@ from app.models.citizen import Citizen
 from app.models.passports import Certificate
 from app.models.records import VOIDED, Immunization
 from app.runtime import Runtime
-from app.services import audit, dcc_gateway, outbox
+from app.services import audit, dcc_gateway, outbox, valuesets
 from app.services.audit import RequestContext
 from app.services.errors import Conflict, NotFound, Unavailable
 
@@ -27,6 +27,19 @@ class NoEligibleVaccination(Conflict):
     """No facility-recorded, non-withdrawn vaccination to certify."""
 
     slug = "no-eligible-vaccination"
+
+
+class VaccinationNotCertifiable(Conflict):
+    """The latest facility-recorded vaccination cannot make a valid EU DCC; the facility must correct it."""
+
+    slug = "vaccination-not-certifiable"
+
+
+def _not_certifiable(dose: Immunization, reasons: str) -> VaccinationNotCertifiable:
+    return VaccinationNotCertifiable(
+        f"The vaccination recorded by facility {dose.facility_code} on "
+        f"{dose.administered_at.astimezone(VIETNAM).date().isoformat()} "
+        f"cannot be certified ({reasons}). Ask the facility to correct the record.")
 
 
 def _b64(data: bytes) -> str:
@@ -50,6 +63,10 @@ def issue_for_citizen(ctx: RequestContext, rt: Runtime, citizen: Citizen) -> tup
     if (current and current.immunization_id == dose.id and current.immunization_version == dose.version
             and current.expires_at > ctx.now + RENEW_BEFORE):
         return current, False
+    vaccine = {field: getattr(dose.vaccine, field, None) for field in valuesets.VACCINE_FIELDS}
+    problems = valuesets.vaccination_problems(vaccine, dose.dose_number, dose.series_doses)
+    if problems:
+        raise _not_certifiable(dose, "; ".join(f"{field}: {reason}" for field, reason in problems.items()))
     signer = rt.signer.get(ctx.now)
     record = passport.VaccinationRecord(
         family_name=citizen.family_name or citizen.full_name, given_name=citizen.given_name or "",
@@ -61,6 +78,8 @@ def issue_for_citizen(ctx: RequestContext, rt: Runtime, citizen: Citizen) -> tup
         issued = passport.issue(record, signer, ctx.now, timedelta(days=rt.settings.passport_valid_days))
     except passport.SigningError as error:
         raise Unavailable(f"The passport could not be signed: {error}") from None
+    except passport.PayloadError as error:  # e.g. a name with no letter that ICAO 9303 can write
+        raise _not_certifiable(dose, str(error)) from None
     hashes = issued.revocation
     certificate = Certificate(
         uvci=issued.uvci, citizen_id=citizen.id, immunization_id=dose.id, immunization_version=dose.version,

@@ -17,6 +17,7 @@ from app.resources.common import StrictSchema, WholeNumber
 from app.resources.text import Text
 from app.services import valuesets
 from app.services.identity import cccd_problems
+from passport.payload import MAX_DOSE_NUMBER
 
 ICD10 = r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$"
 PRESCRIPTION_CODE = r"(?i)^[0-9a-z]{12}-[cnhy]$"
@@ -164,8 +165,10 @@ class ImmunizationPushSchema(CitizenIdentitySchema):
     """A vaccination as a facility pushes it."""
 
     vaccine = ma.fields.Nested(VaccineSchema, required=True)
-    dose_number = WholeNumber(required=True, validate=ma.validate.Range(1, 20))
-    series_doses = WholeNumber(required=True, validate=ma.validate.Range(1, 20))
+    # The EU DCC's range: every vaccination HoSo records is a COVID-19 one that a passport may carry. A dose
+    # above the series is accepted: the EU encodes a booster after a one-dose series as 2/1.
+    dose_number = WholeNumber(required=True, validate=ma.validate.Range(1, MAX_DOSE_NUMBER))
+    series_doses = WholeNumber(required=True, validate=ma.validate.Range(1, MAX_DOSE_NUMBER))
     administered_at = ma.fields.AwareDateTime(
         required=True, validate=_not_future,
         metadata={"description": "The injection time, with time of day and offset"})
@@ -184,6 +187,19 @@ class ImmunizationPushSchema(CitizenIdentitySchema):
         for reaction in data.get("reactions") or []:
             if given and reaction["onset_at"] < given:
                 raise ma.ValidationError("A reaction cannot start before the injection.", "reactions")
+
+    @ma.validates_schema
+    def certifiable(self, data, **kwargs):  # type: ignore[no-untyped-def]
+        """Deprecated codes and a product with another maker's `ma` are refused, except to withdraw a record
+        (a record stored with an old code can still be marked `entered-in-error` as it was)."""
+        vaccine = data.get("vaccine")
+        if not vaccine or data.get("status") == "entered-in-error":
+            return
+        problems = valuesets.vaccination_problems(vaccine, data.get("dose_number", 1), data.get("series_doses", 1))
+        nested = {key.removeprefix("vaccine."): [message] for key, message in problems.items()
+                  if key.startswith("vaccine.")}
+        if nested:
+            raise ma.ValidationError({"vaccine": nested})
 
 
 class PushResultSchema(ma.Schema):

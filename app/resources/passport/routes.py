@@ -31,7 +31,8 @@ def _passport(certificate) -> dict:  # type: ignore[no-untyped-def]
 class MyPassportViews(MethodView):
     @blp.response(201, PassportSchema, description="A new passport")
     @blp.alt_response(200, schema=PassportSchema, description="The current passport (nothing changed)")
-    @blp.alt_response(409, **problem("`no-eligible-vaccination`"))
+    @blp.alt_response(409, **problem("`no-eligible-vaccination`; `vaccination-not-certifiable`: the latest dose "
+                                     "cannot make a valid EU DCC (deprecated code, product and maker disagree, ...)"))
     def post(self):
         """Get a vaccine passport for my latest facility-recorded vaccination"""
         certificate, created = passports.issue_for_citizen(request_context(), runtime(), current_principal().subject)
