@@ -251,12 +251,13 @@ def test_changing_the_phone_needs_a_recent_password_and_code(client, citizens):
     assert AuditEvent.objects(action="citizen.reauthenticate", outcome="failure").count() == 1
 
 
-def test_a_fresh_sign_in_may_change_the_phone_at_once(client, citizens):
+def test_a_fresh_sign_in_may_change_the_phone_and_the_warning_goes_to_the_old_one(client, citizens):
     account = citizens.enrol()
     response = client.patch(f"{V1}/me", json={"phone": "0987654321", "email": "new@example.org"},
                             headers=account.headers)
     assert response.status_code == 200
-    assert Notification.objects(kind="contact_changed").count() >= 1
+    warnings = {message.channel: message.address for message in Notification.objects(kind="contact_changed")}
+    assert warnings["sms"] == "0912345678" and warnings["email"] == "nam@example.org"
 
 
 def test_support_reset_sends_no_code_to_a_channel_changed_lately(client, citizens, support_headers):
