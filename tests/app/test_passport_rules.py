@@ -77,7 +77,7 @@ def test_verify_answers_authentic_rules_and_valid(client, passports):
 
 def test_bbibp_corv_meets_viet_nam_rules_but_not_a_country_that_takes_only_ema_products(client, passports, staff):
     sinopharm = passports(100003, administered_at=recent(), vaccine={
-        "tg": "840539006", "vp": "J07BX03", "mp": "BBIBP-CorV", "ma": "ORG-100020693", "name": "Vero Cell"})
+        "tg": "840539006", "vp": "1157024006", "mp": "BBIBP-CorV", "ma": "ORG-100020693", "name": "Vero Cell"})
     assert client.post(f"{V1}/passport/verify", json={"hc1": sinopharm}).json["valid"] is True
     response = client.post(f"{V1}/passport/verify", json={"hc1": sinopharm, "country": "XA"})
     assert_problem(response, 422)

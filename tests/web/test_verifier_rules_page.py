@@ -20,7 +20,7 @@ from tests.web.test_verifier_page import PHONE, issue_passport, open_page, recen
 
 V1 = "/api/v1"
 FOREIGN = json.loads((Path(__file__).parents[1] / "data" / "dcc" / "rules" / "XA.json").read_text(encoding="utf-8"))
-SINOPHARM = {"tg": "840539006", "vp": "J07BX03", "mp": "BBIBP-CorV", "ma": "ORG-100020693", "name": "Vero Cell"}
+SINOPHARM = {"tg": "840539006", "vp": "1157024006", "mp": "BBIBP-CorV", "ma": "ORG-100020693", "name": "Vero Cell"}
 
 pytestmark = pytest.mark.slow
 
