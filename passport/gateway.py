@@ -33,7 +33,7 @@ from typing import Any
 
 from asn1crypto import cms  # type: ignore[import-untyped]
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
@@ -142,7 +142,9 @@ def verify_cms(message: bytes, content: bytes | None = None) -> tuple[x509.Certi
         _check_signature(certificate, signer, signer["signature"].native, signed_bytes, algorithm)
     except GatewayError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError) as error:
+    except (ValueError, TypeError, KeyError, IndexError, UnsupportedAlgorithm) as error:
+        # UnsupportedAlgorithm: a key on a curve or of a kind cryptography cannot load; that entry is
+        # refused, and the rest of the list is still read.
         raise GatewayError(f"not a CMS SignedData message: {error}") from None
     return certificate, payload
 

@@ -317,7 +317,7 @@ class Rule(NamedTuple):
                 raise RulesError(f"{name} must be an ISO 8601 date-time with a time zone")
         try:
             valid_from, valid_to = _instant(text["ValidFrom"]), _instant(text["ValidTo"])
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: a zone that moves it past year 1 or 9999
             raise RulesError("ValidFrom and ValidTo must be real date-times") from None
         if valid_to <= valid_from:
             raise RulesError("ValidTo must be after ValidFrom")

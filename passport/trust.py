@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
@@ -240,6 +240,6 @@ def issued_by(certificate: x509.Certificate, csca: x509.Certificate) -> bool:
     """Whether ``csca`` issued ``certificate`` (names match and its signature verifies)."""
     try:
         certificate.verify_directly_issued_by(csca)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True

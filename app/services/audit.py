@@ -145,8 +145,15 @@ def recording(ctx: RequestContext, action: str, **fields: Any) -> Iterator[dict[
     the request is answered.
 
     So an event that cannot be stored refuses the change before anything happens; a change that
-    fails (raises) is not recorded as a success. The block may add to the event's ``details``.
+    fails (raises) records nothing here (the caller records its failure if it wants one). The block
+    may add to the event's ``details``; should what it adds not be storable, the change has
+    happened, so the event is stored without those details (marked so) rather than not at all.
     """
     document = event_document(ctx, action, **fields)
-    yield document.setdefault("details", {})
+    details = document.setdefault("details", {})
+    yield details
+    try:
+        bson.encode(document)
+    except UNSTORABLE:
+        document["details"] = {"unstorable_details": sorted(str(key) for key in details)}
     store(document)

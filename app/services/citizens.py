@@ -404,7 +404,12 @@ def confirm_enrollment(
         raise AuthenticationFailed("The enrolment token is not valid.")
     # Only the enrolment token's holder reaches here: count per enrolment, so that failures by
     # others for this national id (from addresses it never used) cannot block the confirmation.
-    rt.citizen_login_failures.attempt(f"enrollment:{enrollment.enrollment_id}", ctx.ip, ctx.now)
+    try:
+        rt.citizen_login_failures.attempt(f"enrollment:{enrollment.enrollment_id}", ctx.ip, ctx.now)
+    except LockedOut:
+        audit.record(ctx, "citizen.enroll_totp", "denied", citizen_id=citizen.id, target_type="citizen",
+                     target_id=str(citizen.id), reason="too many attempts")
+        raise
     secret = rt.box.decrypt(enrollment.totp_secret_encrypted, citizen.totp_context())
     codes, hashes = new_recovery_codes(rt.box, str(citizen.id))
     confirmed = consume_totp(

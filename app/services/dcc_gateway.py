@@ -394,9 +394,16 @@ def import_trust_list(ctx: RequestContext, settings: Settings, document: object,
                 key.update(set__state="removed", set__removed_at=ctx.now)
                 removed.append(key.kid)
         details.update(added=added, refreshed=len(refreshed), removed=removed, refused=[
-            {"index": item.index, "kid": item.kid, "country": item.country, "reason": item.reason[:200]}
+            {"index": item.index, "kid": _shown(item.kid, 64), "country": _shown(item.country, 8),
+             "reason": _shown(item.reason, 200)}
             for item in checked.refused[:100]])
     from app.runtime import runtime
 
-    runtime().verify_cache.clear()
+    runtime().verify_cache.clear()  # this process only: API workers see the new keys within 10 s
     return ImportReport(source, added, refreshed, removed, checked.refused)
+
+
+def _shown(value: object, limit: int) -> str:
+    """A value from a foreign list as audit text: bounded, and escaped where it is not plain text."""
+    text = str(value)[:limit]
+    return text if text.isprintable() else text.encode("unicode_escape", "backslashreplace").decode("ascii")

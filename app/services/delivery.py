@@ -209,15 +209,21 @@ def deliver(message: Notification, channels: Mapping[str, Channel], box: SecretB
 
 def run_once(channels: Mapping[str, Channel], box: SecretBox, now: datetime, worker: str,
              limit: int = 100, rng: random.Random | None = None,
-             persist: Persist = _direct) -> RunReport:
-    """Deliver up to ``limit`` due messages (``persist`` as in ``deliver``)."""
+             persist: Persist = _direct, clock: Callable[[], datetime] | None = None) -> RunReport:
+    """Deliver up to ``limit`` due messages (``persist`` as in ``deliver``).
+
+    ``clock`` gives the time of each claim (default: ``now`` for all): a pass of slow sends must not
+    hand out leases measured from its start, which could have run out before the send begins and
+    let another worker claim the same message.
+    """
     report = RunReport()
     rng = rng or random.Random()
     backlog: list[ObjectId] = []
     for _ in range(limit):
-        message = claim(now, worker, backlog=backlog)
+        moment = clock() if clock is not None else now
+        message = claim(moment, worker, backlog=backlog)
         if message is None:
             break
-        outcome = deliver(message, channels, box, now, rng, persist)
+        outcome = deliver(message, channels, box, moment, rng, persist)
         setattr(report, outcome, getattr(report, outcome) + 1)
     return report

@@ -183,4 +183,7 @@ def verify_with_rules(ctx: RequestContext, rt: Runtime, result: passport.Verific
     if country not in documents:
         raise NoRulesForCountry({"country": [f"No business rules are stored for {country}; "
                                              f"known: {', '.join(documents) or 'none'}."]})
-    return passport.verdict_json(result, passport.check_rules(result, rules, country, clock), country)
+    answer = passport.verdict_json(result, passport.check_rules(result, rules, country, clock), country)
+    # The clock the checks and rules used: a verdict for another moment than now says so.
+    answer["validation_clock"] = clock
+    return answer

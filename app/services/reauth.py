@@ -48,6 +48,8 @@ def require_recent_authentication(ctx: RequestContext, citizen: Citizen, session
     """Raise :class:`ReauthenticationRequired` unless this session authenticated lately."""
     at = authenticated_at(citizen.id, session_id)
     if at is None or at < ctx.now - RECENT_AUTHENTICATION:
+        audit.record(ctx, "citizen.profile_update", "denied", citizen_id=citizen.id, target_type="citizen",
+                     target_id=str(citizen.id), reason="reauthentication required")
         raise ReauthenticationRequired(
             "Changing the phone or e-mail needs your password and code again: "
             "POST /api/v1/auth/reauthenticate, then repeat the change.")
@@ -87,6 +89,7 @@ def reauthenticate(
         raise AuthenticationFailed("Password or code not accepted.")
     rt.citizen_login_failures.succeeded(attempt, ctx.now)
     with audit.recording(ctx, "citizen.reauthenticate", details={"method": method}, **about):
-        Session.objects(citizen_id=citizen.id, family_id=session_id, revoked_at=None).update_one(
-            set__authenticated_at=ctx.now)
+        if not Session.objects(citizen_id=citizen.id, family_id=session_id, revoked_at=None).update_one(
+                set__authenticated_at=ctx.now):  # ended meanwhile (logout, reset): nothing to step up
+            raise AuthenticationFailed("This session has ended.")
     return ctx.now

@@ -161,11 +161,11 @@ def reset_access(
 def lock(ctx: RequestContext, national_id: str, reason: str) -> ActionResult:
     """Lock an account: no login, no refresh, and its access tokens stop at once."""
     citizen = _citizen(national_id)
-    if citizen.locked:
-        raise Conflict("The account is already locked.")
     with audit.recording(ctx, "support.lock", citizen_id=citizen.id, target_type="citizen",
                          target_id=str(citizen.id), reason=reason):
-        Citizen.objects(id=citizen.id).update_one(set__locked=True, set__locked_at=ctx.now)
+        # One conditional update: of two concurrent locks, one locks and the other is a 409.
+        if not Citizen.objects(id=citizen.id, locked__ne=True).update_one(set__locked=True, set__locked_at=ctx.now):
+            raise Conflict("The account is already locked.")
         revoke_sessions(ctx, citizen.id, "account locked")
     outbox.notify(ctx, citizen, "account_locked", f"{citizen.id}:{ctx.now.isoformat()}")
     return _result(citizen.id)

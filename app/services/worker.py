@@ -142,7 +142,7 @@ class Worker:
             self.echo(f"reminders for {today}: {queued} queued")
             self.reminded_on = today
         report = delivery.run_once(self.channels, self.box, now, self.name, rng=self.rng,
-                                   persist=self.outage.call)
+                                   persist=self.outage.call, clock=self.clock)
         if report.sent or report.retried or report.dead:
             self.echo(f"sent {report.sent}, retry later {report.retried}, dead {report.dead}")
             return True

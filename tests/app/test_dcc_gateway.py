@@ -366,3 +366,21 @@ def test_upload_over_mutual_tls_with_the_client_certificate(mongodb_server, tmp_
             finally:
                 drop_database(settings)
     assert len(world.gateway.dscs) == 1
+
+
+def test_a_refused_entry_with_unstorable_text_is_still_audited(app, keys, world, tmp_path):
+    """Review: details taken from a foreign list cannot make the import's audit event unstorable."""
+    from app.models.audit import AuditEvent
+    from app.models.dcc_gateway import ForeignSigningKey
+    from tests.app.dcc_gateway_world import publish_vector_dscs
+
+    publish_vector_dscs(world.gateway)
+    document = world.gateway.trust_list()
+    document.append({"kid": "\ud800", "timestamp": "x", "country": "DE", "certificateType": "DSC",
+                     "thumbprint": "00", "signature": "", "rawData": "AA=="})
+    saved = tmp_path / "trustList.json"
+    saved.write_text(json.dumps(document))
+    gateway_cli(app, "download", "--file", str(saved))
+    assert ForeignSigningKey.objects(state="active").count() > 0
+    event = AuditEvent.objects(action="dcc_gateway.download").get()
+    assert any("\\ud800" in refusal["kid"] for refusal in event.details["refused"])

@@ -160,3 +160,17 @@ def test_the_cli_reads_the_gateway_trust_list(tmp_path, capsys):
     assert code in (0, 1)
     trust.write_text(json.dumps([{**json.loads(trust.read_text())[0], "thumbprint": "00"}]))
     assert main(["verify", "--trust-list", str(trust), vector["PREFIX"]]) == 2
+
+
+def test_a_cms_whose_certificate_key_cannot_be_loaded_is_refused_not_raised():
+    """Review: an unknown curve in the embedded certificate refuses that entry (GatewayError), it
+    does not stop the whole import with cryptography's UnsupportedAlgorithm."""
+    from asn1crypto import keys as asn1_keys
+
+    now = datetime.now(UTC)
+    key, cert = passport.create_csca("Upload", now - timedelta(days=1), now + timedelta(days=30), "DE")
+    info = cms.ContentInfo.load(gateway.sign_cms(b"payload", cert, key, detached=True))
+    spki = info["content"]["certificates"][0].chosen["tbs_certificate"]["subject_public_key_info"]
+    spki["algorithm"]["parameters"] = asn1_keys.ECDomainParameters(name="named", value="1.3.132.0.6")
+    with pytest.raises(passport.GatewayError):
+        gateway.verify_cms(cms.ContentInfo.load(info.dump(force=True)).dump(), b"payload")

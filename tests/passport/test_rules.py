@@ -210,3 +210,11 @@ def test_cli_country_needs_rules(files, signer):
     passport = issue_checked(make_record(), signer, NOW)
     status, _, err = run("verify", "--trust-list", str(trust), "--country", "VN", passport.hc1)
     assert status == 2 and "--rules" in err
+
+
+def test_a_validity_past_year_one_is_a_rules_error_not_an_overflow():
+    """Review: a zone that moves ValidFrom before year 1 raised OverflowError (a 500 on the admin route)."""
+    rule = copy.deepcopy(VN_RULES[0])
+    rule["ValidFrom"] = "0001-01-01T00:00:00+01:00"
+    with pytest.raises(RulesError):
+        RuleSet.from_json([rule], VALUE_SETS)

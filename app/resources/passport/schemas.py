@@ -110,6 +110,8 @@ class VerificationSchema(ma.Schema):
     authentic = ma.fields.Boolean(required=True, metadata={
         "description": "signature, trust, expiry, key usage, schema and revocation checks all passed"})
     country = ma.fields.String(required=True, metadata={"description": "the country whose rules were applied"})
+    validation_clock = ma.fields.AwareDateTime(required=True, metadata={
+        "description": "the moment expiry and rules were judged at (`at` when given, else now)"})
     rules = ma.fields.List(ma.fields.Nested(RuleVerdictSchema), required=True)
     reasons = ma.fields.List(ma.fields.String(), required=True)
     checks = ma.fields.List(ma.fields.Nested(CheckSchema), required=True)
