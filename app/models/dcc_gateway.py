@@ -54,6 +54,9 @@ class GatewayUpload(me.Document):
     state = me.StringField(required=True, choices=("uploaded", "deleted"))
     uploaded_at = me.DateTimeField(required=True)
     deleted_at = me.DateTimeField()
+    # The detached CMS over the DSC by the upload certificate (base64), made by the upload command:
+    # the public trust list serves it, so the web tier never holds the upload key.
+    signature = me.StringField()
 
     meta = {"collection": "dcc_gateway_uploads"}
 

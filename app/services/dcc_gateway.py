@@ -124,19 +124,20 @@ def _upload_credentials(settings: Settings, required: bool) -> tuple[x509.Certif
     return certificate, key
 
 
-def gateway_entries(now: datetime, settings: Settings) -> list[dict[str, str]]:
-    """``GET /passport/dcc/trustList``: the DSC entries of the gateway's trust list, Viet Nam's signed
-    (detached CMS) with the upload certificate when it is configured, foreign ones as the gateway
-    signed them."""
-    upload = _upload_credentials(settings, required=False)
+def gateway_entries(now: datetime) -> list[dict[str, str]]:
+    """``GET /passport/dcc/trustList``: the DSC entries of the gateway's trust list.
+
+    Viet Nam's carry the detached CMS the upload command made with the upload certificate (empty
+    for a DSC not uploaded yet), foreign ones the gateway's: answering this public route signs
+    nothing, and the API needs no upload key.
+    """
+    uploaded = {record.kid: record.signature for record in GatewayUpload.objects(state="uploaded").only(
+        "kid", "signature")}
     entries = []
     for item in published(now):
-        if item.signature is None:
-            entry = gateway.dsc_entry(item.certificate.der, item.country, item.timestamp, upload)
-        else:
-            entry = gateway.dsc_entry(item.certificate.der, item.country, item.timestamp, None)
-            entry = gateway.TrustListEntry(**{**entry.to_json(), "signature": item.signature})
-        entries.append(entry.to_json())
+        signature = item.signature if item.signature is not None else uploaded.get(item.certificate.kid_text) or ""
+        entry = gateway.dsc_entry(item.certificate.der, item.country, item.timestamp, None)
+        entries.append(gateway.TrustListEntry(**{**entry.to_json(), "signature": signature}).to_json())
     return entries
 
 
@@ -236,7 +237,10 @@ def upload(ctx: RequestContext, settings: Settings) -> list[Outcome]:
     certificate, key = _upload_credentials(settings, required=True)  # type: ignore[misc]
     outcomes = []
     for entry in signing_keys.trust_list(ctx.now):
+        # The trust-list entry's signature, served by GET /passport/dcc/trustList (see gateway_entries).
+        detached = base64.b64encode(gateway.sign_cms(entry.der, certificate, key, detached=True)).decode()
         if GatewayUpload.objects(kid=entry.kid_text, state="uploaded").count():
+            GatewayUpload.objects(kid=entry.kid_text, signature=None).update_one(set__signature=detached)
             outcomes.append(Outcome("upload", entry.kid_text, True, None, "already on the gateway"))
             continue
         message = base64.b64encode(gateway.sign_cms(entry.der, certificate, key))
@@ -244,7 +248,8 @@ def upload(ctx: RequestContext, settings: Settings) -> list[Outcome]:
         ok = status in (201, 409)  # 409: the gateway holds it already
         if ok:
             GatewayUpload.objects(kid=entry.kid_text).update_one(
-                set__state="uploaded", set__uploaded_at=ctx.now, unset__deleted_at=True, upsert=True)
+                set__state="uploaded", set__uploaded_at=ctx.now, unset__deleted_at=True,
+                set__signature=detached, upsert=True)
         detail = "uploaded" if status == 201 else "already on the gateway" if status == 409 else _problem(body)
         outcomes.append(_record(ctx, Outcome("upload", entry.kid_text, ok, status, detail), "signing_key"))
     return outcomes

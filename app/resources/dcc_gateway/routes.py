@@ -7,7 +7,6 @@ from app.api import problem
 from app.auth import request_context
 from app.resources.common import Blueprint
 from app.resources.dcc_gateway.schemas import GatewayTrustListEntrySchema, ResumeTokenHeadersSchema
-from app.runtime import runtime
 from app.services import dcc_gateway
 
 blp = Blueprint("dcc-gateway", __name__, description="EU DCC Gateway formats: Viet Nam's and other countries' DSCs "
@@ -20,7 +19,7 @@ class GatewayTrustListViews(MethodView):
                   description="The DSC entries, each signed by its country's upload certificate (detached CMS)")
     def get(self):
         """Every trusted DSC as the EU DCC Gateway lists them (`GET /trustList/DSC`)"""
-        return dcc_gateway.gateway_entries(request_context().now, runtime().settings)
+        return dcc_gateway.gateway_entries(request_context().now)
 
 
 @blp.route("/passport/dcc/signercertificateStatus")
