@@ -107,11 +107,10 @@ def trust_list(now: datetime) -> passport.TrustList:
     return passport.TrustList([*own, *foreign], own.cscas)
 
 
-def _upload_credentials(settings: Settings, required: bool) -> tuple[x509.Certificate, Any] | None:
+def _upload_credentials(settings: Settings) -> tuple[x509.Certificate, Any]:
+    """The upload certificate and key (only the gateway commands need them, never the API)."""
     if settings.dcc_gateway_upload_cert_file is None or settings.dcc_gateway_upload_key_file is None:
-        if required:
-            raise GatewayNotConfigured("Set HOSO_DCC_GATEWAY_UPLOAD_CERT_FILE and HOSO_DCC_GATEWAY_UPLOAD_KEY_FILE.")
-        return None
+        raise GatewayNotConfigured("Set HOSO_DCC_GATEWAY_UPLOAD_CERT_FILE and HOSO_DCC_GATEWAY_UPLOAD_KEY_FILE.")
     try:
         certificate = passport.load_certificate(settings.dcc_gateway_upload_cert_file.read_bytes())
         key = serialization.load_pem_private_key(settings.dcc_gateway_upload_key_file.read_bytes(),
@@ -234,7 +233,7 @@ def _record(ctx: RequestContext, outcome: Outcome, target_type: str, **details: 
 def upload(ctx: RequestContext, settings: Settings) -> list[Outcome]:
     """Upload every published Vietnamese DSC the gateway does not hold yet (``POST /signerCertificate``,
     a CMS over the DSC signed with the upload certificate)."""
-    certificate, key = _upload_credentials(settings, required=True)  # type: ignore[misc]
+    certificate, key = _upload_credentials(settings)
     outcomes = []
     for entry in signing_keys.trust_list(ctx.now):
         # The trust-list entry's signature, served by GET /passport/dcc/trustList (see gateway_entries).
@@ -258,7 +257,7 @@ def upload(ctx: RequestContext, settings: Settings) -> list[Outcome]:
 def revoke(ctx: RequestContext, settings: Settings, kids: tuple[str, ...] = ()) -> list[Outcome]:
     """Delete from the gateway the Vietnamese DSCs HoSo no longer publishes, and any kid named
     (``DELETE /signerCertificate`` with a CMS over the DSC)."""
-    certificate, key = _upload_credentials(settings, required=True)  # type: ignore[misc]
+    certificate, key = _upload_credentials(settings)
     still = {entry.kid_text for entry in signing_keys.trust_list(ctx.now)}
     targets = [upload.kid for upload in GatewayUpload.objects(state="uploaded") if upload.kid not in still]
     targets += [kid for kid in kids if kid not in targets]
@@ -282,7 +281,7 @@ def revoke(ctx: RequestContext, settings: Settings, kids: tuple[str, ...] = ()) 
 def upload_revocations(ctx: RequestContext, settings: Settings) -> list[Outcome]:
     """Upload revoked, unexpired passports not yet sent, as batches per kid and hash type
     (``POST /revocation-list``, a CMS over the batch JSON)."""
-    certificate, key = _upload_credentials(settings, required=True)  # type: ignore[misc]
+    certificate, key = _upload_credentials(settings)
     revoked = list(Certificate.objects(status="revoked", expires_at__gt=ctx.now).only(
         "uvci", "kid", "expires_at", "hash_uci", "hash_countrycode_uci", "hash_signature"))
     fields = {"UCI": "hash_uci", "COUNTRYCODEUCI": "hash_countrycode_uci", "SIGNATURE": "hash_signature"}

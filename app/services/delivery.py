@@ -150,9 +150,7 @@ def _address(message: Notification) -> str | None:
     if message.address:
         return message.address
     citizen = Citizen.objects(id=message.citizen_id).only("phone", "email").first()
-    if citizen is None:
-        return None
-    return citizen.phone if message.channel == "sms" else citizen.email if message.channel == "email" else None
+    return outbox.address_of(citizen, message.channel) if citizen is not None else None
 
 
 def _text(message: Notification, box: SecretBox) -> str:
