@@ -49,7 +49,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 run: install verifier
-	$(BIN)/python -m app.devserver
+	$(BIN)/python -m app.dev.devserver
 
 test: install verifier browser oracles
 	$(BIN)/ruff check .
@@ -60,7 +60,7 @@ lint: install
 	$(BIN)/mypy
 
 openapi: install
-	$(BIN)/python -m app.openapi_spec openapi/openapi.json
+	$(BIN)/python -m app.dev.openapi_spec openapi/openapi.json
 
 bench: install
 	$(BIN)/python -m bench

@@ -13,8 +13,8 @@ from app.settings import Settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the application from ``settings`` (default: ``Settings.from_env()``)."""
-    from app import auth, cli, db, docs, errors, http, logs, ratelimiting
-    from app.api import build_api, refine_spec
+    from app import cli
+    from app.infra import db
     from app.resources import register_blueprints
     from app.resources.verifier.routes import blp as verifier_page
     from app.runtime import Runtime
@@ -22,6 +22,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.security.passwords import PasswordHasher
     from app.security.tokens import TokenService
     from app.services.signing_keys import SignerHolder
+    from app.web import auth, docs, errors, http, logs, ratelimiting
+    from app.web.api import build_api, refine_spec
 
     settings = settings or Settings.from_env()
     app = Flask(__name__, static_folder=None)

@@ -51,7 +51,7 @@ def create_admin(username: str, as_json: bool) -> None:
 @demo_cli.command("seed")
 def seed_demo() -> None:
     """Create the demo admin, facility and API client once; print their credentials."""
-    from app.demo import seed
+    from app.dev.demo import seed
 
     click.echo(json.dumps(seed(), indent=2, ensure_ascii=False))
 
@@ -99,11 +99,11 @@ def rules_import(file) -> None:  # type: ignore[no-untyped-def]
     import marshmallow as ma
 
     import passport
-    from app.resources.json_body import JsonBodyError, loads
     from app.resources.passport.schemas import BusinessRuleSchema
     from app.runtime import runtime
     from app.services.errors import DomainError
     from app.services.passport_rules import import_rules
+    from app.web.json_body import JsonBodyError, loads
 
     try:
         parsed = passport.RuleSet.from_json(loads(file.read()))
@@ -141,7 +141,7 @@ def notifications_worker(once: bool, interval: float) -> None:
     import signal
     import socket
 
-    from app.channels import build_channels
+    from app.infra.channels import build_channels
     from app.runtime import runtime
     from app.services.worker import Worker
 

@@ -72,7 +72,7 @@ def free_port() -> int:
 def database():  # type: ignore[no-untyped-def]
     """A fresh SecantusDB server in its own process; yields its URI (database ``bench``)."""
     with tempfile.TemporaryDirectory() as storage:
-        process = subprocess.Popen([sys.executable, "-m", "app.embedded_db", "--storage", storage,
+        process = subprocess.Popen([sys.executable, "-m", "app.infra.embedded_db", "--storage", storage,
                                     "--database", "bench"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert process.stdout is not None
         uri = process.stdout.readline().strip()

@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.embedded_db import uri_with_database
+from app.infra.embedded_db import uri_with_database
 from app.settings import Settings
 from tests.helpers import StaffActions
 
@@ -34,7 +34,7 @@ def mongodb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A SecantusDB server in its own process (the same launcher ``make run`` uses)."""
     storage = tmp_path_factory.mktemp("secantus")
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.embedded_db", "--storage", str(storage), "--database", "x"],
+        [sys.executable, "-m", "app.infra.embedded_db", "--storage", str(storage), "--database", "x"],
         stdout=subprocess.PIPE,
         text=True,
     )

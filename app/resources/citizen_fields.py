@@ -7,7 +7,7 @@ from datetime import date
 import marshmallow as ma
 
 from app.models.citizen import FULL_NAME_MAX_LENGTH, SEXES
-from app.resources.text import EmailText, Text
+from app.schemas.text import EmailText, Text
 
 NATIONAL_ID = r"^[0-9]{12}$"
 VN_PHONE = r"^(\+84|0)[0-9]{9,10}$"

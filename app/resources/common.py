@@ -11,8 +11,8 @@ import flask_smorest
 import marshmallow as ma
 from flask_smorest import abort
 
-from app.resources.json_body import HosoParser
-from app.resources.text import Text, require_text_fields
+from app.schemas.text import Text, require_text_fields
+from app.web.json_body import HosoParser
 
 MAX_PAGE_SIZE = 100
 

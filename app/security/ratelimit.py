@@ -2,7 +2,7 @@
 
 Both keep their counters in MongoDB through the ``limits`` library, so all gunicorn workers and
 hosts see the same numbers. Both use the fixed-window strategy (one atomic increment per attempt)
-on ``app.ratelimiting.SharedClientMongoDBStorage``, whose window reset works on the embedded
+on ``app.web.ratelimiting.SharedClientMongoDBStorage``, whose window reset works on the embedded
 SecantusDB server too; the sliding-window-counter strategy fails there (see README).
 """
 

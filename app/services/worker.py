@@ -124,7 +124,7 @@ class Worker:
     def prepare(self) -> None:
         """Create the indexes before the first claim (the worker serves no request that would),
         and give messages queued by an older version their priority."""
-        from app.db import ensure_indexes
+        from app.infra.db import ensure_indexes
 
         self.outage.call(ensure_indexes)
         self.outage.call(delivery.backfill_priority)

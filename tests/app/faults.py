@@ -23,7 +23,7 @@ class OwnDatabase:
 
     def __init__(self, storage: Path) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app.embedded_db", "--storage", str(storage), "--database", "x"],
+            [sys.executable, "-m", "app.infra.embedded_db", "--storage", str(storage), "--database", "x"],
             stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self.process.stdout is not None
         uri = self.process.stdout.readline().strip()

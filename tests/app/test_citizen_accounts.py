@@ -12,7 +12,7 @@ from app.models.audit import AuditEvent
 from app.models.citizen import Citizen
 from app.models.notification import Notification
 from app.services.mfa import READABLE_ALPHABET
-from tests.app.test_errors import assert_problem
+from tests.app.web.test_errors import assert_problem
 from tests.helpers import DEFAULT_PASSWORD, CitizenActions, citizen_body, national_id_for
 
 

@@ -13,7 +13,7 @@ from app.models.notification import Notification
 from app.models.records import Visit
 from app.services import records, timeline
 from tests.app.test_bulk import line, upload
-from tests.app.test_errors import assert_problem
+from tests.app.web.test_errors import assert_problem
 from tests.records_data import immunization_body, visit_body
 
 V1 = "/api/v1"

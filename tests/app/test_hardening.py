@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from bson import ObjectId
 
-from app.batching import Failed
 from app.clock import utcnow
+from app.infra.batching import Failed
 from app.models.audit import AuditEvent
 from app.models.citizen import Citizen
 from app.models.notification import Notification
@@ -18,8 +18,8 @@ from app.models.records import Visit
 from app.models.session import Session
 from app.services import audit, support
 from app.services.audit import InvalidAuditEvent
-from tests.app.test_errors import assert_problem
 from tests.app.test_support import RESET, support_url
+from tests.app.web.test_errors import assert_problem
 from tests.helpers import CitizenActions, facility_token, system_context
 from tests.records_data import identity, immunization_body, visit_body
 

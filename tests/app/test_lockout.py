@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from app.models.login_origin import LoginOrigin
-from tests.app.test_errors import assert_problem
+from tests.app.web.test_errors import assert_problem
 from tests.conftest import encode_basic, make_settings
 from tests.helpers import DEFAULT_PASSWORD, CitizenActions, citizen_body, create_facility_client
 

@@ -11,8 +11,8 @@ import mongoengine
 import pytest
 from bson import ObjectId
 
-from app.channels import build_channels
-from app.db import ensure_indexes
+from app.infra.channels import build_channels
+from app.infra.db import ensure_indexes
 from app.models.citizen import Citizen
 from app.models.notification import ROUTINE, SECURITY, Notification
 from app.runtime import runtime

@@ -15,7 +15,7 @@ from app.runtime import runtime
 from app.services import delivery
 from app.services.reminders import run_reminders
 from notifications import HttpProviderChannel, SmtpChannel
-from tests.app.test_errors import assert_problem
+from tests.app.web.test_errors import assert_problem
 from tests.helpers import CitizenActions, citizen_body, facility_token, system_context
 from tests.notifications.test_smtp import LoopbackController
 from tests.records_data import immunization_body, visit_body
@@ -238,7 +238,7 @@ def test_devices_receive_push_and_preferences_are_honoured(app, client, channels
 
 
 def test_development_file_channel_shows_what_would_be_sent(app, client, settings):
-    from app.channels import build_channels
+    from app.infra.channels import build_channels
 
     channels = build_channels(settings)
     assert set(channels) == {"email", "sms", "push"}  # development: every channel writes to var/outbox

@@ -8,10 +8,10 @@ import logging
 import mongoengine
 from bson import json_util
 
-from app.logs import configure
 from app.models.notification import Notification
 from app.runtime import runtime
 from app.services.outbox import secret_context
+from app.web.logs import configure
 from tests.helpers import CitizenActions, citizen_body, create_facility_client, totp_secret_of
 
 RESET = {"reason": "lost phone", "identity_check": {"document_type": "cccd",

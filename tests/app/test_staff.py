@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from app import create_app
 from app.models.audit import AuditEvent
 from app.models.staff import StaffUser
-from tests.app.test_errors import assert_problem
+from tests.app.web.test_errors import assert_problem
 from tests.conftest import drop_database, make_settings
 from tests.helpers import StaffActions
 

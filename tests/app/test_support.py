@@ -9,7 +9,7 @@ from app.models.citizen import Citizen
 from app.models.notification import Notification
 from app.runtime import runtime
 from app.services.outbox import secret_context
-from tests.app.test_errors import assert_problem
+from tests.app.web.test_errors import assert_problem
 from tests.helpers import CitizenActions, citizen_body
 
 RESET = {"reason": "Lost phone, called the hotline",

@@ -17,7 +17,7 @@ from app.clock import utcnow
 from app.models.staff import StaffUser
 from app.runtime import runtime
 from app.security.tokens import InvalidToken, TokenService, TokenType
-from tests.app.test_errors import assert_problem
+from tests.app.web.test_errors import assert_problem
 from tests.conftest import JWT_KEY_PEM
 
 ME = "/api/v1/staff/me"

@@ -113,7 +113,7 @@ def open_page(page: Any, url: str) -> None:
     response = page.goto(url)
     assert response is not None and response.ok, (
         f"GET {url} answered {response and response.status}: is the verifier blueprint registered "
-        "(app/__init__.py) and listed in app/access.py, and does app/http.py keep its policy?")
+        "(app/__init__.py) and listed in app/web/access.py, and does app/web/http.py keep its policy?")
     page.wait_for_selector('html[data-ready="true"]', state="attached", timeout=30_000)
 
 

@@ -3,8 +3,6 @@
 import marshmallow as ma
 from flask.views import MethodView
 
-from app.api import problem
-from app.auth import request_context
 from app.resources.admin.schemas import (
     AuditPageSchema,
     AuditQueryArgsSchema,
@@ -25,9 +23,11 @@ from app.resources.passport.schemas import (
     RuleSetSchema,
     SigningKeySchema,
 )
-from app.resources.text import Text
 from app.runtime import runtime
+from app.schemas.text import Text
 from app.services import audit_log, facilities, outbox_admin, passport_rules, passports, signing_keys, staff
+from app.web.api import problem
+from app.web.auth import request_context
 
 blp = Blueprint("admin", __name__, description="Administration (admin staff only)")
 

@@ -3,8 +3,6 @@
 from flask import request
 from flask.views import MethodView
 
-from app.api import problem
-from app.auth import current_principal, request_context
 from app.resources.auth.schemas import (
     ActivatedSchema,
     ActivateSchema,
@@ -19,6 +17,8 @@ from app.resources.auth.schemas import (
 from app.resources.common import Blueprint
 from app.runtime import runtime
 from app.services import citizens, reauth, sessions
+from app.web.api import problem
+from app.web.auth import current_principal, request_context
 
 blp = Blueprint("auth", __name__, description="Citizen accounts: activation and sign-in")
 

@@ -4,7 +4,7 @@ import marshmallow as ma
 
 from app.resources.citizen_fields import national_id_field
 from app.resources.common import StrictSchema
-from app.resources.text import Text
+from app.schemas.text import Text
 
 _totp_code = ma.validate.Regexp(r"^[0-9]{6}$", error="Six digits.")
 _device_label = Text(
@@ -60,7 +60,7 @@ class ActivatedSchema(TokensSchema):
 class CredentialsSchema(StrictSchema):
     """Password plus a TOTP code, or password plus one recovery code (exactly one of the two)."""
 
-    # Documented as a JSON Schema `oneOf` by app.api.refine_spec.
+    # Documented as a JSON Schema `oneOf` by app.web.api.refine_spec.
     ONE_OF_REQUIRED = (("totp_code",), ("recovery_code",))
 
     password = Text(1024, min_length=1, required=True)

@@ -3,11 +3,11 @@
 from flask import Response
 from flask.views import MethodView
 
-from app.api import problem
-from app.auth import request_context
 from app.resources.common import Blueprint
 from app.resources.dcc_gateway.schemas import GatewayTrustListEntrySchema, ResumeTokenHeadersSchema
 from app.services import dcc_gateway
+from app.web.api import problem
+from app.web.auth import request_context
 
 blp = Blueprint("dcc-gateway", __name__, description="EU DCC Gateway formats: Viet Nam's and other countries' DSCs "
                                                       "for EU verifier apps and national backends")

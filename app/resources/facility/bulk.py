@@ -17,11 +17,11 @@ import marshmallow as ma
 from flask import current_app
 from pymongo.errors import PyMongoError
 
-from app.resources import json_body
 from app.resources.facility.records_schemas import ImmunizationPushSchema, VisitPushSchema
 from app.services import records
 from app.services.audit import RequestContext
 from app.services.records import SOURCE_ID, Prepared, PushItem, PushResult
+from app.web import json_body
 
 log = logging.getLogger("hoso.bulk")
 MAX_LINE_BYTES = 64 * 1024

@@ -14,7 +14,7 @@ from app.resources.citizen_fields import (
     sex_field,
 )
 from app.resources.common import StrictSchema, WholeNumber
-from app.resources.text import Text
+from app.schemas.text import Text
 from app.services import valuesets
 from app.services.identity import cccd_problems
 from passport.payload import MAX_DOSE_NUMBER

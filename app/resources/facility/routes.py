@@ -4,9 +4,6 @@ import marshmallow as ma
 from flask import Response, request, stream_with_context
 from flask.views import MethodView
 
-from app.api import problem
-from app.auth import current_principal, request_context
-from app.http import accepts
 from app.resources.common import Blueprint
 from app.resources.facility import bulk, xml130_import
 from app.resources.facility.records_schemas import (
@@ -21,6 +18,9 @@ from app.resources.facility.schemas import (
 )
 from app.runtime import runtime
 from app.services import citizens, facilities, records
+from app.web.api import problem
+from app.web.auth import current_principal, request_context
+from app.web.http import accepts
 
 NDJSON = "application/x-ndjson"
 XML_TYPES = ("application/xml", "text/xml")

@@ -2,10 +2,10 @@
 
 from flask.views import MethodView
 
-from app import db
-from app.api import API_VERSION
+from app.infra import db
 from app.resources.common import Blueprint
 from app.resources.health.schemas import HealthSchema
+from app.web.api import API_VERSION
 
 blp = Blueprint("health", __name__, description="Service health")
 

@@ -5,8 +5,6 @@ import json
 from flask import Response
 from flask.views import MethodView
 
-from app.api import problem
-from app.auth import current_principal, request_context
 from app.resources.common import Blueprint, PageArgsSchema, decode_cursor, encode_cursor
 from app.resources.me import present
 from app.resources.me.schemas import (
@@ -28,6 +26,8 @@ from app.resources.me.schemas import (
 )
 from app.runtime import runtime
 from app.services import access_log, fhir_export, profile, sessions, shares, timeline
+from app.web.api import problem
+from app.web.auth import current_principal, request_context
 
 blp = Blueprint("me", __name__, description="The citizen's own account and record")
 CURSOR_KEYS = ("t", "id")

@@ -11,7 +11,7 @@ from app.models.records import SEVERITIES
 from app.resources.auth.schemas import SessionSchema
 from app.resources.citizen_fields import email_field, phone_field
 from app.resources.common import PageArgsSchema, StrictSchema, WholeNumber, page_schema
-from app.resources.text import Text
+from app.schemas.text import Text
 from app.services.profile import PREFERENCE_KINDS
 
 SessionListSchema = page_schema(SessionSchema, "SessionList")

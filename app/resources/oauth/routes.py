@@ -5,14 +5,14 @@ from urllib.parse import unquote_plus
 from flask import request
 from flask.views import MethodView
 
-from app.api import problem
-from app.auth import request_context
-from app.errors import OAuthError, oauth_error_response
-from app.http import accepts
 from app.resources.common import Blueprint
 from app.resources.oauth.schemas import OAuthErrorSchema, TokenRequestSchema, TokenResponseSchema
 from app.runtime import runtime
 from app.services import facilities
+from app.web.api import problem
+from app.web.auth import request_context
+from app.web.errors import OAuthError, oauth_error_response
+from app.web.http import accepts
 
 blp = Blueprint("oauth", __name__, description="OAuth2 for facility systems")
 blp.register_error_handler(OAuthError, oauth_error_response)

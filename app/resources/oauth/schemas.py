@@ -2,8 +2,8 @@
 
 import marshmallow as ma
 
-from app.errors import OAuthError
-from app.resources.text import Text
+from app.schemas.text import Text
+from app.web.errors import OAuthError
 
 MAX_PARAMETER_LENGTH = 512
 

@@ -4,8 +4,6 @@ from flask import Response
 from flask.views import MethodView
 
 import passport as dcc
-from app.api import problem
-from app.auth import current_principal, request_context
 from app.resources.common import Blueprint
 from app.resources.passport.schemas import (
     PassportListSchema,
@@ -18,6 +16,8 @@ from app.resources.passport.schemas import (
 )
 from app.runtime import runtime
 from app.services import dcc_gateway, passport_rules, passports
+from app.web.api import problem
+from app.web.auth import current_principal, request_context
 
 blp = Blueprint("passport", __name__, description="EU DCC vaccine passports")
 

@@ -3,14 +3,14 @@
 import marshmallow as ma
 from flask.views import MethodView
 
-from app.api import problem
-from app.auth import request_context
 from app.resources.common import Blueprint, StrictSchema
 from app.resources.me import present
 from app.resources.me.schemas import ImmunizationSchema, PrescriptionEntrySchema, VisitSchema
-from app.resources.text import Text
 from app.runtime import runtime
+from app.schemas.text import Text
 from app.services import shares, timeline
+from app.web.api import problem
+from app.web.auth import request_context
 
 blp = Blueprint("shared", __name__, description="Records shared by citizens")
 

@@ -2,12 +2,12 @@
 
 from flask.views import MethodView
 
-from app.api import problem
-from app.auth import current_principal, request_context
 from app.resources.common import AccessTokenSchema, Blueprint
 from app.resources.staff.schemas import StaffLoginSchema, StaffSchema
 from app.runtime import runtime
 from app.services import staff
+from app.web.api import problem
+from app.web.auth import current_principal, request_context
 
 blp = Blueprint("staff", __name__, description="Staff sign-in")
 

@@ -4,7 +4,7 @@ import marshmallow as ma
 
 from app.models.staff import STAFF_ROLES
 from app.resources.common import StrictSchema
-from app.resources.text import Text
+from app.schemas.text import Text
 
 
 class StaffLoginSchema(StrictSchema):

@@ -2,8 +2,6 @@
 
 from flask.views import MethodView
 
-from app.api import problem
-from app.auth import request_context
 from app.resources.common import Blueprint
 from app.resources.support.schemas import (
     AccessResetSchema,
@@ -13,6 +11,8 @@ from app.resources.support.schemas import (
 )
 from app.runtime import runtime
 from app.services import support
+from app.web.api import problem
+from app.web.auth import request_context
 
 blp = Blueprint("support", __name__, description="Support staff (account state only, no health data)")
 

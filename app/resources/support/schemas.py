@@ -4,7 +4,7 @@ import marshmallow as ma
 
 from app.models.audit import REASON_MAX_LENGTH
 from app.resources.common import StrictSchema
-from app.resources.text import Text
+from app.schemas.text import Text
 
 DOCUMENT_TYPES = ("cccd", "cmnd", "passport", "birth_certificate")
 CHECK_METHODS = ("in_person", "video_call", "phone_callback")

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from app.logs import JsonFormatter, configure, scrub
+from app.web.logs import JsonFormatter, configure, scrub
 
 
 def test_scrub_removes_tokens_passwords_and_codes():

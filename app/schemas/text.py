@@ -114,7 +114,7 @@ def require_text_fields(schema: ma.Schema | type[ma.Schema], _seen: set[type] | 
         while pending:
             current = pending.pop()
             if isinstance(current, ma.fields.String) and not isinstance(current, Text):
-                raise TypeError(f"{cls.__name__}.{name}: input strings must be app.resources.text.Text fields")
+                raise TypeError(f"{cls.__name__}.{name}: input strings must be app.schemas.text.Text fields")
             if type(current) is ma.fields.Raw or (
                     isinstance(current, ma.fields.Dict) and current.value_field is None):
                 raise TypeError(f"{cls.__name__}.{name}: input fields must have a type")

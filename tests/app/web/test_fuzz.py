@@ -16,8 +16,9 @@ from flask import current_app
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from app import access, create_app
-from tests.app.test_openapi import COMMITTED
+from app import create_app
+from app.web import access
+from tests.app.web.test_openapi import COMMITTED
 from tests.conftest import drop_database, make_settings
 from tests.helpers import CitizenActions, StaffActions, create_facility_client, facility_token
 
@@ -84,10 +85,10 @@ CROSS_FIELD_RULES = {
 
 def fresh_citizen_session(national_id: str) -> str:
     """A new session of the fuzzing citizen, opened by the production service."""
-    from app.auth import request_context
     from app.models.citizen import Citizen
     from app.runtime import runtime
     from app.services.sessions import start_session
+    from app.web.auth import request_context
 
     with current_app.test_request_context():
         citizen = Citizen.objects.get(national_id=national_id)

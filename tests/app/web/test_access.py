@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from app import access
+from app.web import access
 from tests.helpers import CitizenActions, citizen_body
 
 PATH_VALUES = {"code": "01001", "client_id": "no-such-client", "filename": "swagger-ui.css",

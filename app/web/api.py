@@ -10,8 +10,8 @@ from apispec import BasePlugin
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
-from app import access
-from app.errors import PROBLEM_MIMETYPE, http_exception_response
+from app.web import access
+from app.web.errors import PROBLEM_MIMETYPE, http_exception_response
 
 API_TITLE = "HoSo API"
 API_VERSION = "1.0.0"

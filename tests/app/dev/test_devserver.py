@@ -1,4 +1,4 @@
-"""``make run`` (``python -m app.devserver``) as a terminal runs it: real processes, real signals, real ports."""
+"""``make run`` (``python -m app.dev.devserver``) as a terminal runs it: real processes, real signals, real ports."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.devserver import port_is_free
+from app.dev.devserver import port_is_free
 from tests.app.faults import ROOT, wait_until
 
 
@@ -54,13 +54,13 @@ def children_of(pid: int) -> list[int]:
 
 
 class Launcher:
-    """``python -m app.devserver`` in a session of its own, as a terminal's foreground job."""
+    """``python -m app.dev.devserver`` in a session of its own, as a terminal's foreground job."""
 
     def __init__(self, var_dir: Path, port: int) -> None:
         env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "HOSO_VAR_DIR": str(var_dir),
                "HOSO_BIND": f"127.0.0.1:{port}", "HOSO_ARGON2_MEMORY_KIB": "8192", "HOSO_ARGON2_TIME_COST": "1",
                "HOSO_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen([sys.executable, "-m", "app.devserver"], cwd=ROOT, env=env,
+        self.process = subprocess.Popen([sys.executable, "-m", "app.dev.devserver"], cwd=ROOT, env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                         start_new_session=True)
         self.stdout: list[str] = []
@@ -177,7 +177,7 @@ time.sleep(600)
 
 
 def test_stop_goes_api_worker_database_and_leaves_no_stubborn_grandchild(tmp_path):
-    from app.devserver import Child, DevSystem
+    from app.dev.devserver import Child, DevSystem
 
     log = tmp_path / "stopped.log"
     system = DevSystem(dict(os.environ))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app import access
-from app.errors import PROBLEM_MIMETYPE
 from app.models.facility import Facility
+from app.web import access
+from app.web.errors import PROBLEM_MIMETYPE
 
 PROBLEM_KEYS = {"type", "title", "status", "instance", "request_id"}
 

@@ -19,7 +19,7 @@ from flask_smorest import abort
 from webargs import core
 from webargs.flaskparser import FlaskParser
 
-from app.resources.text import has_lone_surrogate
+from app.schemas.text import has_lone_surrogate
 
 MAX_DEPTH = 32
 # 2**63 has 19 digits: longer integers cannot be stored (BSON) and mean nothing to HoSo.

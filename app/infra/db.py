@@ -12,7 +12,7 @@ from flask import Flask, request
 from pymongo import monitoring
 from pymongo.errors import PyMongoError
 
-from app.embedded_db import development_uri
+from app.infra.embedded_db import development_uri
 from app.settings import Settings
 
 # What encoding a document for MongoDB raises when a value cannot be stored (a lone surrogate in

@@ -7,7 +7,7 @@ import time
 import pymongo
 import pytest
 
-from app.recent_reads import RecentReads
+from app.infra.recent_reads import RecentReads
 
 
 class Clock:
@@ -75,8 +75,8 @@ def test_reads_are_bounded():
 
 
 def test_authentication_sees_this_process_s_writes_at_once_and_others_within_max_age(client, world, settings):
-    from app.auth import CITIZEN_MAX_AGE
     from app.models.citizen import Citizen
+    from app.web.auth import CITIZEN_MAX_AGE
 
     alice = world["alice"]
     citizen_id = Citizen.objects.get(national_id=alice.national_id).id
@@ -131,7 +131,7 @@ def test_a_failed_write_leaves_nothing_in_flight(app):
     import mongoengine
     from pymongo.errors import OperationFailure
 
-    from app.db import _WriteWatch
+    from app.infra.db import _WriteWatch
     from app.models.citizen import Citizen
 
     watch = next(listener for listener in mongoengine.get_connection().options.event_listeners

@@ -11,7 +11,7 @@ import pytest
 from limits import parse
 from pymongo.uri_parser import parse_uri
 
-from app.ratelimiting import LeasedFixedWindowRateLimiter, SharedClientMongoDBStorage
+from app.web.ratelimiting import LeasedFixedWindowRateLimiter, SharedClientMongoDBStorage
 
 
 class CountingStorage(SharedClientMongoDBStorage):

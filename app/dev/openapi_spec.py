@@ -1,4 +1,4 @@
-"""Write the OpenAPI document the code generates: ``python -m app.openapi_spec openapi/openapi.json``."""
+"""Write the OpenAPI document the code generates: ``python -m app.dev.openapi_spec openapi/openapi.json``."""
 
 from __future__ import annotations
 

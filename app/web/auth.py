@@ -1,4 +1,4 @@
-"""Authentication and function-level authorization, enforced from ``app.access`` before views run."""
+"""Authentication and function-level authorization, enforced from ``app.web.access`` before views run."""
 
 from __future__ import annotations
 
@@ -14,15 +14,16 @@ from bson.errors import InvalidId
 from bson.raw_bson import RawBSONDocument
 from flask import Flask, Response, current_app, g, request
 
-from app import access, db
-from app.batching import GroupCommit
-from app.errors import WWW_AUTHENTICATE, problem_response
+from app.infra import db
+from app.infra.batching import GroupCommit
+from app.infra.recent_reads import RecentReads
 from app.models.citizen import Citizen
 from app.models.facility import Facility, FacilityClient
 from app.models.staff import StaffUser
-from app.recent_reads import RecentReads
 from app.security.tokens import InvalidToken, TokenType
 from app.services.audit import ANONYMOUS_ACTOR, Actor, RequestContext
+from app.web import access
+from app.web.errors import WWW_AUTHENTICATE, problem_response
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _find_citizens(ids: list[ObjectId]) -> list[bytes | None]:
 
 # Requests of one process that authenticate at the same moment share one query, and a citizen so
 # read serves this process's requests for CITIZEN_MAX_AGE: a revocation, lock or reset is seen at
-# once by the process that made it and within CITIZEN_MAX_AGE by every other (app.recent_reads).
+# once by the process that made it and within CITIZEN_MAX_AGE by every other (app.infra.recent_reads).
 CITIZEN_MAX_AGE = 0.1
 _CITIZEN_READS: GroupCommit[ObjectId, bytes | None] = GroupCommit(_find_citizens)
 _CITIZENS: RecentReads[ObjectId, bytes | None] = RecentReads(_CITIZEN_READS.submit, CITIZEN_MAX_AGE)

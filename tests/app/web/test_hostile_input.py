@@ -42,11 +42,12 @@ from flask import Flask, current_app
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from app import access, create_app
+from app import create_app
 from app.runtime import runtime
 from app.services.signing_keys import init_keys
+from app.web import access
 from tests import hostile
-from tests.app.test_openapi import COMMITTED
+from tests.app.web.test_openapi import COMMITTED
 from tests.conftest import drop_database, make_settings
 from tests.data.xml130 import make_fixtures as xml130
 from tests.helpers import (
@@ -62,7 +63,7 @@ from tests.records_data import immunization_body, visit_body
 V1 = "/api/v1"
 EXAMPLES = int(os.environ.get("HOSO_HOSTILE_EXAMPLES", "1"))
 REPORT = os.environ.get("HOSO_HOSTILE_REPORT")
-APP_DIR = str(Path(__file__).parents[2] / "app")
+APP_DIR = str(Path(__file__).parents[3] / "app")
 DOCUMENT = json.loads(COMMITTED.read_text())
 RECURSION_LIMIT = sys.getrecursionlimit()  # before Hypothesis changes it
 OPERATIONS = [
@@ -77,7 +78,7 @@ SESSION_ENDING = {("POST", f"{V1}/auth/logout"), ("DELETE", f"{V1}/me/sessions/{
 # Answers other than problem documents that a 4xx may be: RFC 6749 errors of the token endpoint.
 OAUTH = ("POST", f"{V1}/oauth/token")
 BODIES = hostile.body_strategies()
-VN_RULES = json.loads((Path(__file__).parents[2] / "app" / "data" / "dcc-rules" / "VN.json").read_text("utf-8"))
+VN_RULES = json.loads((Path(__file__).parents[3] / "app" / "data" / "dcc-rules" / "VN.json").read_text("utf-8"))
 REFUSED_KINDS = ("body-deep-nesting", "body-lone-surrogate", "body-huge-integer")
 HOSTILE_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                             suppress_health_check=list(HealthCheck),
@@ -153,10 +154,10 @@ class World:
 
     def citizen_session(self, national_id: str | None = None) -> tuple[str, str, str]:
         """A new session of a citizen: (access token, refresh token, session id)."""
-        from app.auth import request_context
         from app.models.citizen import Citizen
         from app.runtime import runtime
         from app.services.sessions import start_session
+        from app.web.auth import request_context
 
         with current_app.test_request_context():
             citizen = Citizen.objects.get(national_id=national_id or self.ids["national_id"])

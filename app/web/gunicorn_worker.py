@@ -3,7 +3,7 @@
 gunicorn answers requests it cannot parse (a bad request line, header or chunk, or one beyond its
 limits) itself, with an HTML page, before the app sees them. This worker answers them as the app
 would: ``application/problem+json`` (RFC 9457) with a request id and the app's security headers.
-The app's own limits (``app.http``) are set below gunicorn's, so this is the last line only.
+The app's own limits (``app.web.http``) are set below gunicorn's, so this is the last line only.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from pathlib import Path
 from app.settings import Settings
 
 DEFAULT_BIND = "127.0.0.1:8000"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESTART_BACKOFF_CAP = 30.0
 HEALTHY_RUN = 60.0  # a child that ran this long before exiting is restarted at once
 READY_TIMEOUT = 120.0
@@ -145,7 +145,7 @@ def answers(url: str) -> bool:
 
 def start_database(system: DevSystem, var_dir: Path) -> str:
     """Start SecantusDB on ``var/db`` and record its address in ``var/mongodb.uri``."""
-    child = Child("the database", [sys.executable, "-m", "app.embedded_db", "--storage", str(var_dir / "db"),
+    child = Child("the database", [sys.executable, "-m", "app.infra.embedded_db", "--storage", str(var_dir / "db"),
                                    "--uri-file", str(var_dir / "mongodb.uri")],
                   stop_timeout=30, restart=False, stop_rank=2, popen_options={"stdout": subprocess.PIPE})
     process = system.start(child)
@@ -159,7 +159,7 @@ def start_database(system: DevSystem, var_dir: Path) -> str:
 def seed(settings: Settings) -> dict[str, dict[str, str]]:
     """Seed the demo data once (in this process) and return the demo credentials."""
     from app import create_app
-    from app.demo import seed as seed_demo
+    from app.dev.demo import seed as seed_demo
 
     app = create_app(settings)
     with app.app_context():

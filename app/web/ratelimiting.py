@@ -16,9 +16,9 @@ from limits.strategies import STRATEGIES, FixedWindowRateLimiter
 from pymongo import MongoClient, ReturnDocument
 from pymongo.uri_parser import parse_uri
 
-from app.batching import Failed, GroupCommit
-from app.db import UNSTORABLE
-from app.embedded_db import DEFAULT_DATABASE
+from app.infra.batching import Failed, GroupCommit
+from app.infra.db import UNSTORABLE
+from app.infra.embedded_db import DEFAULT_DATABASE
 from app.security.crypto import SecretBox
 from app.security.lockout import LoginGuard
 from app.security.ratelimit import AttemptLimiter
@@ -183,7 +183,7 @@ STRATEGIES["hoso-leased-fixed-window"] = LeasedFixedWindowRateLimiter  # type: i
 
 def caller_key() -> str:
     """Limit authenticated callers by identity, anonymous ones by address."""
-    from app.auth import current_principal
+    from app.web.auth import current_principal
 
     actor = current_principal().actor
     return f"{actor.type}:{actor.id}" if actor.id else f"ip:{request.remote_addr}"
@@ -204,7 +204,7 @@ def init_app(app: Flask, settings: Settings, uri: str) -> tuple[Limiter, Storage
         strategy="hoso-leased-fixed-window",
         default_limits=[settings.rate_limit_default],
         default_limits_exempt_when=lambda: request.path.startswith(EXEMPT_PREFIXES),
-        headers_enabled=False,  # Retry-After is set on 429 only, by app.errors
+        headers_enabled=False,  # Retry-After is set on 429 only, by app.web.errors
         swallow_errors=False,
     )
     return limiter, limiter.storage

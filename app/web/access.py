@@ -1,6 +1,6 @@
 """Who may call what: the one table of every route and the roles allowed on it.
 
-``app.auth`` enforces this table before any view runs (a route missing from it is refused), the
+``app.web.auth`` enforces this table before any view runs (a route missing from it is refused), the
 OpenAPI document is annotated from it, and ``tests/app/test_access.py`` walks Flask's URL map to
 prove that every route is listed and that every role gets what the table says.
 """

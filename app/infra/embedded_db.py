@@ -1,6 +1,6 @@
 """The embedded development database: a SecantusDB server (MongoDB wire protocol) on local files.
 
-``python -m app.embedded_db --storage var/db --uri-file var/mongodb.uri`` runs it as its own process
+``python -m app.infra.embedded_db --storage var/db --uri-file var/mongodb.uri`` runs it as its own process
 (what ``make run`` and the test suite do); :func:`start_in_process` runs it inside this process for a
 one-off command when no server is up.
 """
@@ -21,7 +21,7 @@ DEFAULT_DATABASE = "hoso"
 # Retryable writes guard against a failover or a dropped connection between driver and replica set;
 # neither exists for a server on loopback, and SecantusDB keeps up to 10,000 retryable-write records
 # that it scans in full on every write (measured: a quarter of its time under the timeline benchmark,
-# 400 -> 510 req/s without). Production (real MongoDB) keeps them on: see app.db.connect.
+# 400 -> 510 req/s without). Production (real MongoDB) keeps them on: see app.infra.db.connect.
 CLIENT_OPTIONS = "retryWrites=false"
 
 

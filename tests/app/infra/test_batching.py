@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.batching import Failed, GroupCommit
+from app.infra.batching import Failed, GroupCommit
 
 
 def test_a_lone_caller_runs_alone_at_once():

@@ -1,0 +1,1 @@
+"""Development tools: the development server, demo data, the OpenAPI writer."""

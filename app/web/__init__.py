@@ -1,0 +1,1 @@
+"""Web plumbing: the API object, authentication, access rules, errors, HTTP limits, rate limits, logs."""
