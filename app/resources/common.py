@@ -1,15 +1,9 @@
-"""Schemas and helpers shared by resource groups: strict input, pages, cursors."""
+"""Schemas and helpers shared by resource groups: strict input, pages (cursors: ``app.services.paging``)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from typing import Any
-
 import flask_smorest
 import marshmallow as ma
-from flask_smorest import abort
 
 from app.schemas.text import Text, require_text_fields
 from app.web.json_body import HosoParser
@@ -73,24 +67,6 @@ def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
         },
         name=name,
     )
-
-
-def encode_cursor(values: dict[str, Any]) -> str:
-    """Opaque cursor for keyset paging."""
-    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode()
-
-
-def decode_cursor(cursor: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    """Decode a cursor made by :func:`encode_cursor`; a tampered one is a 422."""
-    try:
-        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        values = None
-    if not isinstance(values, dict) or set(values) != set(keys) or not all(
-        isinstance(values[key], str) for key in keys
-    ):
-        abort(422, errors={"cursor": ["Not a valid cursor."]})
-    return values  # type: ignore[return-value]
 
 
 class AccessTokenSchema(ma.Schema):

@@ -15,7 +15,7 @@ from app.resources.admin.schemas import (
     NewStaffSchema,
     StaffCreateSchema,
 )
-from app.resources.common import Blueprint, PageArgsSchema, decode_cursor, encode_cursor, page_schema
+from app.resources.common import Blueprint, PageArgsSchema, page_schema
 from app.resources.passport.schemas import (
     RevokedSchema,
     RevokeSchema,
@@ -26,6 +26,7 @@ from app.resources.passport.schemas import (
 from app.runtime import runtime
 from app.schemas.text import Text
 from app.services import audit_log, facilities, outbox_admin, passport_rules, passports, signing_keys, staff
+from app.services.paging import decode_cursor, encode_cursor
 from app.web.api import problem
 from app.web.auth import request_context
 
@@ -39,11 +40,8 @@ class FacilityViews(MethodView):
     def get(self, args):
         """List registered facilities by code"""
         after = decode_cursor(args["cursor"], ("code",))["code"] if args["cursor"] else None
-        items = facilities.list_facilities(after, args["limit"])
-        more = len(items) > args["limit"]
-        items = items[: args["limit"]]
-        return {"items": items,
-                "next_cursor": encode_cursor({"code": items[-1].code}) if more else None}
+        items, next_cursor = facilities.list_facilities(after, args["limit"])
+        return {"items": items, "next_cursor": encode_cursor(next_cursor) if next_cursor else None}
 
     @blp.arguments(FacilityCreateSchema)
     @blp.response(201, FacilitySchema)
@@ -62,11 +60,8 @@ class FacilityClientViews(MethodView):
     def get(self, args, code):
         """List a facility's API clients (never their secrets)"""
         after = decode_cursor(args["cursor"], ("client_id",))["client_id"] if args["cursor"] else None
-        items = facilities.list_clients(code, after, args["limit"])
-        more = len(items) > args["limit"]
-        items = items[: args["limit"]]
-        return {"items": items,
-                "next_cursor": encode_cursor({"client_id": items[-1].client_id}) if more else None}
+        items, next_cursor = facilities.list_clients(code, after, args["limit"])
+        return {"items": items, "next_cursor": encode_cursor(next_cursor) if next_cursor else None}
 
     @blp.arguments(ClientCreateSchema)
     @blp.response(201, NewClientSchema)
@@ -152,13 +147,11 @@ class OutboxViews(MethodView):
     def get(self, args):
         """Messages by delivery status (default: dead letters), newest first"""
         after = decode_cursor(args["cursor"], ("id",))["id"] if args["cursor"] else None
-        items = outbox_admin.list_by_status(args["status"], after, args["limit"])
-        more = len(items) > args["limit"]
-        items = items[: args["limit"]]
+        items, next_cursor = outbox_admin.list_by_status(args["status"], after, args["limit"])
         return {"items": [{"id": str(m.id), "citizen_id": str(m.citizen_id), "kind": m.kind, "channel": m.channel,
                            "status": m.status, "attempts": m.attempts, "last_error": m.last_error,
                            "created_at": m.created_at, "next_attempt_at": m.next_attempt_at} for m in items],
-                "next_cursor": encode_cursor({"id": str(items[-1].id)}) if more else None}
+                "next_cursor": encode_cursor(next_cursor) if next_cursor else None}
 
 
 @blp.route("/admin/audit")

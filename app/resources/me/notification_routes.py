@@ -5,9 +5,10 @@ from __future__ import annotations
 import marshmallow as ma
 from flask.views import MethodView
 
-from app.resources.common import Blueprint, PageArgsSchema, StrictSchema, decode_cursor, encode_cursor
+from app.resources.common import Blueprint, PageArgsSchema, StrictSchema
 from app.schemas.text import Text
 from app.services import inbox
+from app.services.paging import decode_cursor, encode_cursor
 from app.web.auth import current_principal, request_context
 
 blp = Blueprint("inbox", __name__, description="The citizen's messages and devices")

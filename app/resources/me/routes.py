@@ -5,7 +5,7 @@ import json
 from flask import Response
 from flask.views import MethodView
 
-from app.resources.common import Blueprint, PageArgsSchema, decode_cursor, encode_cursor
+from app.resources.common import Blueprint, PageArgsSchema
 from app.resources.me import present
 from app.resources.me.schemas import (
     AccessLogPageSchema,
@@ -26,6 +26,7 @@ from app.resources.me.schemas import (
 )
 from app.runtime import runtime
 from app.services import access_log, fhir_export, profile, sessions, shares, timeline
+from app.services.paging import decode_cursor, encode_cursor
 from app.web.api import problem
 from app.web.auth import current_principal, request_context
 
