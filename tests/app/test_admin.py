@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.models.audit import AuditEvent
 from app.models.facility import FacilityClient
-from tests.app.web.test_errors import assert_problem
+from tests.helpers import assert_problem
 
 FACILITY = {"code": "01001", "name": "Bệnh viện Bạch Mai", "province": "Hà Nội", "level": "central"}
 
