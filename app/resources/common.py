@@ -69,9 +69,20 @@ def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
     )
 
 
-class AccessTokenSchema(ma.Schema):
-    """A bearer token answer."""
+class Always(ma.fields.String):
+    """An answer field whose value is fixed (``token_type``: ``Bearer``), documented as a plain string."""
 
-    access_token = ma.fields.String(required=True)
-    token_type = ma.fields.String(required=True, metadata={"description": "Always `Bearer`"})
+    def __init__(self, value: str, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kwargs)
+        self.value = value
+
+    def serialize(self, attr, obj, accessor=None, **kwargs):  # type: ignore[no-untyped-def]
+        return self.value
+
+
+class AccessTokenSchema(ma.Schema):
+    """A bearer token answer (dumps an ``IssuedToken``)."""
+
+    access_token = ma.fields.String(required=True, attribute="token")
+    token_type = Always("Bearer", required=True, metadata={"description": "Always `Bearer`"})
     expires_in = ma.fields.Integer(required=True, metadata={"description": "Seconds"})

@@ -1,6 +1,5 @@
 """Administration: facilities and their API clients, staff accounts, the audit log."""
 
-import marshmallow as ma
 from flask.views import MethodView
 
 from app.resources.admin.schemas import (
@@ -13,9 +12,11 @@ from app.resources.admin.schemas import (
     FacilitySchema,
     NewClientSchema,
     NewStaffSchema,
+    NotificationQueryArgsSchema,
+    OutboxPageSchema,
     StaffCreateSchema,
 )
-from app.resources.common import Blueprint, PageArgsSchema, page_schema
+from app.resources.common import Blueprint, PageArgsSchema
 from app.resources.passport.schemas import (
     RevokedSchema,
     RevokeSchema,
@@ -24,7 +25,6 @@ from app.resources.passport.schemas import (
     SigningKeySchema,
 )
 from app.runtime import runtime
-from app.schemas.text import Text
 from app.services import audit_log, facilities, outbox_admin, passport_rules, passports, signing_keys, staff
 from app.services.paging import decode_cursor, encode_cursor
 from app.web.api import problem
@@ -67,13 +67,9 @@ class FacilityClientViews(MethodView):
     @blp.response(201, NewClientSchema)
     def post(self, body, code):
         """Issue API client credentials for a facility (the secret is shown once)"""
-        new = facilities.issue_client(
+        return facilities.issue_client(
             request_context(), code, runtime().passwords, body.get("label")
         )
-        client = new.client
-        return {"client_id": client.client_id, "facility_code": client.facility_code,
-                "label": client.label, "active": client.active, "created_at": client.created_at,
-                "last_used_at": client.last_used_at, "client_secret": new.client_secret}
 
 
 @blp.route("/admin/facilities/<code>/clients/<client_id>")
@@ -92,11 +88,9 @@ class StaffViews(MethodView):
     def post(self, body):
         """Create a staff account (one-time password and TOTP URI shown once)"""
         rt = runtime()
-        new = staff.create_staff(
+        return staff.create_staff(
             request_context(), body["username"], body["role"], passwords=rt.passwords, box=rt.box
         )
-        return {"username": new.user.username, "role": new.user.role,
-                "password": new.password, "totp_uri": new.totp_uri}
 
 
 @blp.route("/admin/passports/<path:uvci>/revoke")
@@ -118,28 +112,6 @@ class SigningKeyRotateViews(MethodView):
         return signing_keys.rotate_keys(request_context(), runtime().settings)
 
 
-class NotificationQueryArgsSchema(PageArgsSchema):
-    status = Text(16, load_default="dead",
-                              validate=ma.validate.OneOf(("pending", "sending", "sent", "failed", "dead")))
-
-
-class OutboxItemSchema(ma.Schema):
-    """A message's delivery state (never its text: it may carry a code)."""
-
-    id = ma.fields.String(required=True)
-    citizen_id = ma.fields.String(required=True)
-    kind = ma.fields.String(required=True)
-    channel = ma.fields.String(required=True)
-    status = ma.fields.String(required=True)
-    attempts = ma.fields.Integer(required=True)
-    last_error = ma.fields.String(allow_none=True)
-    created_at = ma.fields.DateTime(required=True)
-    next_attempt_at = ma.fields.DateTime(allow_none=True)
-
-
-OutboxPageSchema = page_schema(OutboxItemSchema, "OutboxPage")
-
-
 @blp.route("/admin/notifications")
 class OutboxViews(MethodView):
     @blp.arguments(NotificationQueryArgsSchema, location="query")
@@ -148,10 +120,7 @@ class OutboxViews(MethodView):
         """Messages by delivery status (default: dead letters), newest first"""
         after = decode_cursor(args["cursor"], ("id",))["id"] if args["cursor"] else None
         items, next_cursor = outbox_admin.list_by_status(args["status"], after, args["limit"])
-        return {"items": [{"id": str(m.id), "citizen_id": str(m.citizen_id), "kind": m.kind, "channel": m.channel,
-                           "status": m.status, "attempts": m.attempts, "last_error": m.last_error,
-                           "created_at": m.created_at, "next_attempt_at": m.next_attempt_at} for m in items],
-                "next_cursor": encode_cursor(next_cursor) if next_cursor else None}
+        return {"items": items, "next_cursor": encode_cursor(next_cursor) if next_cursor else None}
 
 
 @blp.route("/admin/audit")

@@ -190,10 +190,8 @@ class ShareViews(MethodView):
     @blp.response(201, NewShareSchema)
     def post(self, body):
         """Share part of my record with a doctor for 1 to 72 hours (the code is shown once)"""
-        new = shares.create_share(request_context(), runtime(), _citizen().id, body["scope"],
-                                  body["expires_in_hours"])
-        return {"id": str(new.share.id), "code": new.code, "expires_at": new.share.expires_at,
-                "scope": new.share.scope}
+        return shares.create_share(request_context(), runtime(), _citizen().id, body["scope"],
+                                   body["expires_in_hours"])
 
     @blp.response(200, ShareListSchema)
     def get(self):

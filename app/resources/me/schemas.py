@@ -263,12 +263,38 @@ class ShareSchema(ma.Schema):
 
 
 class NewShareSchema(ma.Schema):
-    """A new share code: give it to the doctor; it is shown only now."""
+    """A new share code: give it to the doctor; it is shown only now (dumps a ``shares.NewShare``)."""
 
-    id = ma.fields.String(required=True)
+    id = ma.fields.String(required=True, attribute="share.id")
     code = ma.fields.String(required=True)
-    expires_at = ma.fields.DateTime(required=True)
-    scope = ma.fields.List(ma.fields.String(), required=True)
+    expires_at = ma.fields.DateTime(required=True, attribute="share.expires_at")
+    scope = ma.fields.List(ma.fields.String(), required=True, attribute="share.scope")
 
 
 ShareListSchema = page_schema(ShareSchema, "ShareList")
+
+
+class InboxItemSchema(ma.Schema):
+    id = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True)
+    subject = ma.fields.String(allow_none=True)
+    body = ma.fields.String(required=True)
+    created_at = ma.fields.DateTime(required=True)
+    read_at = ma.fields.DateTime(allow_none=True)
+
+
+class InboxPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(InboxItemSchema), required=True)
+    next_cursor = ma.fields.String(allow_none=True, required=True)
+    unread_count = ma.fields.Integer(required=True)
+
+
+class DeviceCreateSchema(StrictSchema):
+    platform = Text(16, required=True, validate=ma.validate.OneOf(("android", "ios")))
+    push_token = Text(4096, min_length=8, required=True)
+
+
+class DeviceSchema(ma.Schema):
+    id = ma.fields.String(required=True)
+    platform = ma.fields.String(required=True)
+    created_at = ma.fields.DateTime(required=True)
