@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta, timezone
+from datetime import timedelta
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from app.clock import VIETNAM
 from app.gateway_cli import passport_cli
 from app.services.audit import SYSTEM_ACTOR, RequestContext
-
-VIETNAM = timezone(timedelta(hours=7))
 
 admin_cli = AppGroup("admin", help="Administrator accounts.")
 demo_cli = AppGroup("demo", help="Demonstration data for development.")

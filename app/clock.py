@@ -1,8 +1,11 @@
-"""Time: one place that says what "now" is (UTC, aware), so tests can move it."""
+"""Time: one place that says what "now" is (UTC, aware), so tests can move it, and Viet Nam's zone."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+
+# Viet Nam's one time zone (UTC+7, no daylight saving): local dates of doses, reminders, XML 130 times.
+VIETNAM = timezone(timedelta(hours=7), "ICT")
 
 
 def utcnow() -> datetime:

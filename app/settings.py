@@ -8,8 +8,9 @@ import dataclasses
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
@@ -25,67 +26,84 @@ class SettingsError(ValueError):
     """A setting is missing, malformed or too weak; the message names the variable."""
 
 
+# How ``from_env`` reads a variable (see ``_EnvReader.read``).
+TEXT, OPTIONAL, UPPER, INTEGER, FLAG, PATH, FILE, SECRET, SECRET_BYTES = (
+    "text", "optional", "upper", "integer", "flag", "path", "file", "secret", "secret bytes")
+_SECRETS = (SECRET, SECRET_BYTES)  # given inline (NAME) or as a file (NAME_FILE)
+
+
+def setting(env: str, default: Any = MISSING, *, read: str = TEXT, shown: str | None = None) -> Any:
+    """Declare one setting: its field default, the ``HOSO_*`` variable, how it is read.
+
+    ``shown`` is the default as the README's settings table gives it when it is not the field's own
+    (a development secret taken from ``var/secrets``); tests/app/test_settings.py holds the table to it.
+    """
+    metadata = {"env": env, "read": read, "shown": shown}
+    return field(metadata=metadata) if default is MISSING else field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Typed configuration of one HoSo process.
+    """Typed configuration of one HoSo process: each field declares its variable and default once.
 
     Tests build it directly; processes call :meth:`from_env`.
     """
 
-    jwt_private_key_pem: str
-    data_key: bytes
-    env: str = DEVELOPMENT
-    mongodb_uri: str | None = None
-    var_dir: Path = Path("var")
-    jwt_issuer: str = "hoso"
-    jwt_audience: str = "hoso-api"
-    access_token_seconds: int = MAX_ACCESS_TOKEN_SECONDS
-    max_body_bytes: int = 256 * 1024
-    argon2_time_cost: int = 3
-    argon2_memory_kib: int = 64 * 1024
-    argon2_parallelism: int = 1
-    login_max_failures: int = 5
-    login_lockout_seconds: int = 15 * 60
-    login_known_address_days: int = 90
-    login_known_addresses: int = 10
-    rate_limit_default: str = "600 per minute"
-    rate_limit_auth_per_ip: str = "60 per minute"
-    rate_limit_share_per_ip: str = "30 per minute"
-    trusted_proxy_count: int = 0
-    log_level: str = "INFO"
-    api_base_url: str = "http://127.0.0.1:8000"
-    activation_code_ttl_hours: int = 72
-    enrollment_seconds: int = 600
-    session_absolute_days: int = 30
-    session_idle_days: int = 7
-    bulk_max_bytes: int = 1024 * 1024 * 1024
-    xml130_max_bytes: int = 64 * 1024 * 1024
-    signing_key_passphrase: bytes | None = None
-    signer_url: str | None = None
-    signer_secret: bytes | None = None
-    passport_issuer: str = "Ministry of Health of Viet Nam"
-    passport_valid_days: int = 365
-    rate_limit_verify_per_ip: str = "120 per minute"
-    smtp_host: str | None = None
-    smtp_port: int = 587
-    smtp_sender: str = "HoSo <no-reply@hoso.invalid>"
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_starttls: bool = True
-    sms_url: str | None = None
-    sms_token: str | None = None
-    push_url: str | None = None
-    push_token: str | None = None
-    reminder_interval_days: int = 28
-    dcc_gateway_url: str | None = None
-    dcc_gateway_upload_cert_file: Path | None = None
-    dcc_gateway_upload_key_file: Path | None = None
-    dcc_gateway_upload_key_passphrase: bytes | None = None
-    dcc_gateway_tls_cert_file: Path | None = None
-    dcc_gateway_tls_key_file: Path | None = None
-    dcc_gateway_ca_file: Path | None = None
-    dcc_gateway_trust_anchor_file: Path | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
+    jwt_private_key_pem: str = setting("HOSO_JWT_PRIVATE_KEY", read=SECRET,
+                                       shown="dev: var/secrets/jwt-private-key.pem")
+    data_key: bytes = setting("HOSO_DATA_KEY", read=SECRET, shown="dev: var/secrets/data-key")
+    env: str = setting("HOSO_ENV", DEVELOPMENT)
+    mongodb_uri: str | None = setting("HOSO_MONGODB_URI", None, read=OPTIONAL)
+    var_dir: Path = setting("HOSO_VAR_DIR", Path("var"), read=PATH)
+    jwt_issuer: str = setting("HOSO_JWT_ISSUER", "hoso")
+    jwt_audience: str = setting("HOSO_JWT_AUDIENCE", "hoso-api")
+    access_token_seconds: int = setting("HOSO_ACCESS_TOKEN_SECONDS", MAX_ACCESS_TOKEN_SECONDS, read=INTEGER)
+    max_body_bytes: int = setting("HOSO_MAX_BODY_BYTES", 256 * 1024, read=INTEGER)
+    argon2_time_cost: int = setting("HOSO_ARGON2_TIME_COST", 3, read=INTEGER)
+    argon2_memory_kib: int = setting("HOSO_ARGON2_MEMORY_KIB", 64 * 1024, read=INTEGER)
+    argon2_parallelism: int = setting("HOSO_ARGON2_PARALLELISM", 1, read=INTEGER)
+    login_max_failures: int = setting("HOSO_LOGIN_MAX_FAILURES", 5, read=INTEGER)
+    login_lockout_seconds: int = setting("HOSO_LOGIN_LOCKOUT_SECONDS", 15 * 60, read=INTEGER)
+    login_known_address_days: int = setting("HOSO_LOGIN_KNOWN_ADDRESS_DAYS", 90, read=INTEGER)
+    login_known_addresses: int = setting("HOSO_LOGIN_KNOWN_ADDRESSES", 10, read=INTEGER)
+    rate_limit_default: str = setting("HOSO_RATE_LIMIT_DEFAULT", "600 per minute")
+    rate_limit_auth_per_ip: str = setting("HOSO_RATE_LIMIT_AUTH_PER_IP", "60 per minute")
+    rate_limit_share_per_ip: str = setting("HOSO_RATE_LIMIT_SHARE_PER_IP", "30 per minute")
+    trusted_proxy_count: int = setting("HOSO_TRUSTED_PROXY_COUNT", 0, read=INTEGER)
+    log_level: str = setting("HOSO_LOG_LEVEL", "INFO", read=UPPER)
+    activation_code_ttl_hours: int = setting("HOSO_ACTIVATION_CODE_TTL", 72, read=INTEGER)
+    enrollment_seconds: int = setting("HOSO_ENROLLMENT_SECONDS", 600, read=INTEGER)
+    session_absolute_days: int = setting("HOSO_SESSION_ABSOLUTE_DAYS", 30, read=INTEGER)
+    session_idle_days: int = setting("HOSO_SESSION_IDLE_DAYS", 7, read=INTEGER)
+    bulk_max_bytes: int = setting("HOSO_BULK_MAX_BYTES", 1024 * 1024 * 1024, read=INTEGER)
+    xml130_max_bytes: int = setting("HOSO_XML130_MAX_BYTES", 64 * 1024 * 1024, read=INTEGER)
+    signing_key_passphrase: bytes | None = setting(
+        "HOSO_SIGNING_KEY_PASSPHRASE", None, read=SECRET_BYTES, shown="dev: var/secrets/signing-key-passphrase")
+    signer_url: str | None = setting("HOSO_SIGNER_URL", None, read=OPTIONAL)
+    signer_secret: bytes | None = setting("HOSO_SIGNER_SECRET", None, read=SECRET_BYTES)
+    passport_issuer: str = setting("HOSO_PASSPORT_ISSUER", "Ministry of Health of Viet Nam")
+    passport_valid_days: int = setting("HOSO_PASSPORT_VALID_DAYS", 365, read=INTEGER)
+    rate_limit_verify_per_ip: str = setting("HOSO_RATE_LIMIT_VERIFY_PER_IP", "120 per minute")
+    smtp_host: str | None = setting("HOSO_SMTP_HOST", None, read=OPTIONAL)
+    smtp_port: int = setting("HOSO_SMTP_PORT", 587, read=INTEGER)
+    smtp_sender: str = setting("HOSO_SMTP_SENDER", "HoSo <no-reply@hoso.invalid>")
+    smtp_username: str | None = setting("HOSO_SMTP_USERNAME", None, read=OPTIONAL)
+    smtp_password: str | None = setting("HOSO_SMTP_PASSWORD", None, read=SECRET)
+    smtp_starttls: bool = setting("HOSO_SMTP_STARTTLS", True, read=FLAG)
+    sms_url: str | None = setting("HOSO_SMS_URL", None, read=OPTIONAL)
+    sms_token: str | None = setting("HOSO_SMS_TOKEN", None, read=SECRET)
+    push_url: str | None = setting("HOSO_PUSH_URL", None, read=OPTIONAL)
+    push_token: str | None = setting("HOSO_PUSH_TOKEN", None, read=SECRET)
+    reminder_interval_days: int = setting("HOSO_REMINDER_INTERVAL_DAYS", 28, read=INTEGER)
+    dcc_gateway_url: str | None = setting("HOSO_DCC_GATEWAY_URL", None, read=OPTIONAL)
+    dcc_gateway_upload_cert_file: Path | None = setting("HOSO_DCC_GATEWAY_UPLOAD_CERT_FILE", None, read=FILE)
+    dcc_gateway_upload_key_file: Path | None = setting("HOSO_DCC_GATEWAY_UPLOAD_KEY_FILE", None, read=FILE)
+    dcc_gateway_upload_key_passphrase: bytes | None = setting(
+        "HOSO_DCC_GATEWAY_UPLOAD_KEY_PASSPHRASE", None, read=SECRET_BYTES)
+    dcc_gateway_tls_cert_file: Path | None = setting("HOSO_DCC_GATEWAY_TLS_CERT_FILE", None, read=FILE)
+    dcc_gateway_tls_key_file: Path | None = setting("HOSO_DCC_GATEWAY_TLS_KEY_FILE", None, read=FILE)
+    dcc_gateway_ca_file: Path | None = setting("HOSO_DCC_GATEWAY_CA_FILE", None, read=FILE)
+    dcc_gateway_trust_anchor_file: Path | None = setting("HOSO_DCC_GATEWAY_TRUST_ANCHOR_FILE", None, read=FILE)
 
     def __post_init__(self) -> None:
         if self.env not in (DEVELOPMENT, PRODUCTION):
@@ -149,84 +167,30 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read every ``HOSO_*`` variable once.
+        """Read every ``HOSO_*`` variable once, as the fields declare them.
 
         In development, missing secrets are taken from (or created once in) ``var/secrets``;
         in production they must be given and strong, or start-up stops naming the variable.
         """
-        env_vars = os.environ if environ is None else environ
-        reader = _EnvReader(env_vars)
-        env = reader.text("HOSO_ENV", DEVELOPMENT)
-        var_dir = Path(reader.text("HOSO_VAR_DIR", "var"))
-        jwt_pem = reader.secret_text("HOSO_JWT_PRIVATE_KEY")
-        data_key_text = reader.secret_text("HOSO_DATA_KEY")
-        passphrase = reader.secret_text("HOSO_SIGNING_KEY_PASSPHRASE")
-        signer_secret = reader.secret_text("HOSO_SIGNER_SECRET")
-        gateway_key_passphrase = reader.secret_text("HOSO_DCC_GATEWAY_UPLOAD_KEY_PASSPHRASE")
-        if env == DEVELOPMENT:
-            dev = ensure_dev_secrets(var_dir)
-            jwt_pem = jwt_pem or dev.jwt_private_key_pem
-            data_key_text = data_key_text or dev.data_key_b64
-            passphrase = passphrase or dev.signing_key_passphrase
-        if not jwt_pem:
+        reader = _EnvReader(os.environ if environ is None else environ)
+        declared = {item.name: item for item in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for name in ("env", "var_dir", "jwt_private_key_pem", "data_key", "signing_key_passphrase"):
+            values[name] = reader.read(declared[name])
+        if values["env"] == DEVELOPMENT:
+            dev = ensure_dev_secrets(values["var_dir"])
+            values["jwt_private_key_pem"] = values["jwt_private_key_pem"] or dev.jwt_private_key_pem
+            values["data_key"] = values["data_key"] or dev.data_key_b64
+            values["signing_key_passphrase"] = values["signing_key_passphrase"] or dev.signing_key_passphrase.encode()
+        if not values["jwt_private_key_pem"]:
             raise SettingsError("HOSO_JWT_PRIVATE_KEY (or HOSO_JWT_PRIVATE_KEY_FILE) is required")
-        if not data_key_text:
+        if not values["data_key"]:
             raise SettingsError("HOSO_DATA_KEY (or HOSO_DATA_KEY_FILE) is required")
-        return cls(
-            env=env,
-            var_dir=var_dir,
-            jwt_private_key_pem=jwt_pem,
-            data_key=decode_data_key(data_key_text, "HOSO_DATA_KEY"),
-            mongodb_uri=reader.text("HOSO_MONGODB_URI", "") or None,
-            jwt_issuer=reader.text("HOSO_JWT_ISSUER", "hoso"),
-            jwt_audience=reader.text("HOSO_JWT_AUDIENCE", "hoso-api"),
-            access_token_seconds=reader.integer("HOSO_ACCESS_TOKEN_SECONDS", MAX_ACCESS_TOKEN_SECONDS),
-            max_body_bytes=reader.integer("HOSO_MAX_BODY_BYTES", 256 * 1024),
-            argon2_time_cost=reader.integer("HOSO_ARGON2_TIME_COST", 3),
-            argon2_memory_kib=reader.integer("HOSO_ARGON2_MEMORY_KIB", 64 * 1024),
-            argon2_parallelism=reader.integer("HOSO_ARGON2_PARALLELISM", 1),
-            login_max_failures=reader.integer("HOSO_LOGIN_MAX_FAILURES", 5),
-            login_lockout_seconds=reader.integer("HOSO_LOGIN_LOCKOUT_SECONDS", 15 * 60),
-            login_known_address_days=reader.integer("HOSO_LOGIN_KNOWN_ADDRESS_DAYS", 90),
-            login_known_addresses=reader.integer("HOSO_LOGIN_KNOWN_ADDRESSES", 10),
-            rate_limit_default=reader.text("HOSO_RATE_LIMIT_DEFAULT", "600 per minute"),
-            rate_limit_auth_per_ip=reader.text("HOSO_RATE_LIMIT_AUTH_PER_IP", "60 per minute"),
-            rate_limit_share_per_ip=reader.text("HOSO_RATE_LIMIT_SHARE_PER_IP", "30 per minute"),
-            trusted_proxy_count=reader.integer("HOSO_TRUSTED_PROXY_COUNT", 0),
-            log_level=reader.text("HOSO_LOG_LEVEL", "INFO").upper(),
-            api_base_url=reader.text("HOSO_API_BASE_URL", "http://127.0.0.1:8000"),
-            activation_code_ttl_hours=reader.integer("HOSO_ACTIVATION_CODE_TTL", 72),
-            enrollment_seconds=reader.integer("HOSO_ENROLLMENT_SECONDS", 600),
-            session_absolute_days=reader.integer("HOSO_SESSION_ABSOLUTE_DAYS", 30),
-            session_idle_days=reader.integer("HOSO_SESSION_IDLE_DAYS", 7),
-            bulk_max_bytes=reader.integer("HOSO_BULK_MAX_BYTES", 1024 * 1024 * 1024),
-            xml130_max_bytes=reader.integer("HOSO_XML130_MAX_BYTES", 64 * 1024 * 1024),
-            signing_key_passphrase=passphrase.encode() if passphrase else None,
-            signer_url=reader.text("HOSO_SIGNER_URL", "") or None,
-            signer_secret=signer_secret.encode() if signer_secret else None,
-            passport_issuer=reader.text("HOSO_PASSPORT_ISSUER", "Ministry of Health of Viet Nam"),
-            passport_valid_days=reader.integer("HOSO_PASSPORT_VALID_DAYS", 365),
-            rate_limit_verify_per_ip=reader.text("HOSO_RATE_LIMIT_VERIFY_PER_IP", "120 per minute"),
-            smtp_host=reader.text("HOSO_SMTP_HOST", "") or None,
-            smtp_port=reader.integer("HOSO_SMTP_PORT", 587),
-            smtp_sender=reader.text("HOSO_SMTP_SENDER", "HoSo <no-reply@hoso.invalid>"),
-            smtp_username=reader.text("HOSO_SMTP_USERNAME", "") or None,
-            smtp_password=reader.secret_text("HOSO_SMTP_PASSWORD"),
-            smtp_starttls=reader.text("HOSO_SMTP_STARTTLS", "true").lower() in ("1", "true", "yes"),
-            sms_url=reader.text("HOSO_SMS_URL", "") or None,
-            sms_token=reader.secret_text("HOSO_SMS_TOKEN"),
-            push_url=reader.text("HOSO_PUSH_URL", "") or None,
-            push_token=reader.secret_text("HOSO_PUSH_TOKEN"),
-            reminder_interval_days=reader.integer("HOSO_REMINDER_INTERVAL_DAYS", 28),
-            dcc_gateway_url=reader.text("HOSO_DCC_GATEWAY_URL", "") or None,
-            dcc_gateway_upload_cert_file=reader.file("HOSO_DCC_GATEWAY_UPLOAD_CERT_FILE"),
-            dcc_gateway_upload_key_file=reader.file("HOSO_DCC_GATEWAY_UPLOAD_KEY_FILE"),
-            dcc_gateway_upload_key_passphrase=gateway_key_passphrase.encode() if gateway_key_passphrase else None,
-            dcc_gateway_tls_cert_file=reader.file("HOSO_DCC_GATEWAY_TLS_CERT_FILE"),
-            dcc_gateway_tls_key_file=reader.file("HOSO_DCC_GATEWAY_TLS_KEY_FILE"),
-            dcc_gateway_ca_file=reader.file("HOSO_DCC_GATEWAY_CA_FILE"),
-            dcc_gateway_trust_anchor_file=reader.file("HOSO_DCC_GATEWAY_TRUST_ANCHOR_FILE"),
-        )
+        values["data_key"] = decode_data_key(values["data_key"], "HOSO_DATA_KEY")
+        for name, declaration in declared.items():
+            if name not in values:
+                values[name] = reader.read(declaration)
+        return cls(**values)
 
 
 class _EnvReader:
@@ -234,6 +198,28 @@ class _EnvReader:
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
+
+    def read(self, declaration: dataclasses.Field[Any]) -> Any:
+        """The value of a field declared with :func:`setting` (its default when the variable is unset)."""
+        name, how, default = declaration.metadata["env"], declaration.metadata["read"], declaration.default
+        if how == TEXT:
+            return self.text(name, default)
+        if how == UPPER:
+            return self.text(name, default).upper()
+        if how == OPTIONAL:
+            return self.text(name, "") or None
+        if how == PATH:
+            return Path(self.text(name, str(default)))
+        if how == INTEGER:
+            return self.integer(name, default)
+        if how == FLAG:
+            return self.text(name, "true" if default else "false").lower() in ("1", "true", "yes")
+        if how == FILE:
+            return self.file(name)
+        secret = self.secret_text(name)
+        if how == SECRET_BYTES:
+            return secret.encode() if secret else None
+        return secret
 
     def text(self, name: str, default: str) -> str:
         return self._environ.get(name, default).strip()

@@ -72,11 +72,6 @@ def sig_structure(protected: bytes, payload: bytes) -> bytes:
     return SIGNATURE1_CONTEXT + bstr(protected) + b"\x40" + bstr(payload)
 
 
-def encode_sign1(protected: bytes, payload: bytes, signature: bytes) -> bytes:
-    """A tagged COSE_Sign1 with an empty unprotected header."""
-    return b"\xd2\x84" + bstr(protected) + b"\xa0" + bstr(payload) + bstr(signature)
-
-
 class Sign1(NamedTuple):
     """A decoded COSE_Sign1.
 

@@ -1,10 +1,14 @@
-"""Test helpers that wrap repeated HTTP flows (like flaskr's AuthActions)."""
+"""Test helpers shared by test modules: repeated HTTP flows (like flaskr's AuthActions), problem checks,
+ports, request bodies. Test modules import from here (or a conftest fixture), never from each other."""
 
 from __future__ import annotations
 
+import json
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask
@@ -17,6 +21,14 @@ from app.security.tokens import TokenType
 from app.services import facilities
 from app.services import staff as staff_service
 from app.services.audit import SYSTEM_ACTOR, RequestContext
+from app.web.errors import PROBLEM_MIMETYPE
+
+COMMITTED = Path(__file__).parents[1] / "openapi" / "openapi.json"  # the API contract, as committed
+PROBLEM_KEYS = {"type", "title", "status", "instance", "request_id"}
+NDJSON = "application/x-ndjson"
+RESET = {"reason": "Lost phone, called the hotline",
+         "identity_check": {"document_type": "cccd", "document_number_last4": "3456",
+                            "method": "video_call"}}
 
 
 def system_context() -> RequestContext:
@@ -187,3 +199,40 @@ class CitizenActions:
         return self.client.post("/api/v1/auth/login", json={
             "national_id": account.national_id, "password": account.password,
             "totp_code": account.code(steps_ahead), "device_label": device})
+
+
+def assert_problem(response, status: int) -> dict:  # type: ignore[no-untyped-def]
+    """Check an RFC 9457 problem answer (status, media type, keys, request id); its body."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == PROBLEM_MIMETYPE
+    body = response.json
+    assert PROBLEM_KEYS <= set(body)
+    assert body["status"] == status
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    return body
+
+
+def free_port() -> int:
+    """A TCP port on loopback that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def support_url(national_id: str, action: str = "") -> str:
+    """A support route of one citizen (``access-reset``, ``lock``, ...)."""
+    return f"/api/v1/support/citizens/{national_id}" + (f"/{action}" if action else "")
+
+
+def line(kind: str, source_id: str, body: dict) -> str:
+    """One NDJSON line of a bulk upload."""
+    return json.dumps({"type": kind, "source_id": source_id, **body}, ensure_ascii=False)
+
+
+def upload(client, headers, lines: list[str]) -> list[dict]:  # type: ignore[no-untyped-def]
+    """POST lines to /facility/bulk; the per-line answers, in order."""
+    response = client.post("/api/v1/facility/bulk", data="\n".join(lines) + "\n", content_type=NDJSON,
+                           headers=headers)
+    assert response.status_code == 200
+    assert response.mimetype == NDJSON
+    return [json.loads(text) for text in response.get_data(as_text=True).splitlines()]

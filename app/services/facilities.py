@@ -12,7 +12,7 @@ from app.security.lockout import LoginGuard
 from app.security.passwords import PasswordHasher
 from app.security.ratelimit import AttemptLimiter
 from app.security.tokens import IssuedToken, TokenService, TokenType
-from app.services import audit
+from app.services import audit, paging
 from app.services.audit import Actor, RequestContext
 from app.services.errors import AlreadyExists, DomainError, LockedOut, NotFound
 
@@ -124,16 +124,18 @@ def client_credentials_grant(
     return tokens.issue(client_id, TokenType.FACILITY, ctx.now, facility=client.facility_code)
 
 
-def list_facilities(after_code: str | None, limit: int) -> list[Facility]:
-    """Up to ``limit + 1`` facilities after ``after_code`` (the extra one tells a next page exists)."""
+def list_facilities(after_code: str | None, limit: int) -> tuple[list[Facility], dict[str, str] | None]:
+    """A page of facilities by code after ``after_code``, and the next page's cursor."""
     query = Facility.objects(code__gt=after_code) if after_code else Facility.objects
-    return list(query.order_by("code").limit(limit + 1))
+    return paging.by_key(query, "code", limit)
 
 
-def list_clients(code: str, after_client_id: str | None, limit: int) -> list[FacilityClient]:
-    """Up to ``limit + 1`` clients of a facility, by client id."""
+def list_clients(
+    code: str, after_client_id: str | None, limit: int
+) -> tuple[list[FacilityClient], dict[str, str] | None]:
+    """A page of a facility's clients by client id, and the next page's cursor."""
     get_facility(code)
     query = FacilityClient.objects(facility_code=code)
     if after_client_id:
         query = query.filter(client_id__gt=after_client_id)
-    return list(query.order_by("client_id").limit(limit + 1))
+    return paging.by_key(query, "client_id", limit)

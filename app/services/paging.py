@@ -1,7 +1,11 @@
-"""Keyset paging shared by every list: newest first by a time field, ties broken by id."""
+"""Keyset paging shared by every list (newest first by a time field, ties broken by id; or by a
+unique key) and the opaque cursors that carry a page's position to the client and back."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from datetime import datetime
 from typing import Any
 
@@ -30,3 +34,43 @@ def newest_first(query: Any, field: str, limit: int) -> tuple[list[Any], dict[st
         return items, None
     items = items[:limit]
     return items, {"t": getattr(items[-1], field).isoformat(), "id": str(items[-1].id)}
+
+
+def by_key(query: Any, order: str, limit: int) -> tuple[list[Any], dict[str, str] | None]:
+    """One page of ``query`` sorted by one unique key (``"code"``, ``"-id"``) and the next page's cursor.
+
+    The caller filters ``query`` to the items after the previous cursor's key; the cursor of the
+    next page is ``{key: str(last item's key)}`` (None on the last page).
+    """
+    items = list(query.order_by(order).limit(limit + 1))
+    if len(items) <= limit:
+        return items, None
+    items = items[:limit]
+    key = order.lstrip("-")
+    return items, {key: str(getattr(items[-1], key))}
+
+
+class InvalidCursor(InvalidInput):
+    """A cursor this API did not make (or one made for another list): 422 on ``cursor``."""
+
+    def __init__(self) -> None:
+        super().__init__({"cursor": ["Not a valid cursor."]})
+        self.detail = "The request has invalid fields; see errors."  # as every other 422 of a field
+
+
+def encode_cursor(values: dict[str, str]) -> str:
+    """Opaque cursor for keyset paging: URL-safe base64 of compact JSON."""
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(cursor: str, keys: tuple[str, ...]) -> dict[str, str]:
+    """Decode a cursor made by :func:`encode_cursor` with exactly ``keys``; anything else is :class:`InvalidCursor`."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, dict) or set(values) != set(keys) or not all(
+        isinstance(values[key], str) for key in keys
+    ):
+        raise InvalidCursor
+    return values

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from bson import ObjectId
 from mongoengine import NotUniqueError
 
 import passport
+from app.clock import VIETNAM
 from app.models.citizen import Citizen
 from app.models.passports import Certificate
 from app.models.records import VOIDED, Immunization
@@ -18,7 +19,6 @@ from app.services import audit, dcc_gateway, outbox, valuesets
 from app.services.audit import RequestContext
 from app.services.errors import Conflict, NotFound, Unavailable
 
-VIETNAM = timezone(timedelta(hours=7))
 RENEW_BEFORE = timedelta(days=30)  # a current passport this close to expiry is re-issued on request
 VERIFY_CACHE_SECONDS = 10.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.models.audit import AuditEvent
 from app.models.facility import FacilityClient
-from tests.app.web.test_errors import assert_problem
+from tests.helpers import assert_problem
 
 FACILITY = {"code": "01001", "name": "Bệnh viện Bạch Mai", "province": "Hà Nội", "level": "central"}
 
@@ -53,6 +53,20 @@ def test_facility_list_pages_with_a_cursor(client, staff):
                        headers=headers).json
     assert [item["code"] for item in third["items"]] == ["01004"]
     assert third["next_cursor"] is None
+    # The cursor is URL-safe base64 of compact JSON naming the last key (clients may have stored one).
+    assert first["next_cursor"] == "eyJjb2RlIjoiMDEwMDEifQ=="
+
+
+def test_a_bad_cursor_is_the_same_422_on_every_list(client, staff):
+    headers = staff.headers()
+    for path in ("/admin/facilities", "/admin/notifications", "/admin/audit"):
+        answer = client.get(f"/api/v1{path}?cursor=eyJ4IjoxfQ", headers=headers)
+        assert answer.status_code == 422 and answer.mimetype == "application/problem+json"
+        assert answer.json == {
+            "type": "/problems/validation-error", "title": "Unprocessable Entity", "status": 422,
+            "detail": "The request has invalid fields; see errors.", "instance": f"/api/v1{path}",
+            "request_id": answer.headers["X-Request-ID"], "errors": {"cursor": ["Not a valid cursor."]},
+        }
 
 
 def test_bad_cursor_and_limit_are_422(client, staff):

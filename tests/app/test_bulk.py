@@ -8,27 +8,13 @@ import pytest
 
 from app.models.audit import AuditEvent
 from app.models.records import Immunization, Visit
-from tests.helpers import facility_token
+from tests.helpers import NDJSON, facility_token, line, upload
 from tests.records_data import immunization_body, visit_body
-
-NDJSON = "application/x-ndjson"
 
 
 @pytest.fixture
 def facility(client) -> dict[str, str]:
     return {"Authorization": f"Bearer {facility_token('01001')}"}
-
-
-def line(kind: str, source_id: str, body: dict) -> str:
-    return json.dumps({"type": kind, "source_id": source_id, **body}, ensure_ascii=False)
-
-
-def upload(client, headers, lines: list[str]) -> list[dict]:
-    response = client.post("/api/v1/facility/bulk", data="\n".join(lines) + "\n", content_type=NDJSON,
-                           headers=headers)
-    assert response.status_code == 200
-    assert response.mimetype == NDJSON
-    return [json.loads(text) for text in response.get_data(as_text=True).splitlines()]
 
 
 def test_each_line_is_answered_in_order_and_bad_lines_alone_fail(client, facility):

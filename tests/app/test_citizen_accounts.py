@@ -12,8 +12,7 @@ from app.models.audit import AuditEvent
 from app.models.citizen import Citizen
 from app.models.notification import Notification
 from app.services.mfa import READABLE_ALPHABET
-from tests.app.web.test_errors import assert_problem
-from tests.helpers import DEFAULT_PASSWORD, CitizenActions, citizen_body, national_id_for
+from tests.helpers import DEFAULT_PASSWORD, CitizenActions, assert_problem, citizen_body, national_id_for
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from app.models.citizen import Citizen
 from app.models.notification import Notification
 from app.models.records import Visit
 from app.services import records, timeline
-from tests.app.test_bulk import line, upload
-from tests.app.web.test_errors import assert_problem
+from tests.helpers import assert_problem, line, upload
 from tests.records_data import immunization_body, visit_body
 
 V1 = "/api/v1"

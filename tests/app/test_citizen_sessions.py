@@ -12,9 +12,8 @@ from app.models.audit import AuditEvent
 from app.models.notification import Notification
 from app.models.session import Session
 from app.runtime import runtime
-from tests.app.web.test_errors import assert_problem
 from tests.conftest import drop_database, make_settings
-from tests.helpers import CitizenActions
+from tests.helpers import CitizenActions, assert_problem
 
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"

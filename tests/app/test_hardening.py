@@ -18,9 +18,7 @@ from app.models.records import Visit
 from app.models.session import Session
 from app.services import audit, support
 from app.services.audit import InvalidAuditEvent
-from tests.app.test_support import RESET, support_url
-from tests.app.web.test_errors import assert_problem
-from tests.helpers import CitizenActions, facility_token, system_context
+from tests.helpers import RESET, CitizenActions, assert_problem, facility_token, support_url, system_context
 from tests.records_data import identity, immunization_body, visit_body
 
 V1 = "/api/v1"

@@ -11,8 +11,7 @@ import pytest
 from app.models.audit import AuditEvent
 from app.models.citizen import Citizen
 from app.services import citizens as citizen_service
-from tests.app.web.test_errors import assert_problem
-from tests.helpers import CitizenActions, citizen_body, facility_token
+from tests.helpers import CitizenActions, assert_problem, citizen_body, facility_token
 from tests.records_data import visit_body
 
 REGISTER = "/api/v1/facility/citizens"

@@ -7,9 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from app.models.login_origin import LoginOrigin
-from tests.app.web.test_errors import assert_problem
 from tests.conftest import encode_basic, make_settings
-from tests.helpers import DEFAULT_PASSWORD, CitizenActions, citizen_body, create_facility_client
+from tests.helpers import DEFAULT_PASSWORD, CitizenActions, assert_problem, citizen_body, create_facility_client
 
 OWNER, ATTACKER, STRANGER = "198.51.100.7", "203.0.113.66", "192.0.2.9"
 LOGIN, STAFF_LOGIN, TOKEN = "/api/v1/auth/login", "/api/v1/staff/login", "/api/v1/oauth/token"
@@ -213,7 +212,7 @@ def test_after_a_support_reset_the_citizen_activates_from_a_known_address(client
     from app.models.notification import Notification
     from app.runtime import runtime
     from app.services.outbox import secret_context
-    from tests.app.test_support import RESET
+    from tests.helpers import RESET
 
     account = CitizenActions(client).enrol()  # signed in from the test client's address
     reset = client.post(f"/api/v1/support/citizens/{account.national_id}/access-reset", json=RESET,

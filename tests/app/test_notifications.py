@@ -15,9 +15,8 @@ from app.runtime import runtime
 from app.services import delivery
 from app.services.reminders import run_reminders
 from notifications import HttpProviderChannel, SmtpChannel
-from tests.app.web.test_errors import assert_problem
-from tests.helpers import CitizenActions, citizen_body, facility_token, system_context
-from tests.notifications.test_smtp import LoopbackController
+from tests.helpers import CitizenActions, assert_problem, citizen_body, facility_token, system_context
+from tests.notifications.helpers import LoopbackController
 from tests.records_data import immunization_body, visit_body
 
 V1 = "/api/v1"

@@ -13,8 +13,7 @@ from app.models.audit import AuditEvent
 from app.models.rules import PassportRuleSet
 from app.runtime import runtime
 from app.services.signing_keys import init_keys
-from tests.app.web.test_errors import assert_problem
-from tests.helpers import CitizenActions, facility_token, system_context
+from tests.helpers import CitizenActions, assert_problem, facility_token, system_context
 from tests.records_data import immunization_body
 
 V1 = "/api/v1"

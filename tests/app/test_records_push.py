@@ -9,8 +9,7 @@ import pytest
 from app.models.audit import AuditEvent
 from app.models.citizen import Citizen
 from app.models.records import Immunization, RecordKey, Visit
-from tests.app.web.test_errors import assert_problem
-from tests.helpers import CitizenActions, facility_token, national_id_for
+from tests.helpers import CitizenActions, assert_problem, facility_token, national_id_for
 from tests.records_data import identity, immunization_body, visit_body
 
 

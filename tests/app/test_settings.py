@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 
-from app.settings import Settings, SettingsError, is_loopback_uri
+from app.settings import SECRET, SECRET_BYTES, Settings, SettingsError, is_loopback_uri
 from tests.conftest import JWT_KEY_PEM
 
 STRONG_KEY = base64.b64encode(bytes(range(100, 132))).decode()
+README = Path(__file__).parents[2] / "README.md"
+NOT_SETTINGS = {"HOSO_BIND": "read by `make run` (app/dev/devserver.py), not by the app"}
 
 
 def production_env(**changes: str) -> dict[str, str]:
@@ -111,3 +116,58 @@ def test_trusted_proxy_sets_the_client_address(mongodb_server, tmp_path):
             assert AuditEvent.objects(action="staff.login").first().ip == "203.0.113.7"
     finally:
         drop_database(settings)
+
+
+def readme_settings_table() -> dict[str, tuple[str, str]]:
+    """The README's settings table: variable -> (first cell, default as written, without backticks)."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        names = re.findall(r"`(HOSO_[A-Z0-9_]+)`", cells[0]) if len(cells) == 3 else []
+        if names:
+            assert names[0] not in rows, f"{names[0]} is listed twice"
+            rows[names[0]] = (cells[0], cells[1].replace("`", ""))
+    return rows
+
+
+def declared_default(declaration: dataclasses.Field) -> str:
+    """A field's default as the README writes it."""
+    if declaration.metadata["shown"]:
+        return declaration.metadata["shown"]
+    default = declaration.default
+    if default is None:
+        return "unset"
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    return str(default)
+
+
+def test_the_readme_lists_every_setting_with_its_default():
+    rows = readme_settings_table()
+    declared = {item.metadata["env"]: item for item in dataclasses.fields(Settings)}
+    assert all("env" in item.metadata for item in dataclasses.fields(Settings)), "declare each with setting()"
+    for variable, declaration in declared.items():
+        assert variable in rows, f"README's settings table lacks {variable}"
+        first_cell, default = rows[variable]
+        assert default == declared_default(declaration), variable
+        if declaration.metadata["read"] in (SECRET, SECRET_BYTES):
+            assert f"`{variable}_FILE`" in first_cell, f"{variable} can be given as a file: say so"
+    assert set(rows) - set(declared) == set(NOT_SETTINGS), "the table lists a variable nothing reads"
+
+
+def test_each_variable_is_read_as_declared(tmp_path):
+    changed = {"HOSO_VAR_DIR": str(tmp_path), "HOSO_JWT_ISSUER": "hoso-test", "HOSO_SMTP_PORT": "2525",
+               "HOSO_SMTP_STARTTLS": "no", "HOSO_LOG_LEVEL": "debug", "HOSO_SMS_URL": "https://sms.test",
+               "HOSO_SIGNER_SECRET": "s" * 32, "HOSO_SMTP_PASSWORD": "pw"}
+    settings = Settings.from_env(changed)
+    assert (settings.var_dir, settings.jwt_issuer, settings.smtp_port, settings.smtp_starttls) == (
+        tmp_path, "hoso-test", 2525, False)
+    assert (settings.log_level, settings.sms_url, settings.signer_secret, settings.smtp_password) == (
+        "DEBUG", "https://sms.test", b"s" * 32, "pw")
+    defaults = Settings.from_env({"HOSO_VAR_DIR": str(tmp_path)})
+    for declaration in dataclasses.fields(Settings):
+        if declaration.default is not dataclasses.MISSING and declaration.name not in (
+                "var_dir", "signing_key_passphrase"):
+            assert getattr(defaults, declaration.name) == declaration.default, declaration.name

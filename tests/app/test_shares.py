@@ -9,7 +9,7 @@ import pytest
 from app.models.notification import Notification
 from app.models.records import Share
 from app.runtime import runtime
-from tests.app.web.test_errors import assert_problem
+from tests.helpers import assert_problem
 
 V1 = "/api/v1"
 

@@ -8,9 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from app import create_app
 from app.models.audit import AuditEvent
 from app.models.staff import StaffUser
-from tests.app.web.test_errors import assert_problem
 from tests.conftest import drop_database, make_settings
-from tests.helpers import StaffActions
+from tests.helpers import StaffActions, assert_problem
 
 
 def test_login_with_password_and_totp_gives_a_staff_token(client, staff):

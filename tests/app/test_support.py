@@ -9,12 +9,7 @@ from app.models.citizen import Citizen
 from app.models.notification import Notification
 from app.runtime import runtime
 from app.services.outbox import secret_context
-from tests.app.web.test_errors import assert_problem
-from tests.helpers import CitizenActions, citizen_body
-
-RESET = {"reason": "Lost phone, called the hotline",
-         "identity_check": {"document_type": "cccd", "document_number_last4": "3456",
-                            "method": "video_call"}}
+from tests.helpers import RESET, CitizenActions, assert_problem, citizen_body, support_url
 
 
 @pytest.fixture
@@ -25,10 +20,6 @@ def citizens(client) -> CitizenActions:
 @pytest.fixture
 def support(staff) -> dict[str, str]:
     return staff.headers("support")
-
-
-def support_url(national_id: str, action: str = "") -> str:
-    return f"/api/v1/support/citizens/{national_id}" + (f"/{action}" if action else "")
 
 
 def test_lookup_shows_account_state_only_and_is_audited(client, citizens, support):

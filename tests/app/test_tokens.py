@@ -17,8 +17,8 @@ from app.clock import utcnow
 from app.models.staff import StaffUser
 from app.runtime import runtime
 from app.security.tokens import InvalidToken, TokenService, TokenType
-from tests.app.web.test_errors import assert_problem
 from tests.conftest import JWT_KEY_PEM
+from tests.helpers import assert_problem
 
 ME = "/api/v1/staff/me"
 

@@ -12,11 +12,11 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from notifications import OutgoingMessage, PermanentFailure, SmtpChannel, TemporaryFailure, render
+from tests.notifications.helpers import LoopbackController
 
 SENDER = "HoSo <no-reply@hoso.example.vn>"
 CODE = "ABCDE-FGHJK"
@@ -47,19 +47,6 @@ class Recorder:
         self.received.append((envelope, parsed))
         self.tls_used.append(session.ssl is not None)
         return "250 Message accepted"
-
-
-class LoopbackController(Controller):
-    """A Controller on a socket bound before start, so the port is known and never raced for."""
-
-    def __init__(self, handler: Any, **smtp_kwargs: Any) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        super().__init__(handler, hostname="127.0.0.1", port=self.sock.getsockname()[1],
-                         server_hostname="mx.test", **smtp_kwargs)
-
-    def _create_server(self) -> Any:
-        return self.loop.create_server(self._factory_invoker, sock=self.sock, ssl=self.ssl_context)
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ import base64
 import json
 import random
 import threading
-import time
 import zlib
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -26,20 +25,20 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from app.clock import VIETNAM
 from app.runtime import runtime
 from app.services.signing_keys import init_keys
 from passport import b45, certificate_der, create_csca, create_dsc, kid
 from passport.cli import verify_document
 from passport.cose import bstr, encode_cbor, sig_structure
-from tests.helpers import CitizenActions, facility_token, system_context
-from tests.records_data import immunization_body
+from tests.helpers import system_context
 from tests.web.conftest import LiveServer, launch
+from tests.web.helpers import PHONE, issue_passport, open_page, recent_dose, verify_on_page, wait_until
 
 V1 = "/api/v1"
 DATA = Path(__file__).parents[1] / "data" / "dcc"
 VECTORS = DATA / "vectors"
 KNOWN_DIFFERENCES = Path(__file__).parent / "verifier-known-differences.json"
-PHONE = {"width": 412, "height": 915}
 LAPTOP = {"width": 1280, "height": 800}
 BASE45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 
@@ -64,25 +63,6 @@ class RequestLog:
         return self.app(environ, start_response)
 
 
-def recent_dose(days: int = 40) -> dict[str, Any]:
-    """A dose given ``days`` ago (Viet Nam's rules accept 14 to 365 days), without the 2021 reaction."""
-    when = (datetime.now(UTC) - timedelta(days=days)).replace(microsecond=0)
-    return {"administered_at": when.isoformat(), "reactions": None}
-
-
-def issue_passport(client: Any, serial: int, **changes: Any) -> dict[str, Any]:
-    """Enrol a citizen with a facility-recorded dose and issue their passport through the API."""
-    citizens = CitizenActions(client)
-    account = citizens.enrol(serial=serial)
-    hanoi = {"Authorization": f"Bearer {facility_token('01001')}"}
-    pushed = client.put(f"{V1}/facility/immunizations/IM{serial}", json=immunization_body(serial=serial, **changes),
-                        headers=hanoi)
-    assert pushed.status_code == 201, pushed.json
-    issued = client.post(f"{V1}/me/passports", headers=account.headers)
-    assert issued.status_code == 201, issued.json
-    return {**issued.json, "headers": account.headers}
-
-
 def tamper(hc1: str) -> str:
     """Change one Base45 character in the middle of the text."""
     middle = len("HC1:") + (len(hc1) - len("HC1:")) // 2
@@ -94,35 +74,6 @@ def cli_verdict(hc1: str, trust: Any, revocations: Any, at: datetime) -> tuple[b
     """The verdict of ``python -m passport verify`` (its code path): validity and failed checks."""
     result = verify_document(hc1, trust, at, revocations)
     return result.valid, [check.name for check in result.checks if check.status == "failed"]
-
-
-def verify_on_page(page: Any, hc1: str) -> tuple[bool, list[str], str]:
-    """Paste the text, press Verify, wait for the verdict: (valid, failed checks, reasons text)."""
-    before = page.evaluate("Number(document.documentElement.dataset.verified || 0)")
-    page.fill("#hc1", hc1)
-    page.click("#verify")
-    page.wait_for_selector(f'html[data-verified="{before + 1}"]', state="attached")
-    valid = page.get_attribute("#verdict", "data-valid")
-    assert valid in ("true", "false")
-    checks = page.eval_on_selector_all("#reasons li", "items => items.map(item => item.dataset.check)")
-    return valid == "true", checks, page.inner_text("#reasons")
-
-
-def open_page(page: Any, url: str) -> None:
-    # The page's Content-Security-Policy forbids eval, which wait_for_function needs: wait on selectors.
-    response = page.goto(url)
-    assert response is not None and response.ok, (
-        f"GET {url} answered {response and response.status}: is the verifier blueprint registered "
-        "(app/__init__.py) and listed in app/web/access.py, and does app/web/http.py keep its policy?")
-    page.wait_for_selector('html[data-ready="true"]', state="attached", timeout=30_000)
-
-
-def wait_until(page: Any, expression: str, timeout: float = 15.0) -> None:
-    """Poll a JavaScript expression (page.evaluate is not subject to the page's CSP)."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-        page.wait_for_timeout(50)
 
 
 def lists_of(client: Any) -> tuple[Any, Any]:
@@ -161,8 +112,7 @@ def test_page_verifies_hoso_passports_online_and_offline(app, client, staff, bro
         valid, failed, _ = verify_on_page(page, fresh["hc1"])
         assert (valid, failed) == cli_verdict(fresh["hc1"], trust, revocations, now) == (True, [])
         holder = page.inner_text("#holder")
-        dose_day = datetime.fromisoformat(recent_dose()["administered_at"]).astimezone(
-            timezone(timedelta(hours=7))).date().isoformat()
+        dose_day = datetime.fromisoformat(recent_dose()["administered_at"]).astimezone(VIETNAM).date().isoformat()
         for expected in ("Nguyễn Văn Nam", "NGUYEN<<VAN<NAM", "1985-03-14", "Comirnaty", "2/2", dose_day, "VN"):
             assert expected in holder, (expected, holder)
         assert page.is_visible("#compare-id")

@@ -15,7 +15,7 @@ from app.services.signing_keys import init_keys
 from tests.app.dcc_gateway_world import VECTORS, new_gateway, publish_vector_dscs, verifying_vectors
 from tests.conftest import make_settings
 from tests.helpers import system_context
-from tests.web.test_verifier_page import open_page, wait_until
+from tests.web.helpers import open_page, wait_until
 
 V1 = "/api/v1"
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.resources.verifier import routes
-from tests.app.web.test_errors import assert_problem
+from tests.helpers import assert_problem
 from tests.web.conftest import DIST
 
 FILES = ("app.js", "sw.js", "style.css", "manifest.webmanifest", "icon.svg")

@@ -16,7 +16,7 @@ from app.runtime import runtime
 from app.services.signing_keys import init_keys
 from tests.helpers import system_context
 from tests.web.conftest import LiveServer
-from tests.web.test_verifier_page import PHONE, issue_passport, open_page, recent_dose, verify_on_page, wait_until
+from tests.web.helpers import PHONE, issue_passport, open_page, recent_dose, verify_on_page, wait_until
 
 V1 = "/api/v1"
 FOREIGN = json.loads((Path(__file__).parents[1] / "data" / "dcc" / "rules" / "XA.json").read_text(encoding="utf-8"))

@@ -1,6 +1,5 @@
 """Administration: facilities and their API clients, staff accounts, the audit log."""
 
-import marshmallow as ma
 from flask.views import MethodView
 
 from app.resources.admin.schemas import (
@@ -13,9 +12,11 @@ from app.resources.admin.schemas import (
     FacilitySchema,
     NewClientSchema,
     NewStaffSchema,
+    NotificationQueryArgsSchema,
+    OutboxPageSchema,
     StaffCreateSchema,
 )
-from app.resources.common import Blueprint, PageArgsSchema, decode_cursor, encode_cursor, page_schema
+from app.resources.common import Blueprint, PageArgsSchema
 from app.resources.passport.schemas import (
     RevokedSchema,
     RevokeSchema,
@@ -24,8 +25,8 @@ from app.resources.passport.schemas import (
     SigningKeySchema,
 )
 from app.runtime import runtime
-from app.schemas.text import Text
 from app.services import audit_log, facilities, outbox_admin, passport_rules, passports, signing_keys, staff
+from app.services.paging import decode_cursor, encode_cursor
 from app.web.api import problem
 from app.web.auth import request_context
 
@@ -39,11 +40,8 @@ class FacilityViews(MethodView):
     def get(self, args):
         """List registered facilities by code"""
         after = decode_cursor(args["cursor"], ("code",))["code"] if args["cursor"] else None
-        items = facilities.list_facilities(after, args["limit"])
-        more = len(items) > args["limit"]
-        items = items[: args["limit"]]
-        return {"items": items,
-                "next_cursor": encode_cursor({"code": items[-1].code}) if more else None}
+        items, next_cursor = facilities.list_facilities(after, args["limit"])
+        return {"items": items, "next_cursor": encode_cursor(next_cursor) if next_cursor else None}
 
     @blp.arguments(FacilityCreateSchema)
     @blp.response(201, FacilitySchema)
@@ -62,23 +60,16 @@ class FacilityClientViews(MethodView):
     def get(self, args, code):
         """List a facility's API clients (never their secrets)"""
         after = decode_cursor(args["cursor"], ("client_id",))["client_id"] if args["cursor"] else None
-        items = facilities.list_clients(code, after, args["limit"])
-        more = len(items) > args["limit"]
-        items = items[: args["limit"]]
-        return {"items": items,
-                "next_cursor": encode_cursor({"client_id": items[-1].client_id}) if more else None}
+        items, next_cursor = facilities.list_clients(code, after, args["limit"])
+        return {"items": items, "next_cursor": encode_cursor(next_cursor) if next_cursor else None}
 
     @blp.arguments(ClientCreateSchema)
     @blp.response(201, NewClientSchema)
     def post(self, body, code):
         """Issue API client credentials for a facility (the secret is shown once)"""
-        new = facilities.issue_client(
+        return facilities.issue_client(
             request_context(), code, runtime().passwords, body.get("label")
         )
-        client = new.client
-        return {"client_id": client.client_id, "facility_code": client.facility_code,
-                "label": client.label, "active": client.active, "created_at": client.created_at,
-                "last_used_at": client.last_used_at, "client_secret": new.client_secret}
 
 
 @blp.route("/admin/facilities/<code>/clients/<client_id>")
@@ -97,11 +88,9 @@ class StaffViews(MethodView):
     def post(self, body):
         """Create a staff account (one-time password and TOTP URI shown once)"""
         rt = runtime()
-        new = staff.create_staff(
+        return staff.create_staff(
             request_context(), body["username"], body["role"], passwords=rt.passwords, box=rt.box
         )
-        return {"username": new.user.username, "role": new.user.role,
-                "password": new.password, "totp_uri": new.totp_uri}
 
 
 @blp.route("/admin/passports/<path:uvci>/revoke")
@@ -123,28 +112,6 @@ class SigningKeyRotateViews(MethodView):
         return signing_keys.rotate_keys(request_context(), runtime().settings)
 
 
-class NotificationQueryArgsSchema(PageArgsSchema):
-    status = Text(16, load_default="dead",
-                              validate=ma.validate.OneOf(("pending", "sending", "sent", "failed", "dead")))
-
-
-class OutboxItemSchema(ma.Schema):
-    """A message's delivery state (never its text: it may carry a code)."""
-
-    id = ma.fields.String(required=True)
-    citizen_id = ma.fields.String(required=True)
-    kind = ma.fields.String(required=True)
-    channel = ma.fields.String(required=True)
-    status = ma.fields.String(required=True)
-    attempts = ma.fields.Integer(required=True)
-    last_error = ma.fields.String(allow_none=True)
-    created_at = ma.fields.DateTime(required=True)
-    next_attempt_at = ma.fields.DateTime(allow_none=True)
-
-
-OutboxPageSchema = page_schema(OutboxItemSchema, "OutboxPage")
-
-
 @blp.route("/admin/notifications")
 class OutboxViews(MethodView):
     @blp.arguments(NotificationQueryArgsSchema, location="query")
@@ -152,13 +119,8 @@ class OutboxViews(MethodView):
     def get(self, args):
         """Messages by delivery status (default: dead letters), newest first"""
         after = decode_cursor(args["cursor"], ("id",))["id"] if args["cursor"] else None
-        items = outbox_admin.list_by_status(args["status"], after, args["limit"])
-        more = len(items) > args["limit"]
-        items = items[: args["limit"]]
-        return {"items": [{"id": str(m.id), "citizen_id": str(m.citizen_id), "kind": m.kind, "channel": m.channel,
-                           "status": m.status, "attempts": m.attempts, "last_error": m.last_error,
-                           "created_at": m.created_at, "next_attempt_at": m.next_attempt_at} for m in items],
-                "next_cursor": encode_cursor({"id": str(items[-1].id)}) if more else None}
+        items, next_cursor = outbox_admin.list_by_status(args["status"], after, args["limit"])
+        return {"items": items, "next_cursor": encode_cursor(next_cursor) if next_cursor else None}
 
 
 @blp.route("/admin/audit")

@@ -53,8 +53,14 @@ class ClientSchema(ma.Schema):
 
 
 class NewClientSchema(ClientSchema):
-    """A new client with its secret: shown once, never again."""
+    """A new client with its secret: shown once, never again (dumps a ``facilities.NewClient``)."""
 
+    client_id = ma.fields.String(required=True, attribute="client.client_id")
+    facility_code = ma.fields.String(required=True, attribute="client.facility_code")
+    label = ma.fields.String(allow_none=True, attribute="client.label")
+    active = ma.fields.Boolean(required=True, attribute="client.active")
+    created_at = ma.fields.DateTime(required=True, attribute="client.created_at")
+    last_used_at = ma.fields.DateTime(allow_none=True, attribute="client.last_used_at")
     client_secret = ma.fields.String(required=True)
 
 
@@ -72,10 +78,10 @@ class StaffCreateSchema(StrictSchema):
 
 
 class NewStaffSchema(ma.Schema):
-    """A new staff account with its one-time password and TOTP URI (shown once)."""
+    """A new staff account with its one-time password and TOTP URI (shown once): dumps a ``NewStaff``."""
 
-    username = ma.fields.String(required=True)
-    role = ma.fields.String(required=True)
+    username = ma.fields.String(required=True, attribute="user.username")
+    role = ma.fields.String(required=True, attribute="user.role")
     password = ma.fields.String(required=True)
     totp_uri = ma.fields.String(required=True)
 
@@ -115,3 +121,25 @@ class AuditEventSchema(ma.Schema):
 
 
 AuditPageSchema = page_schema(AuditEventSchema, "AuditPage")
+
+
+class NotificationQueryArgsSchema(PageArgsSchema):
+    status = Text(16, load_default="dead",
+                  validate=ma.validate.OneOf(("pending", "sending", "sent", "failed", "dead")))
+
+
+class OutboxItemSchema(ma.Schema):
+    """A message's delivery state (never its text: it may carry a code)."""
+
+    id = ma.fields.String(required=True)
+    citizen_id = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True)
+    channel = ma.fields.String(required=True)
+    status = ma.fields.String(required=True)
+    attempts = ma.fields.Integer(required=True)
+    last_error = ma.fields.String(allow_none=True)
+    created_at = ma.fields.DateTime(required=True)
+    next_attempt_at = ma.fields.DateTime(allow_none=True)
+
+
+OutboxPageSchema = page_schema(OutboxItemSchema, "OutboxPage")

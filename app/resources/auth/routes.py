@@ -23,11 +23,6 @@ from app.web.auth import current_principal, request_context
 blp = Blueprint("auth", __name__, description="Citizen accounts: activation and sign-in")
 
 
-def _tokens(issued: sessions.IssuedSession) -> dict:
-    return {"access_token": issued.access_token, "refresh_token": issued.refresh_token,
-            "token_type": "Bearer", "expires_in": issued.expires_in}
-
-
 @blp.route("/auth/activate")
 class ActivateViews(MethodView):
     @blp.arguments(ActivateSchema)
@@ -36,10 +31,8 @@ class ActivateViews(MethodView):
     @blp.alt_response(429, **problem("Too many attempts for this national id"))
     def post(self, body):
         """Redeem an activation code, set a password and start TOTP enrolment"""
-        enrollment = citizens.activate(request_context(), runtime(), body["national_id"],
-                                       body["activation_code"], body["password"])
-        return {"enrollment_token": enrollment.enrollment_token,
-                "totp_secret": enrollment.totp_secret, "totp_uri": enrollment.totp_uri}
+        return citizens.activate(request_context(), runtime(), body["national_id"],
+                                 body["activation_code"], body["password"])
 
 
 @blp.route("/auth/activate/confirm")
@@ -50,11 +43,10 @@ class ActivateConfirmViews(MethodView):
     @blp.alt_response(429, **problem("Too many attempts"))
     def post(self, body):
         """Confirm TOTP enrolment with a first code: the account becomes active"""
-        activated = citizens.confirm_enrollment(
+        return citizens.confirm_enrollment(
             request_context(), runtime(), body["enrollment_token"], body["totp_code"],
             body.get("device_label"), request.user_agent.string,
         )
-        return {**_tokens(activated.session), "recovery_codes": activated.recovery_codes}
 
 
 @blp.route("/auth/login")
@@ -65,12 +57,11 @@ class LoginViews(MethodView):
     @blp.alt_response(429, **problem("Too many attempts: locked for a while"))
     def post(self, body):
         """Sign in with password and a TOTP code (or one recovery code)"""
-        issued = sessions.login(
+        return sessions.login(
             request_context(), runtime(), body["national_id"], body["password"],
             body.get("totp_code"), body.get("recovery_code"), body.get("device_label"),
             request.user_agent.string, device_proof=body.get("device_proof"),
         )
-        return _tokens(issued)
 
 
 @blp.route("/auth/refresh")
@@ -80,7 +71,7 @@ class RefreshViews(MethodView):
     @blp.alt_response(401, **problem("Refresh token not valid (reuse ends the whole session)"))
     def post(self, body):
         """Exchange a refresh token for new tokens (the old one stops working)"""
-        return _tokens(sessions.refresh(request_context(), runtime(), body["refresh_token"]))
+        return sessions.refresh(request_context(), runtime(), body["refresh_token"])
 
 
 @blp.route("/auth/reauthenticate")

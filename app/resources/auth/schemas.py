@@ -3,7 +3,7 @@
 import marshmallow as ma
 
 from app.resources.citizen_fields import national_id_field
-from app.resources.common import StrictSchema
+from app.resources.common import Always, StrictSchema
 from app.schemas.text import Text
 
 _totp_code = ma.validate.Regexp(r"^[0-9]{6}$", error="Six digits.")
@@ -43,17 +43,20 @@ class ConfirmSchema(StrictSchema):
 
 
 class TokensSchema(ma.Schema):
-    """An access token (15 minutes) and a refresh token (rotated on every use)."""
+    """An access token (15 minutes) and a refresh token (rotated on every use): dumps an ``IssuedSession``."""
 
     access_token = ma.fields.String(required=True)
     refresh_token = ma.fields.String(required=True)
-    token_type = ma.fields.String(required=True)
+    token_type = Always("Bearer", required=True)
     expires_in = ma.fields.Integer(required=True)
 
 
 class ActivatedSchema(TokensSchema):
-    """Tokens plus ten single-use recovery codes (shown once)."""
+    """Tokens plus ten single-use recovery codes (shown once): dumps an ``Activated``."""
 
+    access_token = ma.fields.String(required=True, attribute="session.access_token")
+    refresh_token = ma.fields.String(required=True, attribute="session.refresh_token")
+    expires_in = ma.fields.Integer(required=True, attribute="session.expires_in")
     recovery_codes = ma.fields.List(ma.fields.String(), required=True)
 
 

@@ -5,7 +5,7 @@ import json
 from flask import Response
 from flask.views import MethodView
 
-from app.resources.common import Blueprint, PageArgsSchema, decode_cursor, encode_cursor
+from app.resources.common import Blueprint, PageArgsSchema
 from app.resources.me import present
 from app.resources.me.schemas import (
     AccessLogPageSchema,
@@ -26,6 +26,7 @@ from app.resources.me.schemas import (
 )
 from app.runtime import runtime
 from app.services import access_log, fhir_export, profile, sessions, shares, timeline
+from app.services.paging import decode_cursor, encode_cursor
 from app.web.api import problem
 from app.web.auth import current_principal, request_context
 
@@ -189,10 +190,8 @@ class ShareViews(MethodView):
     @blp.response(201, NewShareSchema)
     def post(self, body):
         """Share part of my record with a doctor for 1 to 72 hours (the code is shown once)"""
-        new = shares.create_share(request_context(), runtime(), _citizen().id, body["scope"],
-                                  body["expires_in_hours"])
-        return {"id": str(new.share.id), "code": new.code, "expires_at": new.share.expires_at,
-                "scope": new.share.scope}
+        return shares.create_share(request_context(), runtime(), _citizen().id, body["scope"],
+                                   body["expires_in_hours"])
 
     @blp.response(200, ShareListSchema)
     def get(self):

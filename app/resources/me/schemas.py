@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import marshmallow as ma
 
@@ -11,6 +11,7 @@ from app.models.records import SEVERITIES
 from app.resources.auth.schemas import SessionSchema
 from app.resources.citizen_fields import email_field, phone_field
 from app.resources.common import PageArgsSchema, StrictSchema, WholeNumber, page_schema
+from app.runtime import runtime
 from app.schemas.text import Text
 from app.services.profile import PREFERENCE_KINDS
 
@@ -18,7 +19,8 @@ SessionListSchema = page_schema(SessionSchema, "SessionList")
 
 
 def _not_future(value: datetime) -> None:
-    if value > datetime.now(UTC):
+    """Refuse a time after the app's now (its clock, which tests and replays may move)."""
+    if value > runtime().now():
         raise ma.ValidationError("Cannot be in the future.")
 
 
@@ -261,12 +263,38 @@ class ShareSchema(ma.Schema):
 
 
 class NewShareSchema(ma.Schema):
-    """A new share code: give it to the doctor; it is shown only now."""
+    """A new share code: give it to the doctor; it is shown only now (dumps a ``shares.NewShare``)."""
 
-    id = ma.fields.String(required=True)
+    id = ma.fields.String(required=True, attribute="share.id")
     code = ma.fields.String(required=True)
-    expires_at = ma.fields.DateTime(required=True)
-    scope = ma.fields.List(ma.fields.String(), required=True)
+    expires_at = ma.fields.DateTime(required=True, attribute="share.expires_at")
+    scope = ma.fields.List(ma.fields.String(), required=True, attribute="share.scope")
 
 
 ShareListSchema = page_schema(ShareSchema, "ShareList")
+
+
+class InboxItemSchema(ma.Schema):
+    id = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True)
+    subject = ma.fields.String(allow_none=True)
+    body = ma.fields.String(required=True)
+    created_at = ma.fields.DateTime(required=True)
+    read_at = ma.fields.DateTime(allow_none=True)
+
+
+class InboxPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(InboxItemSchema), required=True)
+    next_cursor = ma.fields.String(allow_none=True, required=True)
+    unread_count = ma.fields.Integer(required=True)
+
+
+class DeviceCreateSchema(StrictSchema):
+    platform = Text(16, required=True, validate=ma.validate.OneOf(("android", "ios")))
+    push_token = Text(4096, min_length=8, required=True)
+
+
+class DeviceSchema(ma.Schema):
+    id = ma.fields.String(required=True)
+    platform = ma.fields.String(required=True)
+    created_at = ma.fields.DateTime(required=True)

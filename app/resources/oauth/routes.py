@@ -61,5 +61,4 @@ class TokenViews(MethodView):
             )
         except facilities.InvalidClient:
             raise OAuthError("invalid_client", "Client authentication failed.", 401) from None
-        return {"access_token": issued.token, "token_type": "Bearer",
-                "expires_in": issued.expires_in}, 200, {"Pragma": "no-cache"}
+        return issued, 200, {"Pragma": "no-cache"}

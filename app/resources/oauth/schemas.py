@@ -2,6 +2,7 @@
 
 import marshmallow as ma
 
+from app.resources.common import Always
 from app.schemas.text import Text
 from app.web.errors import OAuthError
 
@@ -25,10 +26,10 @@ class TokenRequestSchema(ma.Schema):
 
 
 class TokenResponseSchema(ma.Schema):
-    """RFC 6749 5.1 successful response."""
+    """RFC 6749 5.1 successful response (dumps an ``IssuedToken``)."""
 
-    access_token = ma.fields.String(required=True)
-    token_type = ma.fields.String(required=True)
+    access_token = ma.fields.String(required=True, attribute="token")
+    token_type = Always("Bearer", required=True)
     expires_in = ma.fields.Integer(required=True)
 
 

@@ -21,13 +21,11 @@ class StaffLoginViews(MethodView):
     def post(self, body):
         """Sign in with username, password and TOTP code"""
         rt = runtime()
-        issued = staff.login_staff(
+        return staff.login_staff(
             request_context(), body["username"], body["password"], body["totp_code"],
             passwords=rt.passwords, box=rt.box, tokens=rt.tokens,
             failures=rt.staff_login_failures, ip_attempts=rt.auth_ip_attempts,
         )
-        return {"access_token": issued.token, "token_type": "Bearer",
-                "expires_in": issued.expires_in}
 
 
 @blp.route("/staff/me")

@@ -15,12 +15,7 @@ import pytest
 
 from app.dev.devserver import port_is_free
 from tests.app.faults import ROOT, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.helpers import free_port
 
 
 def group_members(pgids: set[int]) -> list[int]:

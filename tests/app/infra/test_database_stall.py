@@ -19,10 +19,9 @@ import pytest
 from app import create_app
 from app.models.notification import Notification
 from app.models.records import Visit
-from tests.app.dev.test_devserver import free_port
 from tests.app.faults import ROOT, VENV_BIN, CountingProvider, OwnDatabase, start_worker, wait_until, worker_env
 from tests.conftest import DATA_KEY, JWT_KEY_PEM, make_settings
-from tests.helpers import CitizenActions, citizen_body, facility_token, national_id_for
+from tests.helpers import CitizenActions, citizen_body, facility_token, free_port, national_id_for
 from tests.records_data import VISIT
 
 STALL = 25

@@ -6,19 +6,7 @@ import pytest
 
 from app.models.facility import Facility
 from app.web import access
-from app.web.errors import PROBLEM_MIMETYPE
-
-PROBLEM_KEYS = {"type", "title", "status", "instance", "request_id"}
-
-
-def assert_problem(response, status: int) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == PROBLEM_MIMETYPE
-    body = response.json
-    assert PROBLEM_KEYS <= set(body)
-    assert body["status"] == status
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    return body
+from tests.helpers import assert_problem
 
 
 def test_unknown_route_is_404_problem(client):

@@ -18,9 +18,8 @@ from schemathesis import checks
 
 from app import create_app
 from app.web import access
-from tests.app.web.test_openapi import COMMITTED
 from tests.conftest import drop_database, make_settings
-from tests.helpers import CitizenActions, StaffActions, create_facility_client, facility_token
+from tests.helpers import COMMITTED, CitizenActions, StaffActions, create_facility_client, facility_token
 
 # An NDJSON upload is text: generated strings are sent as the body, line by line.
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")

@@ -47,10 +47,10 @@ from app.runtime import runtime
 from app.services.signing_keys import init_keys
 from app.web import access
 from tests import hostile
-from tests.app.web.test_openapi import COMMITTED
 from tests.conftest import drop_database, make_settings
 from tests.data.xml130 import make_fixtures as xml130
 from tests.helpers import (
+    COMMITTED,
     CitizenActions,
     StaffActions,
     citizen_body,

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from app.dev.openapi_spec import render
-
-COMMITTED = Path(__file__).parents[3] / "openapi" / "openapi.json"
+from tests.helpers import COMMITTED
 
 
 def test_committed_openapi_is_up_to_date(app):

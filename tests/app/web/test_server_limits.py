@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tests.app.dev.test_devserver import free_port
 from tests.app.faults import ROOT, VENV_BIN, wait_until
+from tests.helpers import free_port
 
 HEADERS_OF_EVERY_ANSWER = {"x-content-type-options": "nosniff", "cache-control": "no-store"}
 
