@@ -16,6 +16,7 @@ from limits.strategies import STRATEGIES, FixedWindowRateLimiter
 from pymongo import MongoClient, ReturnDocument
 from pymongo.uri_parser import parse_uri
 
+from app.infra import embedded_quirks
 from app.infra.batching import Failed, GroupCommit
 from app.infra.db import UNSTORABLE
 from app.infra.embedded_db import DEFAULT_DATABASE
@@ -33,9 +34,9 @@ class SharedClientMongoDBStorage(MongoDBStorage):
 
     One connection pool per process instead of two, and no surprise connection attempt from the
     parent class's ``__del__`` (which builds a client just to close it). ``incr`` compares the
-    window's end with the current time passed as a value rather than the server's ``$$NOW``: the
-    embedded SecantusDB evaluates ``$lt`` against ``$$NOW`` as always false, so windows would never
-    reset there; on MongoDB both forms behave the same.
+    window's end with the current time passed as a value rather than the server's ``$$NOW``
+    (``embedded_quirks.pipeline_now``), and reads a counter back when the embedded database answers
+    null to a racing upsert (``embedded_quirks.read_back_if_null``).
     """
 
     STORAGE_SCHEME = ["hoso-mongodb"]
@@ -80,7 +81,7 @@ class SharedClientMongoDBStorage(MongoDBStorage):
         return results
 
     def _incr_one(self, key: str, expiry: int, amount: int) -> tuple[int, datetime]:
-        now = datetime.now(UTC)
+        now = embedded_quirks.pipeline_now()  # not $$NOW (see embedded_quirks)
         ended = {"$lt": ["$expireAt", now]}
         answer = self.counters.find_one_and_update(
             {"_id": key},
@@ -91,11 +92,9 @@ class SharedClientMongoDBStorage(MongoDBStorage):
             }}],
             upsert=True, projection=["count", "expireAt"], return_document=ReturnDocument.AFTER,
         )
-        if answer is None:
-            # SecantusDB answers null to an upsert that raced another one creating the same counter
-            # (the increment is applied); read it back: a count that includes later hits only
-            # refuses earlier, never later.
-            answer = self.counters.find_one({"_id": key}, projection=["count", "expireAt"])
+        # A count read back after SecantusDB's null answer may include later hits: it only refuses
+        # earlier, never later.
+        answer = embedded_quirks.read_back_if_null(answer, self.counters, {"_id": key}, ["count", "expireAt"])
         if answer is None:  # removed in between by the expiry sweep: this hit opens the window
             return amount, now + timedelta(seconds=expiry)
         return int(answer["count"]), answer["expireAt"]
