@@ -15,13 +15,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the application from ``settings`` (default: ``Settings.from_env()``)."""
     from app import cli
     from app.infra import db
+    from app.infra.signer import SignerHolder
     from app.resources import register_blueprints
     from app.resources.verifier.routes import blp as verifier_page
     from app.runtime import Runtime
     from app.security.crypto import SecretBox
     from app.security.passwords import PasswordHasher
     from app.security.tokens import TokenService
-    from app.services.signing_keys import SignerHolder
     from app.web import auth, docs, errors, http, logs, ratelimiting
     from app.web.api import build_api, refine_spec
 

@@ -81,7 +81,7 @@ def keys_rotate() -> None:
     from app.services.signing_keys import rotate_keys
 
     try:
-        info = rotate_keys(cli_context(), runtime().settings)
+        info = rotate_keys(cli_context(), runtime().settings, verify_cache=runtime().verify_cache)
     except DomainError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"new active DSC kid {info.kid}, valid to {info.not_after:%Y-%m-%d}")
@@ -109,7 +109,7 @@ def rules_import(file) -> None:  # type: ignore[no-untyped-def]
         parsed = passport.RuleSet.from_json(loads(file.read()))
         # The same input rule as PUT /admin/passport-rules/{country}: every string under the text rule.
         rules = [BusinessRuleSchema().load(rule.document) for rule in parsed.rules]
-        counts = import_rules(cli_context(), runtime(), rules, source="cli")
+        counts = import_rules(cli_context(), rules, source="cli", verify_cache=runtime().verify_cache)
     except ma.ValidationError as error:
         raise click.ClickException(f"a rule is not acceptable: {error.messages}") from None
     except (JsonBodyError, DomainError, passport.RulesError) as error:

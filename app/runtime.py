@@ -11,12 +11,13 @@ from flask import current_app
 from flask_limiter import Limiter
 
 from app.clock import utcnow
+from app.infra.signer import SignerHolder
 from app.security.crypto import SecretBox
 from app.security.lockout import LoginGuard
 from app.security.passwords import PasswordHasher
 from app.security.ratelimit import AttemptLimiter
 from app.security.tokens import TokenService
-from app.services.signing_keys import SignerHolder
+from app.services.sessions import Accounts
 from app.settings import Settings
 
 
@@ -44,6 +45,15 @@ class Runtime:
     def now(self) -> datetime:
         """The current time as this app sees it (tests may replace ``clock``)."""
         return self.clock()
+
+    @property
+    def accounts(self) -> Accounts:
+        """What the citizen-account services are handed (``app.services.sessions.Accounts``)."""
+        return Accounts(
+            settings=self.settings, box=self.box, passwords=self.passwords, tokens=self.tokens,
+            auth_ip_attempts=self.auth_ip_attempts, citizen_login_failures=self.citizen_login_failures,
+            activation_failures=self.activation_failures,
+        )
 
 
 def runtime() -> Runtime:

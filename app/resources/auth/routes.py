@@ -36,7 +36,7 @@ class ActivateViews(MethodView):
     @blp.alt_response(429, **problem("Too many attempts for this national id"))
     def post(self, body):
         """Redeem an activation code, set a password and start TOTP enrolment"""
-        enrollment = citizens.activate(request_context(), runtime(), body["national_id"],
+        enrollment = citizens.activate(request_context(), runtime().accounts, body["national_id"],
                                        body["activation_code"], body["password"])
         return {"enrollment_token": enrollment.enrollment_token,
                 "totp_secret": enrollment.totp_secret, "totp_uri": enrollment.totp_uri}
@@ -51,7 +51,7 @@ class ActivateConfirmViews(MethodView):
     def post(self, body):
         """Confirm TOTP enrolment with a first code: the account becomes active"""
         activated = citizens.confirm_enrollment(
-            request_context(), runtime(), body["enrollment_token"], body["totp_code"],
+            request_context(), runtime().accounts, body["enrollment_token"], body["totp_code"],
             body.get("device_label"), request.user_agent.string,
         )
         return {**_tokens(activated.session), "recovery_codes": activated.recovery_codes}
@@ -66,7 +66,7 @@ class LoginViews(MethodView):
     def post(self, body):
         """Sign in with password and a TOTP code (or one recovery code)"""
         issued = sessions.login(
-            request_context(), runtime(), body["national_id"], body["password"],
+            request_context(), runtime().accounts, body["national_id"], body["password"],
             body.get("totp_code"), body.get("recovery_code"), body.get("device_label"),
             request.user_agent.string, device_proof=body.get("device_proof"),
         )
@@ -80,7 +80,7 @@ class RefreshViews(MethodView):
     @blp.alt_response(401, **problem("Refresh token not valid (reuse ends the whole session)"))
     def post(self, body):
         """Exchange a refresh token for new tokens (the old one stops working)"""
-        return _tokens(sessions.refresh(request_context(), runtime(), body["refresh_token"]))
+        return _tokens(sessions.refresh(request_context(), runtime().accounts, body["refresh_token"]))
 
 
 @blp.route("/auth/reauthenticate")
@@ -92,7 +92,7 @@ class ReauthenticateViews(MethodView):
     def post(self, body):
         """Confirm password and code again before changing the phone or e-mail (step-up)"""
         principal = current_principal()
-        at = reauth.reauthenticate(request_context(), runtime(), principal.subject, principal.claims["sid"],
+        at = reauth.reauthenticate(request_context(), runtime().accounts, principal.subject, principal.claims["sid"],
                                    body["password"], body.get("totp_code"), body.get("recovery_code"))
         return {"authenticated_at": at,
                 "valid_for_seconds": int(reauth.RECENT_AUTHENTICATION.total_seconds())}
