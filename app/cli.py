@@ -22,7 +22,8 @@ def cli_context() -> RequestContext:
     """Audit context of a command run by an operator on the server."""
     from app.runtime import runtime
 
-    return RequestContext(actor=SYSTEM_ACTOR, now=runtime().now(), request_id="cli")
+    rt = runtime()
+    return RequestContext(actor=SYSTEM_ACTOR, now=rt.now(), request_id="cli", trail=rt.audit_trail)
 
 
 @admin_cli.command("create")

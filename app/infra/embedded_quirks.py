@@ -54,5 +54,5 @@ def read_back_if_null(answer: Mapping[str, Any] | None, collection: Collection[A
                       query: Mapping[str, Any], projection: list[str]) -> Mapping[str, Any] | None:
     """``answer`` of an upsert, or (SecantusDB's null after a race) the document as it is now."""
     if answer is None and UPSERT_MAY_ANSWER_NULL:
-        return collection.find_one(query, projection=projection)  # type: ignore[no-any-return]
+        return collection.find_one(query, projection=projection)
     return answer

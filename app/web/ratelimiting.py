@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import mongoengine
-from flask import Flask, request
+from flask import request
 from flask_limiter import Limiter
 from limits import RateLimitItem
 from limits.storage import MongoDBStorage, Storage
@@ -188,12 +188,15 @@ def caller_key() -> str:
     return f"{actor.type}:{actor.id}" if actor.id else f"ip:{request.remote_addr}"
 
 
-def init_app(app: Flask, settings: Settings, uri: str) -> tuple[Limiter, Storage]:
-    """Attach flask-limiter, storing its counters in the app's own database."""
+def build_limiter(settings: Settings, uri: str) -> Limiter:
+    """flask-limiter, storing its counters in the app's own database.
+
+    ``create_app`` attaches it (``limiter.init_app(app)``, which registers its request hooks) at its
+    place in the app's list of hooks; its storage exists from then on.
+    """
     database = parse_uri(uri).get("database") or DEFAULT_DATABASE
-    limiter = Limiter(
+    return Limiter(
         caller_key,
-        app=app,
         storage_uri="hoso-mongodb://app-connection",
         storage_options={
             "database_name": database,
@@ -206,7 +209,6 @@ def init_app(app: Flask, settings: Settings, uri: str) -> tuple[Limiter, Storage
         headers_enabled=False,  # Retry-After is set on 429 only, by app.web.errors
         swallow_errors=False,
     )
-    return limiter, limiter.storage
 
 
 def account_failures(
