@@ -15,13 +15,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the application from ``settings`` (default: ``Settings.from_env()``)."""
     from app import cli
     from app.infra import db
+    from app.infra.signer import SignerHolder
     from app.resources import register_blueprints
     from app.resources.verifier.routes import blp as verifier_page
     from app.runtime import Runtime
     from app.security.crypto import SecretBox
     from app.security.passwords import PasswordHasher
     from app.security.tokens import TokenService
-    from app.services.signing_keys import SignerHolder
+    from app.services.audit import AuditTrail
     from app.web import auth, docs, errors, http, logs, ratelimiting
     from app.web.api import build_api, refine_spec
 
@@ -30,19 +31,35 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
-        JSON_SORT_KEYS=False,
         PROPAGATE_EXCEPTIONS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Vietnamese names stay readable
     logs.configure(settings.log_level)
-    uri = db.init_app(app, settings)
+    uri, write_watch = db.init_app(app, settings)
+    limiter = ratelimiting.build_limiter(settings, uri)
 
-    http.init_app(app)
-    auth.init_app(app)
-    app.before_request(http.check_body_type)
-    limiter, storage = ratelimiting.init_app(app, settings, uri)
-    errors.init_app(app)
+    # Every request hook of the app, here and nowhere else, each list in the order its hooks run.
+    before_request = [
+        http.assign_request_id,  # first: every answer, log line and audit event of the request has its id
+        http.check_request_size,  # 414/431 before any other work
+        db.SchemaGuard().ensure,  # collections and indexes, once, before the first request that needs them
+        auth.authenticate_request,  # before the rate limits, which are keyed on the caller
+        http.check_body_type,
+    ]
+    after_request = [
+        http.log_request,
+        http.secure_headers,  # last: its headers are on every answer
+    ]
+    for before in before_request:
+        app.before_request(before)
+    for after in reversed(after_request):  # Flask runs after-request hooks last registered first
+        app.after_request(after)
+    # Then flask-limiter's own three: its limit check runs after ours, before the view; its header
+    # hook runs first after the view (so before log_request); and a teardown.
+    limiter.init_app(app)
+    storage = limiter.storage
+    errors.init_app(app)  # error handlers, not request hooks
 
     box = SecretBox(settings.data_key)
     app.extensions["hoso"] = Runtime(
@@ -70,6 +87,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         verify_attempts=ratelimiting.AttemptLimiter.from_string(
             storage, "passport-verify", settings.rate_limit_verify_per_ip),
         signer=SignerHolder(settings),
+        write_watch=write_watch,
+        audit_trail=AuditTrail(),
+        citizen_reads=auth.citizen_reads(write_watch),
     )
 
     if settings.trusted_proxy_count:

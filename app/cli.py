@@ -21,7 +21,8 @@ def cli_context() -> RequestContext:
     """Audit context of a command run by an operator on the server."""
     from app.runtime import runtime
 
-    return RequestContext(actor=SYSTEM_ACTOR, now=runtime().now(), request_id="cli")
+    rt = runtime()
+    return RequestContext(actor=SYSTEM_ACTOR, now=rt.now(), request_id="cli", trail=rt.audit_trail)
 
 
 @admin_cli.command("create")
@@ -80,7 +81,7 @@ def keys_rotate() -> None:
     from app.services.signing_keys import rotate_keys
 
     try:
-        info = rotate_keys(cli_context(), runtime().settings)
+        info = rotate_keys(cli_context(), runtime().settings, verify_cache=runtime().verify_cache)
     except DomainError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"new active DSC kid {info.kid}, valid to {info.not_after:%Y-%m-%d}")
@@ -108,7 +109,7 @@ def rules_import(file) -> None:  # type: ignore[no-untyped-def]
         parsed = passport.RuleSet.from_json(loads(file.read()))
         # The same input rule as PUT /admin/passport-rules/{country}: every string under the text rule.
         rules = [BusinessRuleSchema().load(rule.document) for rule in parsed.rules]
-        counts = import_rules(cli_context(), runtime(), rules, source="cli")
+        counts = import_rules(cli_context(), rules, source="cli", verify_cache=runtime().verify_cache)
     except ma.ValidationError as error:
         raise click.ClickException(f"a rule is not acceptable: {error.messages}") from None
     except (JsonBodyError, DomainError, passport.RulesError) as error:

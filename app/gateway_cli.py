@@ -75,7 +75,8 @@ def gateway_download(path: Path | None) -> None:
     def run():  # type: ignore[no-untyped-def]
         document = dcc_gateway.read_file(path) if path else dcc_gateway.fetch_trust_list(settings)
         source = f"file:{path.name}" if path else f"{settings.dcc_gateway_url}/trustList"
-        return dcc_gateway.import_trust_list(cli_context(), settings, document, source)
+        return dcc_gateway.import_trust_list(cli_context(), settings, document, source,
+                                             verify_cache=runtime().verify_cache)
 
     report = _run(run)
     for line in report.lines():

@@ -1,4 +1,8 @@
-"""The collaborators one app instance hands to its services (built once in ``create_app``)."""
+"""The collaborators one app instance hands to its services (built once in ``create_app``).
+
+Everything an app holds between requests (caches, batchers, the write watch of its connection)
+lives here, never at module level, so two apps in one process share nothing.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +15,22 @@ from flask import current_app
 from flask_limiter import Limiter
 
 from app.clock import utcnow
+from app.infra.db import WriteWatch
+from app.infra.signer import SignerHolder
 from app.security.crypto import SecretBox
 from app.security.lockout import LoginGuard
 from app.security.passwords import PasswordHasher
 from app.security.ratelimit import AttemptLimiter
 from app.security.tokens import TokenService
-from app.services.signing_keys import SignerHolder
+from app.services.audit import AuditTrail
+from app.services.sessions import Accounts
 from app.settings import Settings
+from app.web.auth import CitizenReads
 
 
 @dataclass
 class Runtime:
-    """Settings plus the objects built from them: keys, hashers, limiters and the clock."""
+    """Settings plus the objects built from them: keys, hashers, limiters, caches and the clock."""
 
     settings: Settings
     box: SecretBox
@@ -38,12 +46,24 @@ class Runtime:
     passport_quota: AttemptLimiter
     verify_attempts: AttemptLimiter
     signer: SignerHolder
+    write_watch: WriteWatch  # the app's connection's write listener (app.infra.db.WriteWatch)
+    audit_trail: AuditTrail  # reaches services as RequestContext.trail
+    citizen_reads: CitizenReads  # the citizen principal's recent reads (app.web.auth), forgotten on writes
     clock: Callable[[], datetime] = field(default=utcnow)
     verify_cache: dict[str, Any] = field(default_factory=dict)
 
     def now(self) -> datetime:
         """The current time as this app sees it (tests may replace ``clock``)."""
         return self.clock()
+
+    @property
+    def accounts(self) -> Accounts:
+        """What the citizen-account services are handed (``app.services.sessions.Accounts``)."""
+        return Accounts(
+            settings=self.settings, box=self.box, passwords=self.passwords, tokens=self.tokens,
+            auth_ip_attempts=self.auth_ip_attempts, citizen_login_failures=self.citizen_login_failures,
+            activation_failures=self.activation_failures,
+        )
 
 
 def runtime() -> Runtime:

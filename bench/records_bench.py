@@ -133,7 +133,7 @@ from app.services import facilities
 from app.services.audit import SYSTEM_ACTOR, RequestContext
 app = create_app()
 with app.app_context():
-    ctx = RequestContext(actor=SYSTEM_ACTOR, now=utcnow(), request_id="bench")
+    ctx = RequestContext(actor=SYSTEM_ACTOR, now=utcnow(), request_id="bench", trail=runtime().audit_trail)
     facilities.register_facility(ctx, "01001", "Bệnh viện Bench", "Hà Nội")
     new = facilities.issue_client(ctx, "01001", runtime().passwords, "bench")
     print(runtime().tokens.issue(new.client.client_id, TokenType.FACILITY, utcnow(), facility="01001").token)

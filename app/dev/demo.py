@@ -31,7 +31,7 @@ def seed() -> dict[str, Any]:
     path = credentials_path()
     if StaffUser.objects(username=DEMO_ADMIN).count() and path.exists():
         return json.loads(path.read_text())  # type: ignore[no-any-return]
-    ctx = RequestContext(actor=SYSTEM_ACTOR, now=rt.now(), request_id="demo-seed")
+    ctx = RequestContext(actor=SYSTEM_ACTOR, now=rt.now(), request_id="demo-seed", trail=rt.audit_trail)
     credentials: dict[str, Any] = {}
     if not StaffUser.objects(username=DEMO_ADMIN).count():
         new_admin = staff.create_staff(ctx, DEMO_ADMIN, "admin", passwords=rt.passwords, box=rt.box)

@@ -30,29 +30,30 @@ def resolve_uri(settings: Settings) -> str:
 WRITE_COMMANDS = frozenset({"insert", "update", "delete", "findAndModify"})
 DROP_COMMANDS = frozenset({"drop", "dropDatabase"})
 _EVERY_COLLECTION = "*"
-_WRITE_WATCHERS: dict[str, list[Callable[[], None]]] = {}
 
 
-def on_write(collection: str, callback: Callable[[], None]) -> None:
-    """Call ``callback`` when this process starts and when it ends a write to ``collection``.
+class WriteWatch(monitoring.CommandListener):
+    """Tells its callbacks about the writes sent on one app's connection, whichever code path sends them.
 
-    Writes are the ``insert``, ``update``, ``delete`` and ``findAndModify`` commands (what
-    mongoengine and pymongo's collection methods send) and dropping the collection or database.
-    HoSo sends no other command that changes documents (no ``$out``/``$merge``, no client-level
-    ``bulkWrite``).
-    """
-    _WRITE_WATCHERS.setdefault(collection, []).append(callback)
-
-
-class _WriteWatch(monitoring.CommandListener):
-    """Tells the ``on_write`` callbacks about this process's writes, whichever code path sends them.
-
+    Each app's connection has its own watch (``connect`` makes it; ``Runtime.write_watch`` holds it),
+    so what one app registers never hears another app's writes and dies with its app.
     pymongo reports a command's start and its end on the thread that sends it, so the thread and
     the message's request id name a command in flight.
     """
 
     def __init__(self) -> None:
+        self._watchers: dict[str, list[Callable[[], None]]] = {}
         self._in_flight: dict[tuple[int, int], str] = {}
+
+    def on_write(self, collection: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when this connection starts and when it ends a write to ``collection``.
+
+        Writes are the ``insert``, ``update``, ``delete`` and ``findAndModify`` commands (what
+        mongoengine and pymongo's collection methods send) and dropping the collection or database.
+        HoSo sends no other command that changes documents (no ``$out``/``$merge``, no client-level
+        ``bulkWrite``). Register before the app serves requests (the list is read without a lock).
+        """
+        self._watchers.setdefault(collection, []).append(callback)
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name in WRITE_COMMANDS:
@@ -61,7 +62,7 @@ class _WriteWatch(monitoring.CommandListener):
             collection = _EVERY_COLLECTION
         else:
             return
-        if collection == _EVERY_COLLECTION or collection in _WRITE_WATCHERS:
+        if collection == _EVERY_COLLECTION or collection in self._watchers:
             self._in_flight[(threading.get_ident(), event.request_id)] = collection
             self._notify(collection)
 
@@ -76,27 +77,31 @@ class _WriteWatch(monitoring.CommandListener):
         if collection is not None:
             self._notify(collection)
 
-    @staticmethod
-    def _notify(collection: str) -> None:
-        names = list(_WRITE_WATCHERS) if collection == _EVERY_COLLECTION else [collection]
+    def _notify(self, collection: str) -> None:
+        names = list(self._watchers) if collection == _EVERY_COLLECTION else [collection]
         for name in names:
-            for callback in _WRITE_WATCHERS.get(name, ()):
+            for callback in self._watchers.get(name, ()):
                 callback()
 
 
-def connect(settings: Settings, uri: str) -> None:
-    """(Re)connect mongoengine's default alias; production writes wait for a journaled majority."""
+def connect(settings: Settings, uri: str) -> WriteWatch:
+    """(Re)connect mongoengine's default alias; production writes wait for a journaled majority.
+
+    Returns the connection's write watch (see :class:`WriteWatch`).
+    """
     mongoengine.disconnect(alias="default")
+    watch = WriteWatch()
     options: dict[str, object] = {
         "tz_aware": True,
         "uuidRepresentation": "standard",
         "serverSelectionTimeoutMS": 5000,
         "connectTimeoutMS": 5000,
-        "event_listeners": [_WriteWatch()],
+        "event_listeners": [watch],
     }
     if settings.is_production:
         options.update(w="majority", journal=True, retryWrites=True)
     mongoengine.connect(host=uri, alias="default", **options)
+    return watch
 
 
 def database_name() -> str:
@@ -144,10 +149,12 @@ def ensure_indexes() -> None:
         getattr(models, name).ensure_indexes()
 
 
-def init_app(app: Flask, settings: Settings) -> str:
-    """Connect for ``app``; returns the URI in use."""
+def init_app(app: Flask, settings: Settings) -> tuple[str, WriteWatch]:
+    """Connect for ``app``; returns the URI in use and the connection's write watch.
+
+    ``create_app`` registers a :class:`SchemaGuard` among its request hooks.
+    """
     uri = resolve_uri(settings)
-    connect(settings, uri)
+    watch = connect(settings, uri)
     app.config["HOSO_MONGODB_URI"] = uri
-    app.before_request(SchemaGuard().ensure)
-    return uri
+    return uri, watch

@@ -17,17 +17,14 @@ from pathlib import Path
 import pymongo
 from pymongo.errors import PyMongoError
 
+from app.infra import embedded_quirks
+
 DEFAULT_DATABASE = "hoso"
-# Retryable writes guard against a failover or a dropped connection between driver and replica set;
-# neither exists for a server on loopback, and SecantusDB keeps up to 10,000 retryable-write records
-# that it scans in full on every write (measured: a quarter of its time under the timeline benchmark,
-# 400 -> 510 req/s without). Production (real MongoDB) keeps them on: see app.infra.db.connect.
-CLIENT_OPTIONS = "retryWrites=false"
 
 
 def uri_with_database(server_uri: str, database: str = DEFAULT_DATABASE) -> str:
     """The client URI of one database on a server URI such as ``mongodb://127.0.0.1:1234/``."""
-    return f"{server_uri.rstrip('/')}/{database}?{CLIENT_OPTIONS}"
+    return f"{server_uri.rstrip('/')}/{database}?{embedded_quirks.CLIENT_URI_OPTIONS}"
 
 
 def is_reachable(uri: str, timeout_ms: int = 500) -> bool:

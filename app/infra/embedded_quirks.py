@@ -7,8 +7,11 @@ server and what each costs or prevents (measurements in ``../shared/FIELD-NOTES.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pymongo.collection import Collection
 
 T = TypeVar("T")
 
@@ -21,3 +24,35 @@ def in_chunks(values: Sequence[T]) -> Iterator[list[T]]:
     """``values`` in slices of ``IN_CHUNK``, for ``$in`` queries and updates."""
     for start in range(0, len(values), IN_CHUNK):
         yield list(values[start:start + IN_CHUNK])
+
+
+# Retryable writes guard against a failover or a dropped connection between driver and replica set;
+# neither exists for a server on loopback, and SecantusDB keeps up to 10,000 retryable-write records
+# that it scans in full on every write (measured: a quarter of its time under the timeline benchmark,
+# 400 -> 510 req/s without). So the development database's URI turns them off
+# (``app.infra.embedded_db.uri_with_database``); production (MongoDB) turns them on in ``app.infra.db.connect``.
+CLIENT_URI_OPTIONS = "retryWrites=false"
+
+
+def pipeline_now() -> datetime:
+    """The current time, to send as a value in an update pipeline instead of ``$$NOW``.
+
+    SecantusDB evaluates ``$lt`` against ``$$NOW`` as always false, so a rate-limit window compared
+    with it would never end there; on MongoDB the value and ``$$NOW`` behave the same (up to the
+    clock difference between this host and the server).
+    """
+    return datetime.now(UTC)
+
+
+# SecantusDB answers null (no document) to a ``find_one_and_update(upsert=True, return_document=AFTER)``
+# that raced another upsert creating the same document, although its update was applied; MongoDB
+# always returns the document. Callers read the document back (``read_back_if_null``).
+UPSERT_MAY_ANSWER_NULL = True
+
+
+def read_back_if_null(answer: Mapping[str, Any] | None, collection: Collection[Any],
+                      query: Mapping[str, Any], projection: list[str]) -> Mapping[str, Any] | None:
+    """``answer`` of an upsert, or (SecantusDB's null after a race) the document as it is now."""
+    if answer is None and UPSERT_MAY_ANSWER_NULL:
+        return collection.find_one(query, projection=projection)
+    return answer

@@ -5,7 +5,7 @@ version). Under load one caller sends many requests per second, and reading the 
 for each was a third of the database's work. A read is reused while it is younger than
 ``max_age``, so a change made elsewhere (another process, another server) is seen within
 ``max_age``; a change this process makes is seen at once, because its writes call
-:meth:`RecentReads.forget_all` (see ``app.infra.db.on_write``) both when they start and when they end.
+:meth:`RecentReads.forget_all` (see ``app.infra.db.WriteWatch.on_write``) both when they start and when they end.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -37,12 +37,18 @@ SYSTEM_ACTOR = Actor("system", "hoso", "HoSo")
 
 @dataclass(frozen=True)
 class RequestContext:
-    """What every use case needs to know about the request that runs it."""
+    """What every use case needs to know about the request that runs it.
+
+    ``trail`` is the app's audit trail writer (``Runtime.audit_trail``), set by whoever builds the
+    context (``app.web.auth.request_context``, the CLI, the demo); without one, each event is
+    inserted on its own.
+    """
 
     actor: Actor
     now: datetime
     request_id: str | None = None
     ip: str | None = None
+    trail: AuditTrail | None = field(default=None, compare=False, repr=False)
 
     def acting_as(self, actor: Actor) -> RequestContext:
         """The same request, now attributed to an actor who has just proved who they are."""
@@ -120,8 +126,24 @@ def _insert_events(documents: list[dict[str, Any]]) -> list[ObjectId | Failed]:
     return results
 
 
-# Concurrent requests of this process store their events with one insert; each waits for its own.
-_EVENTS: GroupCommit[dict[str, Any], ObjectId] = GroupCommit(_insert_events)
+class AuditTrail:
+    """One app's audit trail writer: concurrent requests store their events with one insert
+    (``app.infra.batching``), and each waits for its own event to be stored."""
+
+    def __init__(self) -> None:
+        self._events: GroupCommit[dict[str, Any], ObjectId] = GroupCommit(_insert_events)
+
+    def store(self, document: dict[str, Any]) -> ObjectId:
+        """Store one event built by :func:`event_document`; returns its id once stored."""
+        return self._events.submit(document)
+
+
+def _store_alone(document: dict[str, Any]) -> ObjectId:
+    """Store one event with an insert of its own (a context without an app's trail)."""
+    (result,) = _insert_events([document])
+    if isinstance(result, Failed):
+        raise result.error
+    return result
 
 
 def record(ctx: RequestContext, action: str, outcome: str = "success", **fields: Any) -> ObjectId:
@@ -130,12 +152,13 @@ def record(ctx: RequestContext, action: str, outcome: str = "success", **fields:
 
     ``fields`` are the keyword arguments of :func:`event_document`.
     """
-    return store(event_document(ctx, action, outcome, **fields))
+    return store(event_document(ctx, action, outcome, **fields), ctx.trail)
 
 
-def store(document: dict[str, Any]) -> ObjectId:
-    """Append an event built (and so checked) beforehand by :func:`event_document`."""
-    return _EVENTS.submit(document)
+def store(document: dict[str, Any], trail: AuditTrail | None = None) -> ObjectId:
+    """Append an event built (and so checked) beforehand by :func:`event_document`, through the
+    app's ``trail`` (a request's ``ctx.trail``), else with an insert of its own."""
+    return trail.store(document) if trail is not None else _store_alone(document)
 
 
 @contextmanager
@@ -156,4 +179,4 @@ def recording(ctx: RequestContext, action: str, **fields: Any) -> Iterator[dict[
         bson.encode(document)
     except UNSTORABLE:
         document["details"] = {"unstorable_details": sorted(str(key) for key in details)}
-    store(document)
+    store(document, ctx.trail)

@@ -15,7 +15,6 @@ from pymongo.errors import DuplicateKeyError
 from app.models.citizen import Citizen, PendingActivation, PendingEnrollment
 from app.models.identity_check import IdentityCheck
 from app.models.records import Immunization, Visit
-from app.runtime import Runtime
 from app.security import totp
 from app.security.passwords import password_problems
 from app.security.tokens import InvalidToken, TokenType
@@ -25,7 +24,7 @@ from app.services.errors import AuthenticationFailed, Conflict, DomainError, Inv
 from app.services.facilities import get_facility
 from app.services.identity import cccd_problems, split_vietnamese_name
 from app.services.mfa import consume_totp, format_code, new_recovery_codes, normalize_code, readable_code
-from app.services.sessions import IssuedSession, start_session
+from app.services.sessions import Accounts, IssuedSession, start_session
 
 ACTIVATION_CODE_LENGTH = 10  # 10 x log2(31) = 49.5 bits from `secrets`
 ACTIVATION_FAILED = "national id, code or password not accepted"
@@ -82,9 +81,9 @@ class Enrollment:
     totp_uri: str
 
 
-def activation_code_hash(rt: Runtime, national_id: str, code: str) -> str:
+def activation_code_hash(accounts: Accounts, national_id: str, code: str) -> str:
     """Keyed hash of a code bound to its national id (a code alone redeems nothing)."""
-    return rt.box.keyed_hash(f"{national_id}:{normalize_code(code)}", "activation-code")
+    return accounts.box.keyed_hash(f"{national_id}:{normalize_code(code)}", "activation-code")
 
 
 # Identity checks. A facility that gives a CCCD with a birth date is told whether the date is
@@ -254,7 +253,7 @@ def find_or_create_citizen(
 
 def register_citizen(
     ctx: RequestContext,
-    rt: Runtime,
+    accounts: Accounts,
     national_id: str,
     full_name: str,
     date_of_birth: date,
@@ -294,7 +293,7 @@ def register_citizen(
         if updates:
             Citizen.objects(id=citizen.id).update_one(**updates)
             citizen.reload()
-    code = issue_activation_code(ctx, rt, citizen, "facility", ctx.actor.facility_code or "?")
+    code = issue_activation_code(ctx, accounts, citizen, "facility", ctx.actor.facility_code or "?")
     outbox.notify(ctx, citizen, "activation_code_issued", code.code_hash_key,
                   facility=facility.name)
     return IssuedCode(citizen, code.code, code.expires_at, created)
@@ -308,12 +307,12 @@ class _NewCode:
 
 
 def issue_activation_code(
-    ctx: RequestContext, rt: Runtime, citizen: Citizen, issued_by_type: str, issued_by: str
+    ctx: RequestContext, accounts: Accounts, citizen: Citizen, issued_by_type: str, issued_by: str
 ) -> _NewCode:
     """Replace any outstanding code with a new one (so older codes stop working); audit, never the code."""
     code = format_code(readable_code(ACTIVATION_CODE_LENGTH))
-    expires_at = ctx.now + timedelta(hours=rt.settings.activation_code_ttl_hours)
-    code_hash = activation_code_hash(rt, citizen.national_id, code)
+    expires_at = ctx.now + timedelta(hours=accounts.settings.activation_code_ttl_hours)
+    code_hash = activation_code_hash(accounts, citizen.national_id, code)
     pending = PendingActivation(code_hash=code_hash, issued_at=ctx.now, expires_at=expires_at,
                                 issued_by_type=issued_by_type, issued_by=issued_by)
     Citizen.objects(id=citizen.id).update_one(set__activation=pending)
@@ -323,7 +322,7 @@ def issue_activation_code(
 
 
 def activate(
-    ctx: RequestContext, rt: Runtime, national_id: str, code: str, password: str
+    ctx: RequestContext, accounts: Accounts, national_id: str, code: str, password: str
 ) -> Enrollment:
     """Redeem an activation code: set the password and start TOTP enrolment.
 
@@ -334,15 +333,15 @@ def activate(
     if problems:
         raise WeakPassword(problems)
     try:
-        rt.auth_ip_attempts.hit(ctx.ip or "unknown")
-        attempt = rt.activation_failures.attempt(national_id, ctx.ip, ctx.now)
+        accounts.auth_ip_attempts.hit(ctx.ip or "unknown")
+        attempt = accounts.activation_failures.attempt(national_id, ctx.ip, ctx.now)
     except LockedOut:
         audit.record(ctx, "citizen.activate", "denied", reason="too many attempts")
         raise
     citizen = Citizen.objects(national_id=national_id).first()
     pending = citizen.activation if citizen else None
-    code_hash = activation_code_hash(rt, national_id, code)
-    code_ok = bool(pending) and rt.box.hash_matches(
+    code_hash = activation_code_hash(accounts, national_id, code)
+    code_ok = bool(pending) and accounts.box.hash_matches(
         f"{national_id}:{normalize_code(code)}", "activation-code", pending.code_hash
     )
     if not (citizen and pending and code_ok and pending.expires_at > ctx.now
@@ -353,24 +352,24 @@ def activate(
     secret = totp.new_secret()
     enrollment = PendingEnrollment(
         enrollment_id=uuid.uuid4().hex,
-        totp_secret_encrypted=rt.box.encrypt(secret, citizen.totp_context()),
+        totp_secret_encrypted=accounts.box.encrypt(secret, citizen.totp_context()),
         started_at=ctx.now,
-        expires_at=ctx.now + timedelta(seconds=rt.settings.enrollment_seconds),
+        expires_at=ctx.now + timedelta(seconds=accounts.settings.enrollment_seconds),
     )
     consumed = Citizen.objects(
         id=citizen.id, activation__code_hash=code_hash, activation__expires_at__gt=ctx.now,
         locked=False, state__ne="active",
-    ).update_one(unset__activation=True, set__password_hash=rt.passwords.hash(password),
+    ).update_one(unset__activation=True, set__password_hash=accounts.passwords.hash(password),
                  set__enrollment=enrollment)
     if not consumed:
         audit.record(ctx, "citizen.activate", "failure", citizen_id=citizen.id,
                      target_type="citizen", target_id=str(citizen.id), reason="code already used")
         raise AuthenticationFailed(ACTIVATION_FAILED)
-    rt.activation_failures.succeeded(attempt, ctx.now)
+    accounts.activation_failures.succeeded(attempt, ctx.now)
     audit.record(ctx, "citizen.activate", citizen_id=citizen.id, target_type="citizen",
                  target_id=str(citizen.id))
-    token = rt.tokens.issue(str(citizen.id), TokenType.ENROLLMENT, ctx.now,
-                            lifetime_seconds=rt.settings.enrollment_seconds,
+    token = accounts.tokens.issue(str(citizen.id), TokenType.ENROLLMENT, ctx.now,
+                            lifetime_seconds=accounts.settings.enrollment_seconds,
                             eid=enrollment.enrollment_id)
     return Enrollment(token.token, secret,
                       totp.provisioning_uri(secret, f"{citizen.national_id}"))
@@ -386,7 +385,7 @@ class Activated:
 
 def confirm_enrollment(
     ctx: RequestContext,
-    rt: Runtime,
+    accounts: Accounts,
     enrollment_token: str,
     totp_code: str,
     device_label: str | None,
@@ -394,7 +393,7 @@ def confirm_enrollment(
 ) -> Activated:
     """Prove the authenticator works: the account becomes active and the first session starts."""
     try:
-        claims = rt.tokens.verify(enrollment_token, (TokenType.ENROLLMENT,))
+        claims = accounts.tokens.verify(enrollment_token, (TokenType.ENROLLMENT,))
     except InvalidToken:
         raise AuthenticationFailed("The enrolment token is not valid.") from None
     citizen = Citizen.objects(id=claims["sub"]).first()
@@ -405,13 +404,13 @@ def confirm_enrollment(
     # Only the enrolment token's holder reaches here: count per enrolment, so that failures by
     # others for this national id (from addresses it never used) cannot block the confirmation.
     try:
-        rt.citizen_login_failures.attempt(f"enrollment:{enrollment.enrollment_id}", ctx.ip, ctx.now)
+        accounts.citizen_login_failures.attempt(f"enrollment:{enrollment.enrollment_id}", ctx.ip, ctx.now)
     except LockedOut:
         audit.record(ctx, "citizen.enroll_totp", "denied", citizen_id=citizen.id, target_type="citizen",
                      target_id=str(citizen.id), reason="too many attempts")
         raise
-    secret = rt.box.decrypt(enrollment.totp_secret_encrypted, citizen.totp_context())
-    codes, hashes = new_recovery_codes(rt.box, str(citizen.id))
+    secret = accounts.box.decrypt(enrollment.totp_secret_encrypted, citizen.totp_context())
+    codes, hashes = new_recovery_codes(accounts.box, str(citizen.id))
     confirmed = consume_totp(
         Citizen, citizen.id, secret, totp_code, ctx.now,
         filters={"enrollment__enrollment_id": enrollment.enrollment_id, "locked": False},
@@ -423,10 +422,10 @@ def confirm_enrollment(
         audit.record(ctx, "citizen.enroll_totp", "failure", citizen_id=citizen.id,
                      target_type="citizen", target_id=str(citizen.id))
         raise AuthenticationFailed("The code was not accepted.")
-    rt.citizen_login_failures.remember(citizen.national_id, ctx.ip, ctx.now)  # the first sign-in
+    accounts.citizen_login_failures.remember(citizen.national_id, ctx.ip, ctx.now)  # the first sign-in
     ctx = ctx.acting_as(Actor("citizen", str(citizen.id), "citizen"))
     citizen.reload()
-    session = start_session(ctx, rt, citizen, device_label, user_agent)
+    session = start_session(ctx, accounts, citizen, device_label, user_agent)
     audit.record(ctx, "citizen.enroll_totp", citizen_id=citizen.id, target_type="citizen",
                  target_id=str(citizen.id))
     outbox.notify(ctx, citizen, "account_activated", enrollment.enrollment_id)

@@ -24,6 +24,7 @@ import json
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -364,9 +365,13 @@ def read_file(path: Path) -> object:
         raise Unavailable(f"{path} is not a readable JSON trust list: {error}") from None
 
 
-def import_trust_list(ctx: RequestContext, settings: Settings, document: object, source: str) -> ImportReport:
+def import_trust_list(ctx: RequestContext, settings: Settings, document: object, source: str, *,
+                      verify_cache: MutableMapping[str, Any]) -> ImportReport:
     """Check a gateway trust list against the configured trust anchor and store the foreign DSCs it
-    vouches for (see the module's decisions). Nothing changes when the document is not a list."""
+    vouches for (see the module's decisions). Nothing changes when the document is not a list.
+
+    ``verify_cache`` (the app's cached trust list) is emptied once the new keys are stored.
+    """
     try:
         checked = gateway.read_trust_list(document, _trust_anchors(settings))
     except passport.GatewayError as error:
@@ -401,9 +406,7 @@ def import_trust_list(ctx: RequestContext, settings: Settings, document: object,
             {"index": item.index, "kid": _shown(item.kid, 64), "country": _shown(item.country, 8),
              "reason": _shown(item.reason, 200)}
             for item in checked.refused[:100]])
-    from app.runtime import runtime
-
-    runtime().verify_cache.clear()  # this process only: API workers see the new keys within 10 s
+    verify_cache.clear()  # this app only: API workers see the new keys within 10 s
     return ImportReport(source, added, refreshed, removed, checked.refused)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -21,10 +22,10 @@ from mongoengine import NotUniqueError
 
 import passport
 from app.models.rules import PassportRuleSet
-from app.runtime import Runtime
 from app.services import audit
 from app.services.audit import SYSTEM_ACTOR, RequestContext
 from app.services.errors import InvalidInput, NotFound
+from app.services.passports import VerifyCache
 
 DATA = Path(__file__).parents[1] / "data"
 SHIPPED = DATA / "dcc-rules"
@@ -71,7 +72,7 @@ def install_shipped(ctx: RequestContext) -> list[str]:
 
     HoSo itself is the actor (whichever request or command needed the rules first).
     """
-    system = RequestContext(actor=SYSTEM_ACTOR, now=ctx.now, request_id=ctx.request_id)
+    system = replace(ctx, actor=SYSTEM_ACTOR, ip=None)
     installed = []
     for country in SHIPPED_COUNTRIES:
         if PassportRuleSet.objects(country=country).only("country").first() is not None:
@@ -91,8 +92,10 @@ def install_shipped(ctx: RequestContext) -> list[str]:
     return installed
 
 
-def replace_rule_set(ctx: RequestContext, rt: Runtime, country: str, rules: object, source: str) -> PassportRuleSet:
-    """Replace a country's whole rule set (every rule must be that country's), audited.
+def replace_rule_set(ctx: RequestContext, country: str, rules: object, source: str, *,
+                     verify_cache: VerifyCache) -> PassportRuleSet:
+    """Replace a country's whole rule set (every rule must be that country's), audited; the cached
+    rules are dropped from ``verify_cache``.
 
     :raises InvalidInput: when a rule is not in the gateway's format or belongs to another country
     """
@@ -114,13 +117,14 @@ def replace_rule_set(ctx: RequestContext, rt: Runtime, country: str, rules: obje
         PassportRuleSet.objects(country=country).update_one(
             upsert=True, set__rules=texts, inc__revision=1, set__updated_at=ctx.now,
             set__updated_by=ctx.actor.label, set__source=source)
-    rt.verify_cache.pop("rules", None)
+    verify_cache.pop("rules", None)
     stored = PassportRuleSet.objects(country=country).first()
     assert stored is not None
     return stored
 
 
-def import_rules(ctx: RequestContext, rt: Runtime, document: object, source: str = "cli") -> dict[str, int]:
+def import_rules(ctx: RequestContext, document: object, source: str = "cli", *,
+                 verify_cache: VerifyCache) -> dict[str, int]:
     """Import rules of one or more countries (gateway format): each country's set is replaced by the
     file's rules of that country. Returns the number of rules per country."""
     parsed = _parse(document)
@@ -129,7 +133,7 @@ def import_rules(ctx: RequestContext, rt: Runtime, document: object, source: str
     counts = {}
     for country in parsed.countries:
         rules = parsed.of_country(country)
-        replace_rule_set(ctx, rt, country, [rule.document for rule in rules], source)
+        replace_rule_set(ctx, country, [rule.document for rule in rules], source, verify_cache=verify_cache)
         counts[country] = len(rules)
     return counts
 
@@ -143,15 +147,16 @@ def get_rule_set(ctx: RequestContext, country: str) -> PassportRuleSet:
     return stored
 
 
-def stored_rules(ctx: RequestContext, rt: Runtime) -> tuple[passport.RuleSet, dict[str, PassportRuleSet]]:
-    """Every stored rule set (cached per process for ten seconds; a replacement clears this process's copy)."""
-    cached = rt.verify_cache.get("rules")
+def stored_rules(ctx: RequestContext, *,
+                 verify_cache: VerifyCache) -> tuple[passport.RuleSet, dict[str, PassportRuleSet]]:
+    """Every stored rule set (cached in ``verify_cache`` for ten seconds; a replacement clears this app's copy)."""
+    cached = verify_cache.get("rules")
     if cached is None or cached[0] < time.monotonic():
         install_shipped(ctx)
         documents = {stored.country: stored for stored in PassportRuleSet.objects.order_by("country")}
         rules = [passport.Rule.from_json(json.loads(text)) for stored in documents.values() for text in stored.rules]
         cached = (time.monotonic() + CACHE_SECONDS, passport.RuleSet(rules, value_sets()), documents)
-        rt.verify_cache["rules"] = cached
+        verify_cache["rules"] = cached
     return cached[1], cached[2]
 
 
@@ -161,9 +166,9 @@ def rule_set_json(stored: PassportRuleSet) -> dict[str, Any]:
             "revision": stored.revision, "updated_at": stored.updated_at, "source": stored.source}
 
 
-def public_document(ctx: RequestContext, rt: Runtime, country: str | None = None) -> dict[str, Any]:
+def public_document(ctx: RequestContext, country: str | None = None, *, verify_cache: VerifyCache) -> dict[str, Any]:
     """What verifiers download: every country's rules (or one country's) and the value sets they name."""
-    _rules, documents = stored_rules(ctx, rt)
+    _rules, documents = stored_rules(ctx, verify_cache=verify_cache)
     if country is not None and country not in documents:
         raise NotFound(f"No business rules are stored for {country}.")
     chosen = [documents[country]] if country is not None else list(documents.values())
@@ -173,13 +178,13 @@ def public_document(ctx: RequestContext, rt: Runtime, country: str | None = None
             "valueSets": value_sets()}
 
 
-def verify_with_rules(ctx: RequestContext, rt: Runtime, result: passport.VerificationResult, country: str,
-                      clock: datetime) -> dict[str, Any]:
+def verify_with_rules(ctx: RequestContext, result: passport.VerificationResult, country: str,
+                      clock: datetime, *, verify_cache: VerifyCache) -> dict[str, Any]:
     """The verify answer: authenticity, each of ``country``'s rules, and ``valid`` (both).
 
     :raises NoRulesForCountry: when no rule set is stored for ``country``
     """
-    rules, documents = stored_rules(ctx, rt)
+    rules, documents = stored_rules(ctx, verify_cache=verify_cache)
     if country not in documents:
         raise NoRulesForCountry({"country": [f"No business rules are stored for {country}; "
                                              f"known: {', '.join(documents) or 'none'}."]})

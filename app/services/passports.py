@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import MutableMapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from bson import ObjectId
 from mongoengine import NotUniqueError
 
 import passport
 from app.clock import VIETNAM
+from app.infra.signer import SignerHolder
 from app.models.citizen import Citizen
 from app.models.passports import Certificate
 from app.models.records import VOIDED, Immunization
-from app.runtime import Runtime
+from app.security.ratelimit import AttemptLimiter
 from app.services import audit, dcc_gateway, outbox, valuesets
 from app.services.audit import RequestContext
 from app.services.errors import Conflict, NotFound, Unavailable
+from app.settings import Settings
 
 RENEW_BEFORE = timedelta(days=30)  # a current passport this close to expiry is re-issued on request
 VERIFY_CACHE_SECONDS = 10.0
+# What this app remembers for verification (``Runtime.verify_cache``): the trust and revocation
+# lists ("lists", here) and the rules ("rules", app.services.passport_rules); a change to any empties it.
+VerifyCache = MutableMapping[str, Any]
 
 
 class NoEligibleVaccination(Conflict):
@@ -52,10 +59,14 @@ def latest_eligible(citizen_id: ObjectId) -> Immunization | None:
         .order_by("-administered_at", "-id").first()
 
 
-def issue_for_citizen(ctx: RequestContext, rt: Runtime, citizen: Citizen) -> tuple[Certificate, bool]:
+def issue_for_citizen(ctx: RequestContext, citizen: Citizen, *, quota: AttemptLimiter, signer: SignerHolder,
+                      settings: Settings) -> tuple[Certificate, bool]:
     """The citizen's current passport for the latest eligible dose: the existing one when nothing
-    changed, else a new one (the previous stays valid but is no longer current)."""
-    rt.passport_quota.hit(str(citizen.id))
+    changed, else a new one (the previous stays valid but is no longer current).
+
+    ``quota`` counts issues per citizen; ``signer`` signs; ``settings`` gives the issuer and validity.
+    """
+    quota.hit(str(citizen.id))
     dose = latest_eligible(citizen.id)
     if dose is None:
         raise NoEligibleVaccination("No vaccination recorded by a facility can be certified.")
@@ -67,15 +78,15 @@ def issue_for_citizen(ctx: RequestContext, rt: Runtime, citizen: Citizen) -> tup
     problems = valuesets.vaccination_problems(vaccine, dose.dose_number, dose.series_doses)
     if problems:
         raise _not_certifiable(dose, "; ".join(f"{field}: {reason}" for field, reason in problems.items()))
-    signer = rt.signer.get(ctx.now)
+    dsc = signer.get(ctx.now)
     record = passport.VaccinationRecord(
         family_name=citizen.family_name or citizen.full_name, given_name=citizen.given_name or "",
         date_of_birth=citizen.date_of_birth, tg=dose.vaccine.tg, vp=dose.vaccine.vp, mp=dose.vaccine.mp,
         ma=dose.vaccine.ma, dose_number=dose.dose_number, series_doses=dose.series_doses,
-        vaccination_date=dose.administered_at.astimezone(VIETNAM).date(), issuer=rt.settings.passport_issuer,
+        vaccination_date=dose.administered_at.astimezone(VIETNAM).date(), issuer=settings.passport_issuer,
         country=dose.country or "VN")
     try:
-        issued = passport.issue(record, signer, ctx.now, timedelta(days=rt.settings.passport_valid_days))
+        issued = passport.issue(record, dsc, ctx.now, timedelta(days=settings.passport_valid_days))
     except passport.SigningError as error:
         raise Unavailable(f"The passport could not be signed: {error}") from None
     except passport.PayloadError as error:  # e.g. a name with no letter that ICAO 9303 can write
@@ -113,15 +124,15 @@ def get_for_citizen(ctx: RequestContext, citizen_id: ObjectId, uvci: str) -> Cer
     return certificate
 
 
-def revoke(ctx: RequestContext, rt: Runtime, uvci: str, reason: str) -> Certificate:
-    """Revoke a passport: its hashes join the revocation list at once."""
+def revoke(ctx: RequestContext, uvci: str, reason: str, *, verify_cache: VerifyCache) -> Certificate:
+    """Revoke a passport: its hashes join the revocation list at once (``verify_cache`` is emptied)."""
     certificate = Certificate.objects(uvci=uvci).first()
     if certificate is None:
         raise NotFound("No such passport.")
     if not Certificate.objects(uvci=uvci, status="valid").update_one(
             set__status="revoked", set__revoked_at=ctx.now, set__revocation_reason=reason):
         raise Conflict("The passport is already revoked.")
-    rt.verify_cache.clear()
+    verify_cache.clear()
     audit.record(ctx, "passport.revoke", citizen_id=certificate.citizen_id, target_type="passport",
                  target_id=uvci, reason=reason, access="write")
     citizen = Citizen.objects(id=certificate.citizen_id).first()
@@ -140,15 +151,16 @@ def revocation_list(now: datetime) -> passport.RevocationList:
                                   base64.b64decode(c.hash_signature)) for c in revoked)
 
 
-def verify_text(rt: Runtime, text: str, now: datetime, at: datetime | None = None) -> passport.VerificationResult:
+def verify_text(text: str, now: datetime, at: datetime | None = None, *,
+                verify_cache: VerifyCache) -> passport.VerificationResult:
     """Verify an HC1 text against HoSo's trust list (Viet Nam's DSCs and those imported from the EU DCC
     Gateway) and revocations as they are ``now``, at ``at`` (the verification clock; default ``now``).
 
     Both lists are cached per process for ten seconds (a revocation clears this process's copy at
     once; other workers see it within ten seconds).
     """
-    cached = rt.verify_cache.get("lists")
+    cached = verify_cache.get("lists")
     if cached is None or cached[0] < time.monotonic():
         cached = (time.monotonic() + VERIFY_CACHE_SECONDS, dcc_gateway.trust_list(now), revocation_list(now))
-        rt.verify_cache["lists"] = cached
+        verify_cache["lists"] = cached
     return passport.verify(text, cached[1], at or now, cached[2])

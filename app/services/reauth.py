@@ -10,7 +10,6 @@ missing follows RFC 9470 (OAuth 2.0 step-up authentication challenge).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from app.models.citizen import Citizen
 from app.models.session import Session
@@ -18,9 +17,7 @@ from app.services import audit
 from app.services.audit import RequestContext
 from app.services.errors import AuthenticationFailed, LockedOut
 from app.services.mfa import consume_recovery_code, consume_totp
-
-if TYPE_CHECKING:
-    from app.runtime import Runtime
+from app.services.sessions import Accounts
 
 RECENT_AUTHENTICATION = timedelta(minutes=5)
 
@@ -57,7 +54,7 @@ def require_recent_authentication(ctx: RequestContext, citizen: Citizen, session
 
 def reauthenticate(
     ctx: RequestContext,
-    rt: Runtime,
+    accounts: Accounts,
     citizen: Citizen,
     session_id: str,
     password: str,
@@ -72,22 +69,22 @@ def reauthenticate(
     """
     about = {"citizen_id": citizen.id, "target_type": "session", "target_id": session_id}
     try:
-        attempt = rt.citizen_login_failures.attempt(citizen.national_id, ctx.ip, ctx.now,
+        attempt = accounts.citizen_login_failures.attempt(citizen.national_id, ctx.ip, ctx.now,
                                                     device=f"session:{session_id}")
     except LockedOut:
         audit.record(ctx, "citizen.reauthenticate", "denied", reason="too many attempts", **about)
         raise
     method = "totp" if totp_code else "recovery_code"
-    ok = rt.passwords.verify(citizen.password_hash, password)
+    ok = accounts.passwords.verify(citizen.password_hash, password)
     if ok and totp_code:
-        secret = rt.box.decrypt(citizen.totp_secret_encrypted, citizen.totp_context())
+        secret = accounts.box.decrypt(citizen.totp_secret_encrypted, citizen.totp_context())
         ok = consume_totp(Citizen, citizen.id, secret, totp_code, ctx.now, filters={"locked": False})
     elif ok and recovery_code:
-        ok = consume_recovery_code(Citizen, citizen.id, rt.box, str(citizen.id), recovery_code)
+        ok = consume_recovery_code(Citizen, citizen.id, accounts.box, str(citizen.id), recovery_code)
     if not ok:
         audit.record(ctx, "citizen.reauthenticate", "failure", details={"method": method}, **about)
         raise AuthenticationFailed("Password or code not accepted.")
-    rt.citizen_login_failures.succeeded(attempt, ctx.now)
+    accounts.citizen_login_failures.succeeded(attempt, ctx.now)
     with audit.recording(ctx, "citizen.reauthenticate", details={"method": method}, **about):
         if not Session.objects(citizen_id=citizen.id, family_id=session_id, revoked_at=None).update_one(
                 set__authenticated_at=ctx.now):  # ended meanwhile (logout, reset): nothing to step up

@@ -6,27 +6,46 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from bson import ObjectId
 from pymongo import ReturnDocument
 
 from app.models.citizen import Citizen
 from app.models.session import SPENT_HISTORY, Session
-from app.security.tokens import TokenType
+from app.security.crypto import SecretBox
+from app.security.lockout import LoginGuard
+from app.security.passwords import PasswordHasher
+from app.security.ratelimit import AttemptLimiter
+from app.security.tokens import TokenService, TokenType
 from app.services import audit, outbox
 from app.services.audit import Actor, RequestContext
 from app.services.errors import AuthenticationFailed, LockedOut, NotFound
 from app.services.mfa import consume_recovery_code, consume_totp
-
-if TYPE_CHECKING:
-    from app.runtime import Runtime
+from app.settings import Settings
 
 LOGIN_FAILED = "national id, password or code not accepted"
 REFRESH_FAILED = "The refresh token is not valid."
 # Revoked session ids remembered on the citizen so their access tokens stop at once; an access
 # token lives 15 minutes at most, so a short history is enough.
 REVOKED_SESSION_HISTORY = 100
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """What the citizen-account services (sign-in, sessions, activation, re-authentication, support
+    resets) are handed: the keys and hashers they use, the attempt limits they enforce, and settings.
+
+    The web layer builds it from the app's runtime (``Runtime.accounts``); the services never look
+    the runtime up themselves.
+    """
+
+    settings: Settings
+    box: SecretBox
+    passwords: PasswordHasher
+    tokens: TokenService
+    auth_ip_attempts: AttemptLimiter
+    citizen_login_failures: LoginGuard
+    activation_failures: LoginGuard
 
 
 @dataclass(frozen=True)
@@ -39,19 +58,19 @@ class IssuedSession:
     session_id: str
 
 
-def refresh_token_hash(rt: Runtime, token: str) -> str:
+def refresh_token_hash(accounts: Accounts, token: str) -> str:
     """Refresh tokens are stored only as keyed hashes."""
-    return rt.box.keyed_hash(token, "refresh-token")
+    return accounts.box.keyed_hash(token, "refresh-token")
 
 
-def _access_token(rt: Runtime, citizen: Citizen, family_id: str, now: datetime) -> tuple[str, int]:
-    issued = rt.tokens.issue(str(citizen.id), TokenType.CITIZEN, now, sid=family_id)
+def _access_token(accounts: Accounts, citizen: Citizen, family_id: str, now: datetime) -> tuple[str, int]:
+    issued = accounts.tokens.issue(str(citizen.id), TokenType.CITIZEN, now, sid=family_id)
     return issued.token, issued.expires_in
 
 
 def start_session(
     ctx: RequestContext,
-    rt: Runtime,
+    accounts: Accounts,
     citizen: Citizen,
     device_label: str | None,
     user_agent: str | None,
@@ -59,18 +78,18 @@ def start_session(
     """Open a new refresh-token family for a device."""
     refresh = secrets.token_urlsafe(32)
     session = Session(
-        citizen_id=citizen.id, family_id=uuid.uuid4().hex, token_hash=refresh_token_hash(rt, refresh),
+        citizen_id=citizen.id, family_id=uuid.uuid4().hex, token_hash=refresh_token_hash(accounts, refresh),
         device_label=device_label, user_agent=(user_agent or "")[:300] or None,
         created_at=ctx.now, last_used_at=ctx.now,
     )
     session.save(force_insert=True)
-    access, expires_in = _access_token(rt, citizen, session.family_id, ctx.now)
+    access, expires_in = _access_token(accounts, citizen, session.family_id, ctx.now)
     return IssuedSession(access, refresh, expires_in, session.family_id)
 
 
 def login(
     ctx: RequestContext,
-    rt: Runtime,
+    accounts: Accounts,
     national_id: str,
     password: str,
     totp_code: str | None,
@@ -87,38 +106,38 @@ def login(
     over a limit even correct credentials get 429 until its window has passed.
     """
     try:
-        rt.auth_ip_attempts.hit(ctx.ip or "unknown")
-        device = _earlier_device(rt, national_id, device_proof, ctx.now)
-        attempt = rt.citizen_login_failures.attempt(national_id, ctx.ip, ctx.now, device=device)
+        accounts.auth_ip_attempts.hit(ctx.ip or "unknown")
+        device = _earlier_device(accounts, national_id, device_proof, ctx.now)
+        attempt = accounts.citizen_login_failures.attempt(national_id, ctx.ip, ctx.now, device=device)
     except LockedOut:
         audit.record(ctx, "citizen.login", "denied", reason="too many attempts")
         raise
     citizen = Citizen.objects(national_id=national_id).first()
-    password_ok = rt.passwords.verify(citizen.password_hash if citizen else None, password)
+    password_ok = accounts.passwords.verify(citizen.password_hash if citizen else None, password)
     usable = bool(citizen and citizen.state == "active" and not citizen.locked and password_ok)
     second_factor_ok = False
     method = "totp" if totp_code else "recovery_code"
     if usable and citizen is not None:
         if totp_code:
-            secret = rt.box.decrypt(citizen.totp_secret_encrypted, citizen.totp_context())
+            secret = accounts.box.decrypt(citizen.totp_secret_encrypted, citizen.totp_context())
             second_factor_ok = consume_totp(Citizen, citizen.id, secret, totp_code, ctx.now,
                                             filters={"locked": False},
                                             set__last_login_at=ctx.now)
         elif recovery_code:
-            second_factor_ok = consume_recovery_code(Citizen, citizen.id, rt.box, str(citizen.id),
+            second_factor_ok = consume_recovery_code(Citizen, citizen.id, accounts.box, str(citizen.id),
                                                      recovery_code)
     if not (usable and second_factor_ok) or citizen is None:
         audit.record(ctx, "citizen.login", "failure", citizen_id=citizen.id if citizen else None,
                      details={"method": method})
         raise AuthenticationFailed(LOGIN_FAILED)
-    rt.citizen_login_failures.succeeded(attempt, ctx.now)
+    accounts.citizen_login_failures.succeeded(attempt, ctx.now)
     ctx = ctx.acting_as(Actor("citizen", str(citizen.id), "citizen"))
     if method == "recovery_code":
         Citizen.objects(id=citizen.id).update_one(set__last_login_at=ctx.now)
     known_device = bool(device_label) and bool(
         Session.objects(citizen_id=citizen.id, device_label=device_label).count()
     )
-    session = start_session(ctx, rt, citizen, device_label, user_agent)
+    session = start_session(ctx, accounts, citizen, device_label, user_agent)
     audit.record(ctx, "citizen.login", citizen_id=citizen.id, target_type="session",
                  target_id=session.session_id,
                  details={"method": method, "new_device": not known_device})
@@ -127,7 +146,7 @@ def login(
     return session
 
 
-def _earlier_device(rt: Runtime, national_id: str, proof: str | None, now: datetime) -> str | None:
+def _earlier_device(accounts: Accounts, national_id: str, proof: str | None, now: datetime) -> str | None:
     """The session whose last refresh token is ``proof``, if it is this citizen's, began after the
     last reset (``tokens_valid_after``) and within ``HOSO_LOGIN_KNOWN_ADDRESS_DAYS``.
 
@@ -137,9 +156,9 @@ def _earlier_device(rt: Runtime, national_id: str, proof: str | None, now: datet
     """
     if not proof:
         return None
-    session = Session.objects(token_hash=refresh_token_hash(rt, proof)).only(
+    session = Session.objects(token_hash=refresh_token_hash(accounts, proof)).only(
         "citizen_id", "family_id", "created_at").first()
-    if session is None or session.created_at <= now - timedelta(days=rt.settings.login_known_address_days):
+    if session is None or session.created_at <= now - timedelta(days=accounts.settings.login_known_address_days):
         return None
     citizen = Citizen.objects(id=session.citizen_id, national_id=national_id).only("tokens_valid_after").first()
     if citizen is None or (citizen.tokens_valid_after and session.created_at <= citizen.tokens_valid_after):
@@ -147,11 +166,11 @@ def _earlier_device(rt: Runtime, national_id: str, proof: str | None, now: datet
     return str(session.family_id)
 
 
-def refresh(ctx: RequestContext, rt: Runtime, refresh_token: str) -> IssuedSession:
+def refresh(ctx: RequestContext, accounts: Accounts, refresh_token: str) -> IssuedSession:
     """Rotate a refresh token (one atomic update). A spent token presented again revokes its family."""
-    presented = refresh_token_hash(rt, refresh_token)
+    presented = refresh_token_hash(accounts, refresh_token)
     new_token = secrets.token_urlsafe(32)
-    settings = rt.settings
+    settings = accounts.settings
     rotated = Session._get_collection().find_one_and_update(
         {
             "token_hash": presented,
@@ -160,26 +179,26 @@ def refresh(ctx: RequestContext, rt: Runtime, refresh_token: str) -> IssuedSessi
             "last_used_at": {"$gt": ctx.now - timedelta(days=settings.session_idle_days)},
         },
         {
-            "$set": {"token_hash": refresh_token_hash(rt, new_token), "last_used_at": ctx.now},
+            "$set": {"token_hash": refresh_token_hash(accounts, new_token), "last_used_at": ctx.now},
             "$push": {"spent_hashes": {"$each": [presented], "$slice": -SPENT_HISTORY}},
         },
         return_document=ReturnDocument.AFTER,
     )
     if rotated is None:
-        _detect_reuse(ctx, rt, presented)
+        _detect_reuse(ctx, accounts, presented)
         raise AuthenticationFailed(REFRESH_FAILED)
     citizen = Citizen.objects(id=rotated["citizen_id"]).first()
     if citizen is None or citizen.locked or citizen.state != "active":
         revoke_sessions(ctx, citizen.id if citizen else rotated["citizen_id"], "account unusable")
         raise AuthenticationFailed(REFRESH_FAILED)
     ctx = ctx.acting_as(Actor("citizen", str(citizen.id), "citizen"))
-    access, expires_in = _access_token(rt, citizen, rotated["family_id"], ctx.now)
+    access, expires_in = _access_token(accounts, citizen, rotated["family_id"], ctx.now)
     audit.record(ctx, "citizen.refresh", citizen_id=citizen.id, target_type="session",
                  target_id=rotated["family_id"])
     return IssuedSession(access, new_token, expires_in, rotated["family_id"])
 
 
-def _detect_reuse(ctx: RequestContext, rt: Runtime, presented: str) -> None:
+def _detect_reuse(ctx: RequestContext, accounts: Accounts, presented: str) -> None:
     """A spent token came back: someone holds a copy. End the whole family and say so."""
     family = Session.objects(spent_hashes=presented).first()
     if family is None:
@@ -226,12 +245,12 @@ def revoke_sessions(ctx: RequestContext, citizen_id: ObjectId, reason: str) -> i
     return int(count)
 
 
-def active_sessions(rt: Runtime, citizen_id: ObjectId, now: datetime) -> list[Session]:
+def active_sessions(accounts: Accounts, citizen_id: ObjectId, now: datetime) -> list[Session]:
     """The citizen's sessions that can still refresh, most recently used first."""
     return list(
         Session.objects(
             citizen_id=citizen_id, revoked_at=None,
-            created_at__gt=now - timedelta(days=rt.settings.session_absolute_days),
-            last_used_at__gt=now - timedelta(days=rt.settings.session_idle_days),
+            created_at__gt=now - timedelta(days=accounts.settings.session_absolute_days),
+            last_used_at__gt=now - timedelta(days=accounts.settings.session_idle_days),
         ).order_by("-last_used_at").limit(100)
     )

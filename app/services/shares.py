@@ -10,7 +10,8 @@ from bson import ObjectId
 
 from app.models.citizen import Citizen
 from app.models.records import VOIDED, Immunization, Share, Visit
-from app.runtime import Runtime
+from app.security.crypto import SecretBox
+from app.security.ratelimit import AttemptLimiter
 from app.services import audit, outbox
 from app.services.audit import Actor, RequestContext
 from app.services.errors import NotFound
@@ -42,17 +43,17 @@ class SharedRecord:
     expires_at: Any
 
 
-def share_code_hash(rt: Runtime, code: str) -> str:
+def share_code_hash(box: SecretBox, code: str) -> str:
     """Share codes are stored only as keyed hashes."""
-    return rt.box.keyed_hash(normalize_code(code), "share-code")
+    return box.keyed_hash(normalize_code(code), "share-code")
 
 
-def create_share(ctx: RequestContext, rt: Runtime, citizen_id: ObjectId, scope: list[str],
-                 hours: int) -> NewShare:
+def create_share(ctx: RequestContext, citizen_id: ObjectId, scope: list[str], hours: int, *,
+                 box: SecretBox) -> NewShare:
     """Make a share code valid for ``hours`` (1-72) over ``scope``."""
     raw = readable_code(SHARE_CODE_LENGTH)
     code = "-".join(raw[i:i + 4] for i in range(0, SHARE_CODE_LENGTH, 4))
-    share = Share(citizen_id=citizen_id, code_hash=share_code_hash(rt, code),
+    share = Share(citizen_id=citizen_id, code_hash=share_code_hash(box, code),
                   scope=sorted(set(scope), key=SCOPES.index), created_at=ctx.now,
                   expires_at=ctx.now + timedelta(hours=hours))
     share.save(force_insert=True)
@@ -75,15 +76,15 @@ def revoke_share(ctx: RequestContext, citizen_id: ObjectId, share_id: str) -> No
     audit.record(ctx, "share.revoke", citizen_id=citizen_id, target_type="share", target_id=share_id)
 
 
-def open_share(ctx: RequestContext, rt: Runtime, code: str) -> SharedRecord:
+def open_share(ctx: RequestContext, code: str, *, box: SecretBox, attempts: AttemptLimiter) -> SharedRecord:
     """Redeem a share code: only the shared scope, 404 when expired, revoked or unknown.
 
     The opening is written into the citizen's access log, naming the facility when a facility
     token came with the request, and the citizen is told.
     """
-    rt.share_attempts.hit(ctx.ip or "unknown")
+    attempts.hit(ctx.ip or "unknown")
     share = Share._get_collection().find_one_and_update(
-        {"code_hash": share_code_hash(rt, code), "revoked_at": None,
+        {"code_hash": share_code_hash(box, code), "revoked_at": None,
          "expires_at": {"$gt": ctx.now}},
         {"$inc": {"times_opened": 1}, "$set": {"last_opened_at": ctx.now}},
     )

@@ -7,12 +7,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.models.citizen import Citizen
-from app.runtime import Runtime
 from app.services import audit, outbox
 from app.services.audit import RequestContext
 from app.services.citizens import issue_activation_code
 from app.services.errors import Conflict, NotFound
-from app.services.sessions import active_sessions, revoke_sessions
+from app.services.sessions import Accounts, active_sessions, revoke_sessions
 
 
 class NoContactChannel(Conflict):
@@ -84,7 +83,7 @@ def _citizen(national_id: str) -> Citizen:
     return citizen
 
 
-def look_up(ctx: RequestContext, rt: Runtime, national_id: str) -> AccountState:
+def look_up(ctx: RequestContext, accounts: Accounts, national_id: str) -> AccountState:
     """Account state only; the look-up itself is audited and shown in the citizen's access log."""
     citizen = _citizen(national_id)
     audit.record(ctx, "support.lookup", citizen_id=citizen.id, target_type="citizen",
@@ -94,7 +93,7 @@ def look_up(ctx: RequestContext, rt: Runtime, national_id: str) -> AccountState:
         state=citizen.display_state, locked=citizen.locked,
         registered_by_facility=citizen.registered_by_facility, created_at=citizen.created_at,
         activated_at=citizen.activated_at, last_login_at=citizen.last_login_at,
-        active_sessions=len(active_sessions(rt, citizen.id, ctx.now)),
+        active_sessions=len(active_sessions(accounts, citizen.id, ctx.now)),
         contact_channels=citizen.contact_channels,
     )
 
@@ -115,7 +114,7 @@ def _result(citizen_id: object) -> ActionResult:
 
 
 def reset_access(
-    ctx: RequestContext, rt: Runtime, national_id: str, reason: str, identity_check: dict[str, Any]
+    ctx: RequestContext, accounts: Accounts, national_id: str, reason: str, identity_check: dict[str, Any]
 ) -> ActionResult:
     """End every session, clear password, TOTP and recovery codes, and send a new activation code.
 
@@ -150,11 +149,11 @@ def reset_access(
             set__state="reset_pending", unset__password_hash=True, unset__totp_secret_encrypted=True,
             set__totp_last_step=-1, set__recovery_code_hashes=[], unset__enrollment=True,
         )
-        code = issue_activation_code(ctx, rt, citizen, "support", ctx.actor.id or "support")
+        code = issue_activation_code(ctx, accounts, citizen, "support", ctx.actor.id or "support")
     outbox.notify(ctx, citizen, "access_reset", code.code_hash_key)
     outbox.notify(ctx, citizen, "activation_code_delivery", code.code_hash_key,
-                  channels=[channels[0]], secret=code.code, box=rt.box,
-                  hours=str(rt.settings.activation_code_ttl_hours))
+                  channels=[channels[0]], secret=code.code, box=accounts.box,
+                  hours=str(accounts.settings.activation_code_ttl_hours))
     return _result(citizen.id)
 
 

@@ -6,13 +6,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 import bson
 from bson import ObjectId
 from bson.errors import InvalidId
 from bson.raw_bson import RawBSONDocument
-from flask import Flask, Response, current_app, g, request
+from flask import Response, current_app, g, request
 
 from app.infra import db
 from app.infra.batching import GroupCommit
@@ -51,20 +52,9 @@ class Principal:
 
 ANONYMOUS = Principal(access.ANONYMOUS, ANONYMOUS_ACTOR)
 
-# token type -> function that loads the current subject of valid claims, or None when that
-# subject may no longer act (disabled, revoked, tokens invalidated since the token was issued).
+# A function that loads the current subject of valid claims, or None when that subject may no
+# longer act (disabled, revoked, tokens invalidated since the token was issued).
 SubjectLoader = Callable[[dict[str, Any]], Principal | None]
-SUBJECT_LOADERS: dict[str, SubjectLoader] = {}
-
-
-def subject_loader(token_type: str) -> Callable[[SubjectLoader], SubjectLoader]:
-    """Register the loader of one token type."""
-
-    def register(loader: SubjectLoader) -> SubjectLoader:
-        SUBJECT_LOADERS[token_type] = loader
-        return loader
-
-    return register
 
 
 def issued_before(claims: dict[str, Any], valid_after: datetime | None) -> bool:
@@ -72,7 +62,6 @@ def issued_before(claims: dict[str, Any], valid_after: datetime | None) -> bool:
     return valid_after is not None and float(claims["iat"]) < valid_after.timestamp()
 
 
-@subject_loader(TokenType.STAFF)
 def _load_staff(claims: dict[str, Any]) -> Principal | None:
     user = StaffUser.objects(username=claims["sub"]).first()
     if user is None or not user.active or issued_before(claims, user.tokens_valid_after):
@@ -81,7 +70,6 @@ def _load_staff(claims: dict[str, Any]) -> Principal | None:
                      user, claims)
 
 
-@subject_loader(TokenType.FACILITY)
 def _load_facility_client(claims: dict[str, Any]) -> Principal | None:
     client = FacilityClient.objects(client_id=claims["sub"], active=True).first()
     if client is None or client.facility_code != claims.get("facility"):
@@ -101,22 +89,31 @@ def _find_citizens(ids: list[ObjectId]) -> list[bytes | None]:
     return [found.get(citizen_id) for citizen_id in ids]
 
 
-# Requests of one process that authenticate at the same moment share one query, and a citizen so
-# read serves this process's requests for CITIZEN_MAX_AGE: a revocation, lock or reset is seen at
-# once by the process that made it and within CITIZEN_MAX_AGE by every other (app.infra.recent_reads).
+# Requests of one app that authenticate at the same moment share one query, and a citizen so
+# read serves this app's requests for CITIZEN_MAX_AGE: a revocation, lock or reset is seen at
+# once by the app that made it and within CITIZEN_MAX_AGE by every other (app.infra.recent_reads).
 CITIZEN_MAX_AGE = 0.1
-_CITIZEN_READS: GroupCommit[ObjectId, bytes | None] = GroupCommit(_find_citizens)
-_CITIZENS: RecentReads[ObjectId, bytes | None] = RecentReads(_CITIZEN_READS.submit, CITIZEN_MAX_AGE)
-db.on_write(Citizen._get_collection_name(), _CITIZENS.forget_all)
+CitizenReads = RecentReads[ObjectId, bytes | None]
 
 
-@subject_loader(TokenType.CITIZEN)
+def citizen_reads(write_watch: db.WriteWatch) -> CitizenReads:
+    """The citizen principals' reads of one app (``Runtime.citizen_reads``): a group commit of
+    concurrent reads, reused for ``CITIZEN_MAX_AGE`` and forgotten on every write to citizens
+    sent on the app's connection."""
+    batch: GroupCommit[ObjectId, bytes | None] = GroupCommit(_find_citizens)
+    reads: CitizenReads = RecentReads(batch.submit, CITIZEN_MAX_AGE)
+    write_watch.on_write(Citizen._get_collection_name(), reads.forget_all)
+    return reads
+
+
 def _load_citizen(claims: dict[str, Any]) -> Principal | None:
     try:
         citizen_id = ObjectId(claims["sub"])
     except (InvalidId, TypeError):
         return None
-    stored = _CITIZENS.get(citizen_id)
+    from app.runtime import runtime
+
+    stored = runtime().citizen_reads.get(citizen_id)
     if stored is None:
         return None
     fields = bson.decode(stored, Citizen._get_collection().codec_options)
@@ -125,6 +122,14 @@ def _load_citizen(claims: dict[str, Any]) -> Principal | None:
             or claims.get("sid") in (fields.get("revoked_sessions") or [])):
         return None
     return Principal(access.CITIZEN, Actor("citizen", str(citizen_id), "citizen"), None, claims, fields)
+
+
+# token type -> its loader: a constant table
+SUBJECT_LOADERS: Mapping[str, SubjectLoader] = MappingProxyType({
+    TokenType.STAFF: _load_staff,
+    TokenType.FACILITY: _load_facility_client,
+    TokenType.CITIZEN: _load_citizen,
+})
 
 
 def bearer_token() -> str | None:
@@ -183,14 +188,11 @@ def request_context() -> RequestContext:
     """The audit and time context of the current request, handed to services."""
     from app.runtime import runtime
 
+    rt = runtime()
     return RequestContext(
         actor=current_principal().actor,
-        now=runtime().now(),
+        now=rt.now(),
         request_id=g.get("request_id"),
         ip=request.remote_addr,
+        trail=rt.audit_trail,
     )
-
-
-def init_app(app: Flask) -> None:
-    """Authenticate every request before its view (and before rate limits keyed on the caller)."""
-    app.before_request(authenticate_request)

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, g, request
+from flask import Response, current_app, g, request
 
 from app.web.errors import problem_response
 from app.web.logs import mask_identifiers
@@ -138,15 +138,3 @@ def log_request(response: Response) -> Response:
         },
     )
     return response
-
-
-def init_app(app: Flask) -> None:
-    """Register the request-id hook (first, so every later log line has it), the size limits,
-    and the response hooks.
-
-    ``check_body_type`` is registered by ``create_app`` after authentication.
-    """
-    app.before_request(assign_request_id)
-    app.before_request(check_request_size)
-    app.after_request(secure_headers)
-    app.after_request(log_request)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import mongoengine
-from flask import Flask, request
+from flask import request
 from flask_limiter import Limiter
 from limits import RateLimitItem
 from limits.storage import MongoDBStorage, Storage
@@ -16,6 +16,7 @@ from limits.strategies import STRATEGIES, FixedWindowRateLimiter
 from pymongo import MongoClient, ReturnDocument
 from pymongo.uri_parser import parse_uri
 
+from app.infra import embedded_quirks
 from app.infra.batching import Failed, GroupCommit
 from app.infra.db import UNSTORABLE
 from app.infra.embedded_db import DEFAULT_DATABASE
@@ -33,9 +34,9 @@ class SharedClientMongoDBStorage(MongoDBStorage):
 
     One connection pool per process instead of two, and no surprise connection attempt from the
     parent class's ``__del__`` (which builds a client just to close it). ``incr`` compares the
-    window's end with the current time passed as a value rather than the server's ``$$NOW``: the
-    embedded SecantusDB evaluates ``$lt`` against ``$$NOW`` as always false, so windows would never
-    reset there; on MongoDB both forms behave the same.
+    window's end with the current time passed as a value rather than the server's ``$$NOW``
+    (``embedded_quirks.pipeline_now``), and reads a counter back when the embedded database answers
+    null to a racing upsert (``embedded_quirks.read_back_if_null``).
     """
 
     STORAGE_SCHEME = ["hoso-mongodb"]
@@ -80,7 +81,7 @@ class SharedClientMongoDBStorage(MongoDBStorage):
         return results
 
     def _incr_one(self, key: str, expiry: int, amount: int) -> tuple[int, datetime]:
-        now = datetime.now(UTC)
+        now = embedded_quirks.pipeline_now()  # not $$NOW (see embedded_quirks)
         ended = {"$lt": ["$expireAt", now]}
         answer = self.counters.find_one_and_update(
             {"_id": key},
@@ -91,11 +92,9 @@ class SharedClientMongoDBStorage(MongoDBStorage):
             }}],
             upsert=True, projection=["count", "expireAt"], return_document=ReturnDocument.AFTER,
         )
-        if answer is None:
-            # SecantusDB answers null to an upsert that raced another one creating the same counter
-            # (the increment is applied); read it back: a count that includes later hits only
-            # refuses earlier, never later.
-            answer = self.counters.find_one({"_id": key}, projection=["count", "expireAt"])
+        # A count read back after SecantusDB's null answer may include later hits: it only refuses
+        # earlier, never later.
+        answer = embedded_quirks.read_back_if_null(answer, self.counters, {"_id": key}, ["count", "expireAt"])
         if answer is None:  # removed in between by the expiry sweep: this hit opens the window
             return amount, now + timedelta(seconds=expiry)
         return int(answer["count"]), answer["expireAt"]
@@ -189,12 +188,15 @@ def caller_key() -> str:
     return f"{actor.type}:{actor.id}" if actor.id else f"ip:{request.remote_addr}"
 
 
-def init_app(app: Flask, settings: Settings, uri: str) -> tuple[Limiter, Storage]:
-    """Attach flask-limiter, storing its counters in the app's own database."""
+def build_limiter(settings: Settings, uri: str) -> Limiter:
+    """flask-limiter, storing its counters in the app's own database.
+
+    ``create_app`` attaches it (``limiter.init_app(app)``, which registers its request hooks) at its
+    place in the app's list of hooks; its storage exists from then on.
+    """
     database = parse_uri(uri).get("database") or DEFAULT_DATABASE
-    limiter = Limiter(
+    return Limiter(
         caller_key,
-        app=app,
         storage_uri="hoso-mongodb://app-connection",
         storage_options={
             "database_name": database,
@@ -207,7 +209,6 @@ def init_app(app: Flask, settings: Settings, uri: str) -> tuple[Limiter, Storage
         headers_enabled=False,  # Retry-After is set on 429 only, by app.web.errors
         swallow_errors=False,
     )
-    return limiter, limiter.storage
 
 
 def account_failures(

@@ -100,7 +100,7 @@ def test_national_backend_pages_one_certificate_per_call(client, keys):
     assert client.get(f"{V1}/passport/dcc/signercertificateUpdate",
                       headers={"X-RESUME-TOKEN": str(token)}).status_code == 204
     # a new DSC comes after the token an app kept; the old one signed no passport, so it is dropped
-    rotate_keys(system_context(), runtime().settings)
+    rotate_keys(system_context(), runtime().settings, verify_cache=runtime().verify_cache)
     later = client.get(f"{V1}/passport/dcc/signercertificateUpdate", headers={"X-RESUME-TOKEN": str(token)})
     assert later.status_code == 200 and later.headers["X-KID"] != first.headers["X-KID"]
     assert int(later.headers["X-RESUME-TOKEN"]) > token
@@ -159,7 +159,8 @@ def test_a_tampered_cms_is_refused_by_the_gateway(world):
 def test_revoke_deletes_a_dsc_no_longer_published(app, keys, world):
     assert gateway_cli(app, "upload").exit_code == 0
     old = SigningKey.objects(state="active").first().kid
-    rotate_keys(system_context(), runtime().settings)  # the old DSC signed nothing: no longer published
+    # the old DSC signed nothing: no longer published
+    rotate_keys(system_context(), runtime().settings, verify_cache=runtime().verify_cache)
     result = gateway_cli(app, "revoke")
     assert result.exit_code == 0, result.output
     assert f"ok: revoke {old} HTTP 204: deleted" in result.output
@@ -182,7 +183,8 @@ def test_revocations_go_up_in_signed_batches_per_kid_and_hash_type(app, client, 
     hanoi = {"Authorization": f"Bearer {facility_token('01001')}"}
     assert client.put(f"{V1}/facility/immunizations/IM1", json=immunization_body(), headers=hanoi).status_code == 201
     issued = client.post(f"{V1}/me/passports", headers=account.headers).json
-    certificate = passports.revoke(system_context(), runtime(), issued["uvci"], "Issued in error")
+    certificate = passports.revoke(system_context(), issued["uvci"], "Issued in error",
+                                   verify_cache=runtime().verify_cache)
     result = gateway_cli(app, "revocations")
     assert result.exit_code == 0, result.output
     batches = list(world.gateway.batches.values())

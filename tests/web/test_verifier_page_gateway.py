@@ -37,7 +37,7 @@ def test_page_verifies_every_country_from_its_cached_trust_list(app, client, bro
     init_keys(system_context(), runtime().settings)
     publish_vector_dscs(gateway_state)
     report = dcc_gateway.import_trust_list(system_context(), runtime().settings, gateway_state.trust_list(),
-                                           "file:test")
+                                           "file:test", verify_cache=runtime().verify_cache)
     assert report.refused == [] and report.added
     total = len(client.get(f"{V1}/passport/trust-list").json["dsc"])
     assert total == len(report.added) + 1

@@ -100,7 +100,7 @@ class PassportRevokeViews(MethodView):
     @blp.alt_response(409, **problem("Already revoked"))
     def post(self, body, uvci):
         """Revoke a passport: its hashes join the revocation list at once"""
-        return passports.revoke(request_context(), runtime(), uvci, body["reason"])
+        return passports.revoke(request_context(), uvci, body["reason"], verify_cache=runtime().verify_cache)
 
 
 @blp.route("/admin/signing-keys/rotate")
@@ -109,7 +109,7 @@ class SigningKeyRotateViews(MethodView):
     @blp.alt_response(409, **problem("`remote-signing`: keys live in the signing service"))
     def post(self):
         """Start signing with a new DSC (the old one stays trusted until its last passport expires)"""
-        return signing_keys.rotate_keys(request_context(), runtime().settings)
+        return signing_keys.rotate_keys(request_context(), runtime().settings, verify_cache=runtime().verify_cache)
 
 
 @blp.route("/admin/notifications")
@@ -147,5 +147,6 @@ class PassportRuleSetViews(MethodView):
     @blp.response(200, RuleSetSchema)
     def put(self, body, country):
         """Replace a country's whole rule set (audited); verifiers see it within ten seconds"""
-        stored = passport_rules.replace_rule_set(request_context(), runtime(), country, body["rules"], "admin")
+        stored = passport_rules.replace_rule_set(request_context(), country, body["rules"], "admin",
+                                                  verify_cache=runtime().verify_cache)
         return passport_rules.rule_set_json(stored)

@@ -31,7 +31,7 @@ class ActivateViews(MethodView):
     @blp.alt_response(429, **problem("Too many attempts for this national id"))
     def post(self, body):
         """Redeem an activation code, set a password and start TOTP enrolment"""
-        return citizens.activate(request_context(), runtime(), body["national_id"],
+        return citizens.activate(request_context(), runtime().accounts, body["national_id"],
                                  body["activation_code"], body["password"])
 
 
@@ -44,7 +44,7 @@ class ActivateConfirmViews(MethodView):
     def post(self, body):
         """Confirm TOTP enrolment with a first code: the account becomes active"""
         return citizens.confirm_enrollment(
-            request_context(), runtime(), body["enrollment_token"], body["totp_code"],
+            request_context(), runtime().accounts, body["enrollment_token"], body["totp_code"],
             body.get("device_label"), request.user_agent.string,
         )
 
@@ -58,7 +58,7 @@ class LoginViews(MethodView):
     def post(self, body):
         """Sign in with password and a TOTP code (or one recovery code)"""
         return sessions.login(
-            request_context(), runtime(), body["national_id"], body["password"],
+            request_context(), runtime().accounts, body["national_id"], body["password"],
             body.get("totp_code"), body.get("recovery_code"), body.get("device_label"),
             request.user_agent.string, device_proof=body.get("device_proof"),
         )
@@ -71,7 +71,7 @@ class RefreshViews(MethodView):
     @blp.alt_response(401, **problem("Refresh token not valid (reuse ends the whole session)"))
     def post(self, body):
         """Exchange a refresh token for new tokens (the old one stops working)"""
-        return sessions.refresh(request_context(), runtime(), body["refresh_token"])
+        return sessions.refresh(request_context(), runtime().accounts, body["refresh_token"])
 
 
 @blp.route("/auth/reauthenticate")
@@ -83,7 +83,7 @@ class ReauthenticateViews(MethodView):
     def post(self, body):
         """Confirm password and code again before changing the phone or e-mail (step-up)"""
         principal = current_principal()
-        at = reauth.reauthenticate(request_context(), runtime(), principal.subject, principal.claims["sid"],
+        at = reauth.reauthenticate(request_context(), runtime().accounts, principal.subject, principal.claims["sid"],
                                    body["password"], body.get("totp_code"), body.get("recovery_code"))
         return {"authenticated_at": at,
                 "valid_for_seconds": int(reauth.RECENT_AUTHENTICATION.total_seconds())}

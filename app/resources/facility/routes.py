@@ -55,7 +55,7 @@ class FacilityCitizenViews(MethodView):
         one; it is valid 72 hours by default and works once.
         """
         issued = citizens.register_citizen(
-            request_context(), runtime(), body["national_id"], body["full_name"],
+            request_context(), runtime().accounts, body["national_id"], body["full_name"],
             body["date_of_birth"], body["sex"], body.get("phone"), body.get("email"),
         )
         return {"citizen_id": str(issued.citizen.id), "activation_code": issued.code,

@@ -69,7 +69,7 @@ class SessionViews(MethodView):
     def get(self):
         """List my signed-in devices"""
         principal = current_principal()
-        items = sessions.active_sessions(runtime(), principal.subject.id, request_context().now)
+        items = sessions.active_sessions(runtime().accounts, principal.subject.id, request_context().now)
         current = principal.claims.get("sid")
         return {"items": [{"family_id": item.family_id, "device_label": item.device_label,
                            "user_agent": item.user_agent, "created_at": item.created_at,
@@ -190,8 +190,8 @@ class ShareViews(MethodView):
     @blp.response(201, NewShareSchema)
     def post(self, body):
         """Share part of my record with a doctor for 1 to 72 hours (the code is shown once)"""
-        return shares.create_share(request_context(), runtime(), _citizen().id, body["scope"],
-                                   body["expires_in_hours"])
+        return shares.create_share(request_context(), _citizen().id, body["scope"],
+                                   body["expires_in_hours"], box=runtime().box)
 
     @blp.response(200, ShareListSchema)
     def get(self):

@@ -35,7 +35,10 @@ class MyPassportViews(MethodView):
                                      "cannot make a valid EU DCC (deprecated code, product and maker disagree, ...)"))
     def post(self):
         """Get a vaccine passport for my latest facility-recorded vaccination"""
-        certificate, created = passports.issue_for_citizen(request_context(), runtime(), current_principal().subject)
+        rt = runtime()
+        certificate, created = passports.issue_for_citizen(
+            request_context(), current_principal().subject, quota=rt.passport_quota, signer=rt.signer,
+            settings=rt.settings)
         return _passport(certificate), 201 if created else 200
 
     @blp.response(200, PassportListSchema)
@@ -93,8 +96,9 @@ class VerifyViews(MethodView):
         ctx = request_context()
         runtime().verify_attempts.hit(ctx.ip or "unknown")
         clock = body.get("at") or ctx.now
-        result = passports.verify_text(runtime(), body["hc1"], ctx.now, clock)
-        return passport_rules.verify_with_rules(ctx, runtime(), result, body["country"], clock)
+        result = passports.verify_text(body["hc1"], ctx.now, clock, verify_cache=runtime().verify_cache)
+        return passport_rules.verify_with_rules(ctx, result, body["country"], clock,
+                                                verify_cache=runtime().verify_cache)
 
 
 @blp.route("/passport/rules")
@@ -102,7 +106,7 @@ class RulesViews(MethodView):
     @blp.response(200, RulesDocumentSchema)
     def get(self):
         """Business rules of every country of arrival (EU gateway format, CertLogic) and their value sets"""
-        return passport_rules.public_document(request_context(), runtime())
+        return passport_rules.public_document(request_context(), verify_cache=runtime().verify_cache)
 
 
 @blp.route("/passport/rules/<country>")
@@ -111,4 +115,4 @@ class CountryRulesViews(MethodView):
     @blp.alt_response(404, **problem("No rules for this country"))
     def get(self, country):
         """Business rules of one country of arrival (the file `python -m passport verify --rules` takes)"""
-        return passport_rules.public_document(request_context(), runtime(), country)
+        return passport_rules.public_document(request_context(), country, verify_cache=runtime().verify_cache)

@@ -21,7 +21,8 @@ class SharedRecordViews(MethodView):
     @blp.alt_response(429, **problem("Too many attempts from this address"))
     def post(self, body):
         """Open a shared record with its code (a facility token, if sent, is named in the access log)"""
-        shared = shares.open_share(request_context(), runtime(), body["code"])
+        shared = shares.open_share(request_context(), body["code"], box=runtime().box,
+                                   attempts=runtime().share_attempts)
         records = [*shared.visits, *shared.immunizations, *shared.prescriptions]
         names = timeline.facility_names({r.facility_code for r in records})
         with_rx = "prescriptions" in shared.scope

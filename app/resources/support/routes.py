@@ -22,7 +22,7 @@ class SupportCitizenViews(MethodView):
     @blp.response(200, AccountStateSchema)
     def get(self, national_id):
         """Look up an account's state (the look-up shows in the citizen's access log)"""
-        return support.look_up(request_context(), runtime(), national_id)
+        return support.look_up(request_context(), runtime().accounts, national_id)
 
 
 @blp.route("/support/citizens/<national_id>/access-reset")
@@ -32,7 +32,7 @@ class AccessResetViews(MethodView):
     @blp.alt_response(409, **problem("`no-contact-channel` or `identity-check-failed`"))
     def post(self, body, national_id):
         """Reset access after an identity check: sessions end, a new code goes to the citizen"""
-        return support.reset_access(request_context(), runtime(), national_id, body["reason"],
+        return support.reset_access(request_context(), runtime().accounts, national_id, body["reason"],
                                     body["identity_check"])
 
 

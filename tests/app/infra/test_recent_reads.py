@@ -131,11 +131,11 @@ def test_a_failed_write_leaves_nothing_in_flight(app):
     import mongoengine
     from pymongo.errors import OperationFailure
 
-    from app.infra.db import _WriteWatch
     from app.models.citizen import Citizen
+    from app.runtime import runtime
 
-    watch = next(listener for listener in mongoengine.get_connection().options.event_listeners
-                 if isinstance(listener, _WriteWatch))
+    watch = runtime().write_watch
+    assert watch in mongoengine.get_connection().options.event_listeners
     with pytest.raises(OperationFailure):
         Citizen._get_collection().update_one({}, {"$unknownOperator": {"x": 1}})
     assert watch._in_flight == {}

@@ -91,7 +91,7 @@ def fresh_citizen_session(national_id: str) -> str:
 
     with current_app.test_request_context():
         citizen = Citizen.objects.get(national_id=national_id)
-        return start_session(request_context(), runtime(), citizen, "fuzz", None).access_token
+        return start_session(request_context(), runtime().accounts, citizen, "fuzz", None).access_token
 
 
 def auth_headers(path: str, method: str, tokens: dict) -> dict[str, str]:

@@ -161,7 +161,7 @@ class World:
 
         with current_app.test_request_context():
             citizen = Citizen.objects.get(national_id=national_id or self.ids["national_id"])
-            issued = start_session(request_context(), runtime(), citizen, "hostile", None)
+            issued = start_session(request_context(), runtime().accounts, citizen, "hostile", None)
         return issued.access_token, issued.refresh_token, issued.session_id
 
     def token(self, role: str, fresh_session: bool = False) -> str | None:
