@@ -6,8 +6,8 @@ import mongoengine
 
 from app import create_app
 from app.web import auth, http
-from tests.app.dev.test_devserver import free_port
 from tests.conftest import make_settings
+from tests.helpers import free_port
 
 
 def test_hooks_run_in_the_listed_order_request_id_first(app):
