@@ -17,6 +17,7 @@ from app.security.passwords import PasswordHasher
 from app.security.ratelimit import AttemptLimiter
 from app.security.tokens import TokenService
 from app.services.signing_keys import SignerHolder
+from app.services.timeline import FacilityNames, PageCache
 from app.settings import Settings
 
 
@@ -40,6 +41,8 @@ class Runtime:
     signer: SignerHolder
     clock: Callable[[], datetime] = field(default=utcnow)
     verify_cache: dict[str, Any] = field(default_factory=dict)
+    pages: PageCache = field(default_factory=PageCache)  # the timeline's pages, keyed on records_version
+    facility_names: FacilityNames = field(default_factory=FacilityNames)
 
     def now(self) -> datetime:
         """The current time as this app sees it (tests may replace ``clock``)."""

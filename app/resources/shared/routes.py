@@ -8,7 +8,7 @@ from app.resources.me import present
 from app.resources.me.schemas import ImmunizationSchema, PrescriptionEntrySchema, VisitSchema
 from app.runtime import runtime
 from app.schemas.text import Text
-from app.services import shares, timeline
+from app.services import shares
 from app.web.api import problem
 from app.web.auth import request_context
 
@@ -47,7 +47,7 @@ class SharedRecordViews(MethodView):
         """Open a shared record with its code (a facility token, if sent, is named in the access log)"""
         shared = shares.open_share(request_context(), runtime(), body["code"])
         records = [*shared.visits, *shared.immunizations, *shared.prescriptions]
-        names = timeline.facility_names({r.facility_code for r in records})
+        names = runtime().facility_names.names({r.facility_code for r in records})
         with_rx = "prescriptions" in shared.scope
         return {
             "patient": {"full_name": shared.citizen.full_name, "date_of_birth": shared.citizen.date_of_birth,
