@@ -96,6 +96,10 @@ class PageCache:
         self._size = size
         self._ttl = ttl
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
     def get(self, key: tuple) -> Page | None:
         with self._lock:
             entry = self._entries.get(key)
