@@ -16,13 +16,13 @@ import marshmallow as ma
 
 from app.clock import utcnow
 from app.models.records import SEVERITIES
-from app.resources.citizen_fields import (
+from app.schemas.base import StrictSchema, WholeNumber
+from app.schemas.citizen_fields import (
     date_of_birth_field,
     full_name_field,
     national_id_field,
     sex_field,
 )
-from app.resources.common import StrictSchema, WholeNumber
 from app.schemas.text import Text
 from app.services import valuesets
 from app.services.identity import cccd_problems

@@ -6,7 +6,7 @@ simply not found. Every read of health data leaves exactly one audit event.
 The timeline's pages are cached per app (a :class:`PageCache` held on the app's ``Runtime``)
 keyed on the citizen's ``records_version``, which every write to a health collection bumps
 (``app.services.ingest.writes.RecordWrites``): a changed record makes a new key, so a cached page
-is never stale.
+is never stale (see ``ACTIVATION_SETTLE`` for the one measured exception).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -34,6 +34,11 @@ from app.services.paging import after, newest_first
 
 WITHDRAWN_NOTE = "Withdrawn by the facility"
 FACILITY_NAME_TTL = 300.0
+# A batch of pushes does not bump the citizens it read as not yet active (see
+# app.services.ingest.writes); pages are not cached this long after an activation, so a push that
+# read the citizen as pending cannot leave a stale page behind (a batch slower than a minute bumps
+# everyone it wrote for).
+ACTIVATION_SETTLE = timedelta(minutes=5)
 
 
 class RecordWithdrawn(Conflict):
@@ -127,6 +132,13 @@ def _cached(pages: PageCache | None, key: tuple, version: int | None, load: Any)
     return page
 
 
+def cache_version(activated_at: datetime | None, records_version: int, now: datetime) -> int | None:
+    """The version that keys a citizen's cached pages, or None when pages may not be cached yet."""
+    if activated_at is None or now - activated_at < ACTIVATION_SETTLE:
+        return None
+    return records_version
+
+
 def _read(ctx: RequestContext, citizen_id: ObjectId, action: str, target_type: str,
           target_id: str | None = None, **details: Any) -> None:
     audit.record(ctx, action, citizen_id=citizen_id, target_type=target_type, target_id=target_id,
@@ -173,6 +185,7 @@ def visits_page(
     ctx: RequestContext,
     citizen_id: ObjectId,
     records_version: int,
+    activated_at: datetime | None,
     limit: int,
     cursor: dict[str, str] | None = None,
     start: datetime | None = None,
@@ -187,8 +200,10 @@ def visits_page(
 
     ``render`` (the presenter) turns a page and its facilities' names into the response body;
     its bytes are kept beside the cached page, so a page served again is not serialised again.
+    ``records_version`` and ``activated_at`` are the citizen's (read with them on every request).
     """
-    page = list_visits(ctx, citizen_id, limit, cursor, start, end, facility, version=records_version, pages=pages)
+    version = cache_version(activated_at, records_version, ctx.now)
+    page = list_visits(ctx, citizen_id, limit, cursor, start, end, facility, version=version, pages=pages)
     if page.rendered is None:
         page.rendered = render(page, facility_names.names({visit.facility_code for visit in page.items}))
     return page.rendered

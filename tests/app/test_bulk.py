@@ -111,3 +111,27 @@ def test_known_citizens_are_reused_briefly_and_bounded():
     known.put(third, read_at=200.0)
     assert known.get(first.national_id, now=200.0) is None  # the least recently used went first
     assert known.get(third.national_id, now=200.0) == (third, 200.0)
+
+
+def test_a_batch_reports_when_its_oldest_citizen_was_read(client, facility):
+    """The records-version rule measures a batch from the oldest citizen it reused."""
+    import time
+
+    from app.clock import utcnow
+    from app.services.audit import Actor, RequestContext
+    from app.services.ingest import records
+    from app.services.ingest.bulk import parse_line
+    from app.web.json_body import loads
+
+    ctx = RequestContext(Actor("facility_client", "test", "test", "01001"), utcnow(), "test")
+    known = records.KnownCitizens()
+    def item(source_id: str, body: dict):  # type: ignore[no-untyped-def]
+        return parse_line(line("visit", source_id, body).encode(), ctx.now, loads)
+
+    first = records.prepare(ctx, [item("OLD1", visit_body())], known)
+    time.sleep(0.05)
+    both = records.prepare(ctx, [item("OLD2", visit_body()), item("OLD3", visit_body(serial=654321))], known)
+    assert [p.citizen is not None for p in both.pending] == [True, True]
+    assert both.citizens_read_at == first.citizens_read_at  # not the fresh read of the second citizen
+    alone = records.prepare(ctx, [item("OLD4", visit_body())])
+    assert alone.citizens_read_at > first.citizens_read_at  # nothing remembered: read now

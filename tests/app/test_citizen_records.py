@@ -12,6 +12,7 @@ from app.models.citizen import Citizen
 from app.models.notification import Notification
 from app.models.records import Visit
 from app.services import timeline
+from app.services.ingest import writes
 from tests.app.test_bulk import line, upload
 from tests.app.web.test_errors import assert_problem
 from tests.records_data import immunization_body, visit_body
@@ -219,18 +220,36 @@ def test_timeline_never_serves_a_stale_page(client, world, monkeypatch):
     assert AuditEvent.objects(action="visits.list").count() == before + 1  # cached or not, audited
 
 
-def test_every_push_bumps_the_records_version_of_every_citizen_it_wrote_for(client, world):
-    alice = Citizen.objects.get(national_id=world["alice"].national_id)
+def test_pages_are_not_cached_in_the_first_minutes_after_activation(client, world):
+    citizen = Citizen.objects.get(national_id=world["alice"].national_id)
+    assert timeline.cache_version(citizen.activated_at, citizen.records_version, utcnow()) is None
+    settled_citizen = settled(world["alice"])
+    assert timeline.cache_version(settled_citizen.activated_at, settled_citizen.records_version,
+                                  utcnow()) == citizen.records_version
+
+
+def test_pushes_bump_the_records_version_of_active_citizens_only(client, world, monkeypatch):
+    alice = settled(world["alice"])
     first = upload(client, world["hanoi"], [line("visit", "BUMP1", visit_body()),
                                             line("visit", "BUMP2", visit_body(serial=333333))])
     assert [answer["status"] for answer in first] == [201, 201]
     carol = Citizen.objects.get(national_id=visit_body(serial=333333)["national_id"])  # created by the push
     assert Citizen.objects.get(id=alice.id).records_version == alice.records_version + 1
-    assert carol.records_version == 1  # whatever the citizen's state: no special case to get wrong
+    assert carol.records_version == 0
     upload(client, world["hanoi"], [line("visit", "BUMP3", visit_body(serial=333333))])
-    assert Citizen.objects.get(id=carol.id).records_version == 2
-    upload(client, world["hanoi"], [line("visit", "BUMP3", visit_body(serial=333333))])  # unchanged
-    assert Citizen.objects.get(id=carol.id).records_version == 2
+    assert Citizen.objects.get(id=carol.id).records_version == 0  # cannot read a timeline yet
+    monkeypatch.setattr(writes, "SLOW_BATCH_SECONDS", -1.0)  # a slow batch bumps everyone it wrote for
+    upload(client, world["hanoi"], [line("visit", "BUMP4", visit_body(serial=333333))])
+    assert Citizen.objects.get(id=carol.id).records_version == 1
+
+
+def test_a_reaction_report_bumps_the_records_version(client, world):
+    alice = settled(world["alice"])
+    record_id = client.get(f"{V1}/me/immunizations", headers=world["alice"].headers).json["items"][0]["id"]
+    response = client.post(f"{V1}/me/immunizations/{record_id}/reactions", headers=world["alice"].headers,
+                           json={"onset_at": "2021-09-16T08:00:00+07:00", "description": "Đau", "severity": "mild"})
+    assert response.status_code == 201
+    assert Citizen.objects.get(id=alice.id).records_version == alice.records_version + 1
 
 
 def test_a_bulk_upload_is_one_write_event_per_action_in_each_citizens_log(client, world, staff):

@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 
+from app.clock import utcnow
+from app.models.citizen import Citizen
 from app.models.records import Immunization, Visit
 from tests.data.xml130 import make_fixtures as xml130
 from tests.records_data import immunization_body, visit_body
@@ -29,6 +32,11 @@ class Timeline:
 
     visits: list[dict]
     immunizations: list[dict]
+
+
+def settle(account) -> None:
+    """As if the citizen had activated an hour ago: their pages are cached (``timeline.ACTIVATION_SETTLE``)."""
+    Citizen.objects(national_id=account.national_id).update_one(set__activated_at=utcnow() - timedelta(hours=1))
 
 
 def read(client, account) -> Timeline:
@@ -134,6 +142,8 @@ WRITE_PATHS = [
 @pytest.mark.parametrize("path", WRITE_PATHS, ids=[path.name for path in WRITE_PATHS])
 def test_the_next_read_after_any_write_shows_it(app, client, world, path):
     alice, bob = world["alice"], world["bob"]
+    settle(alice)
+    settle(bob)
     before = read(client, alice), read(client, bob)  # both timelines read: their pages are now cached
     assert len(app.extensions["hoso"].pages) >= 2
     assert read(client, alice).visits == before[0].visits  # (served from the cache)

@@ -35,8 +35,7 @@ from app.services.ingest.kinds import RecordKind, kind, kinds
 from app.services.ingest.writes import RecordWrites, insert_ignoring_duplicates
 
 MAX_VERSION_RETRIES = 5
-# An upload reuses a citizen it has already found for this long (the state, which can change, only
-# decides whether the citizen is told of a new record; the records-version bump does not depend on it).
+# An upload reuses a citizen it has already found for this long (well inside SLOW_BATCH_SECONDS).
 CITIZEN_REUSE_SECONDS = 20.0
 
 
@@ -64,8 +63,8 @@ class KnownCitizens:
 
     Exports list the same patients again and again (several visits, a vaccination series). Only
     what cannot change is relied on (id, national id, birth date); the state, which can, is used
-    for at most ``CITIZEN_REUSE_SECONDS`` (to tell a citizen who uses the app of a new record).
-    Bounded, so an upload of many different people stays flat.
+    for at most ``CITIZEN_REUSE_SECONDS`` and each batch reports when its oldest citizen was read
+    (see ``writes.SLOW_BATCH_SECONDS``). Bounded, so an upload of many different people stays flat.
     """
 
     def __init__(self, max_size: int = 5_000) -> None:
@@ -156,20 +155,22 @@ def _provenance(ctx: RequestContext, pending: _Pending) -> dict[str, Any]:
 
 
 def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[PushResult | None],
-                      remembered: KnownCitizens) -> None:
+                      remembered: KnownCitizens) -> float:
     """Attach each item's citizen: those the upload already knows, then one find-or-create for the rest.
 
     Records exist whether or not the person ever uses the app, so an unknown CCCD creates a
     citizen without an account (``citizens.find_or_create_citizens``: the one rule, the one
     audit event). A known CCCD with another birth date is a 409 for that item.
+    Returns when the oldest of the citizens used was read (``time.monotonic()``).
     """
-    read_at = time.monotonic()
+    read_at = oldest = time.monotonic()
     known: dict[str, _CitizenRef] = {}
     wanted: dict[str, NewCitizen] = {}
     for pending in batch:
         data = pending.item.data
         if (entry := remembered.get(data["national_id"], read_at)) is not None:
             known[data["national_id"]] = entry[0]
+            oldest = min(oldest, entry[1])
         elif data["national_id"] not in known:
             wanted[data["national_id"]] = NewCitizen(data["national_id"], data["full_name"], data["date_of_birth"],
                                                      data["sex"])
@@ -187,6 +188,7 @@ def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[
                                                 errors={"date_of_birth": [str(error.detail)]})
         else:
             pending.citizen = citizen
+    return oldest
 
 
 def _find_in(model: Any, field: str, values: list[Any]) -> list[Any]:
@@ -200,6 +202,7 @@ class Prepared:
 
     pending: list[_Pending]
     results: list[PushResult | None]
+    citizens_read_at: float  # time.monotonic() when the oldest citizen was read (see RecordWrites)
 
 
 def ingest(ctx: RequestContext, items: list[PushItem]) -> list[PushResult]:
@@ -220,13 +223,14 @@ def prepare(ctx: RequestContext, items: list[PushItem], known: KnownCitizens | N
     results: list[PushResult | None] = [None] * len(items)
     pending = [_Pending(index, item, record_key(kind(item.kind).name, ctx.actor.facility_code or "", item.source_id))
                for index, item in enumerate(items)]
+    citizens_read_at = time.monotonic()
     if pending:
-        _resolve_citizens(ctx, pending, results, known or KnownCitizens())
+        citizens_read_at = _resolve_citizens(ctx, pending, results, known or KnownCitizens())
     for entry in pending:
         if entry.citizen is not None:
             entry.payload_hash = payload_hash(entry.item.kind, entry.item.data)
             entry.fields = kind(entry.item.kind).record_fields(entry.item.data)
-    return Prepared(pending, results)
+    return Prepared(pending, results, citizens_read_at)
 
 
 def write(ctx: RequestContext, prepared: Prepared) -> list[PushResult]:
@@ -238,15 +242,16 @@ def write(ctx: RequestContext, prepared: Prepared) -> list[PushResult]:
         if entry.citizen is None:
             continue  # refused while preparing (identity mismatch)
         if entry.key in seen:
-            _apply(ctx, batch, results)
+            _apply(ctx, batch, results, prepared.citizens_read_at)
             batch, seen = [], set()
         seen.add(entry.key)
         batch.append(entry)
-    _apply(ctx, batch, results)
+    _apply(ctx, batch, results, prepared.citizens_read_at)
     return [result for result in results if result is not None]
 
 
-def _apply(ctx: RequestContext, live: list[_Pending], results: list[PushResult | None]) -> None:
+def _apply(ctx: RequestContext, live: list[_Pending], results: list[PushResult | None],
+           citizens_read_at: float) -> None:
     """Push one batch of prepared items whose keys are distinct (one unit of :class:`RecordWrites`)."""
     if not live:
         return
@@ -262,7 +267,8 @@ def _apply(ctx: RequestContext, live: list[_Pending], results: list[PushResult |
     keys = {key.id: key for key in _find_in(RecordKey, "id", [p.key for p in existing])}
     new = [p for i, p in enumerate(live) if i not in duplicates]
     writes: list[dict] = []
-    with RecordWrites() as store:  # bumps the records_version of every citizen written, at the end
+    not_active = {p.citizen.id for p in live if p.citizen is not None and p.citizen.state != "active"}
+    with RecordWrites(not_active, citizens_read_at) as store:  # bumps records_version at the end
         _create(ctx, store, new, new_ids, results, writes)
         _update_existing(ctx, store, existing, keys, results, writes)
         if writes:
