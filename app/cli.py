@@ -177,11 +177,11 @@ def import_xml130(files: tuple[str, ...]) -> None:
 
     from tqdm import tqdm
 
-    from app.resources.facility.xml130_import import import_envelope
     from app.services.audit import Actor
     from app.services.errors import DomainError
     from app.services.facilities import get_facility
-    from app.services.xml130 import Xml130Error, parse_envelope
+    from app.services.ingest.xml130 import Xml130Error, parse_envelope
+    from app.services.ingest.xml130_import import import_envelope
 
     failed = False
     for name in files:

@@ -24,6 +24,7 @@ from app.security.ratelimit import AttemptLimiter
 from app.security.tokens import TokenService
 from app.services.audit import AuditTrail
 from app.services.sessions import Accounts
+from app.services.timeline import FacilityNames, PageCache
 from app.settings import Settings
 from app.web.auth import CitizenReads
 
@@ -51,6 +52,8 @@ class Runtime:
     citizen_reads: CitizenReads  # the citizen principal's recent reads (app.web.auth), forgotten on writes
     clock: Callable[[], datetime] = field(default=utcnow)
     verify_cache: dict[str, Any] = field(default_factory=dict)
+    pages: PageCache = field(default_factory=PageCache)  # the timeline's pages, keyed on records_version
+    facility_names: FacilityNames = field(default_factory=FacilityNames)
 
     def now(self) -> datetime:
         """The current time as this app sees it (tests may replace ``clock``)."""

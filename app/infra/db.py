@@ -142,11 +142,17 @@ class SchemaGuard:
 
 
 def ensure_indexes() -> None:
-    """Create the collections and indexes of every document class (idempotent)."""
-    from app import models
+    """Create the collections and indexes of every document class (idempotent).
 
-    for name in models.__all__:
-        getattr(models, name).ensure_indexes()
+    Every record kind's model is included whether or not ``app.models`` lists it, so a new kind
+    (one entry in ``app.services.ingest.kinds``) is indexed before its first push.
+    """
+    from app import models
+    from app.services.ingest.kinds import kinds
+
+    documents = [getattr(models, name) for name in models.__all__]
+    for model in dict.fromkeys([*documents, *(kind.model for kind in kinds())]):
+        model.ensure_indexes()
 
 
 def init_app(app: Flask, settings: Settings) -> tuple[str, WriteWatch]:

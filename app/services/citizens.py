@@ -9,9 +9,10 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from bson import ObjectId
-from mongoengine import NotUniqueError
 from pymongo.errors import DuplicateKeyError
 
+from app.infra.embedded_quirks import in_chunks
+from app.models.audit import AuditEvent
 from app.models.citizen import Citizen, PendingActivation, PendingEnrollment
 from app.models.identity_check import IdentityCheck
 from app.models.records import Immunization, Visit
@@ -23,6 +24,7 @@ from app.services.audit import Actor, RequestContext
 from app.services.errors import AuthenticationFailed, Conflict, DomainError, InvalidInput, LockedOut
 from app.services.facilities import get_facility
 from app.services.identity import cccd_problems, split_vietnamese_name
+from app.services.ingest.writes import insert_ignoring_duplicates
 from app.services.mfa import consume_totp, format_code, new_recovery_codes, normalize_code, readable_code
 from app.services.sessions import Accounts, IssuedSession, start_session
 
@@ -140,9 +142,9 @@ def _proven(facility: str, citizen_ids: set[ObjectId]) -> set[ObjectId]:
     """The citizens this facility has already given the right identity for."""
     keys = [f"{facility}:{citizen_id}" for citizen_id in citizen_ids]
     found: set[str] = set()
-    for start in range(0, len(keys), 25):  # $in in small chunks (see records.IN_CHUNK)
+    for chunk in in_chunks(keys):
         found |= {doc["_id"] for doc in IdentityCheck._get_collection().find(
-            {"_id": {"$in": keys[start:start + 25]}, "proven": True}, {"_id": 1})}
+            {"_id": {"$in": chunk}, "proven": True}, {"_id": 1})}
     return {citizen_id for citizen_id in citizen_ids if f"{facility}:{citizen_id}" in found}
 
 
@@ -214,6 +216,69 @@ def _has_relationship(citizen: Citizen, facility: str) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class NewCitizen:
+    """Who a facility says a person is: enough to create a citizen without an account."""
+
+    national_id: str
+    full_name: str
+    date_of_birth: date
+    sex: str
+    phone: str | None = None
+    email: str | None = None
+
+
+def _citizen_document(ctx: RequestContext, person: NewCitizen) -> dict:
+    """A citizen without an account, as a document for a bulk insert (the model supplies the defaults)."""
+    family, given = split_vietnamese_name(person.full_name)
+    citizen = Citizen(national_id=person.national_id, full_name=person.full_name, family_name=family,
+                      given_name=given, date_of_birth=person.date_of_birth.isoformat(), sex=person.sex,
+                      phone=person.phone, email=person.email, created_at=ctx.now,
+                      registered_by_facility=ctx.actor.facility_code)
+    citizen.validate()
+    document: dict = citizen.to_mongo().to_dict()
+    document["_id"] = ObjectId()
+    return document
+
+
+def find_or_create_citizens(
+    ctx: RequestContext, people: Sequence[NewCitizen], fields: dict[str, int] | None = None,
+) -> tuple[dict[str, dict], set[str]]:
+    """The citizens with these CCCDs (stored documents, ``fields`` only), the unknown ones created.
+
+    The one rule for "find or create a citizen by CCCD": records and codes exist whether or not
+    the person ever uses the app. One query per ``IN_CHUNK`` national ids, one bulk insert for
+    the unknown and one ``citizen.create`` audit event (naming each citizen created), so a batch
+    of a hundred records costs a few round trips. Two concurrent creations of the same person
+    meet at the unique index and both get the one document. Identities are not checked here.
+    Returns ``national id -> document`` and the national ids created.
+    """
+    collection = Citizen._get_collection()
+
+    def look_up(national_ids: list[str]) -> None:
+        for chunk in in_chunks(national_ids):
+            for document in collection.find({"national_id": {"$in": chunk}}, fields):
+                found[document["national_id"]] = document
+
+    found: dict[str, dict] = {}
+    look_up(list(dict.fromkeys(person.national_id for person in people)))
+    unknown = {person.national_id: person for person in people if person.national_id not in found}
+    if not unknown:
+        return found, set()
+    documents = [_citizen_document(ctx, person) for person in unknown.values()]
+    duplicates = insert_ignoring_duplicates(collection, documents)
+    created = [doc for i, doc in enumerate(documents) if i not in duplicates]
+    if len(created) == 1:
+        AuditEvent._get_collection().insert_one(audit.event_document(
+            ctx, "citizen.create", citizen_id=created[0]["_id"], target_type="citizen",
+            target_id=str(created[0]["_id"])))
+    elif created:  # one event for the batch, naming each citizen (as for the records they come with)
+        AuditEvent._get_collection().insert_one(audit.event_document(
+            ctx, "citizen.create", citizen_ids=[doc["_id"] for doc in created], target_type="citizen"))
+    look_up(list(unknown))
+    return found, {doc["national_id"] for doc in created}
+
+
 def find_or_create_citizen(
     ctx: RequestContext,
     national_id: str,
@@ -226,29 +291,14 @@ def find_or_create_citizen(
 ) -> tuple[Citizen, bool]:
     """The citizen with this CCCD, created if unknown (``created`` True), else found (not yet checked).
 
-    Records and codes exist whether or not the person ever uses the app. Two concurrent creations
-    of the same person meet at the unique index and both get the one document.
+    One person through :func:`find_or_create_citizens`, after checking the CCCD agrees.
     """
     problems = cccd_problems(national_id, date_of_birth, sex)
     if problems:
         raise InvalidIdentity(problems)
-    existing = Citizen.objects(national_id=national_id).first()
-    if existing is None:
-        family, given = split_vietnamese_name(full_name)
-        citizen = Citizen(
-            national_id=national_id, full_name=full_name, family_name=family, given_name=given,
-            date_of_birth=date_of_birth.isoformat(), sex=sex, phone=phone, email=email,
-            created_at=ctx.now, registered_by_facility=ctx.actor.facility_code,
-        )
-        try:
-            citizen.save(force_insert=True)
-            audit.record(ctx, "citizen.create", citizen_id=citizen.id, target_type="citizen",
-                         target_id=str(citizen.id))
-            return citizen, True
-        except NotUniqueError:
-            existing = Citizen.objects(national_id=national_id).first()
-    assert existing is not None
-    return existing, False
+    found, created = find_or_create_citizens(
+        ctx, [NewCitizen(national_id, full_name, date_of_birth, sex, phone, email)])
+    return Citizen._from_son(found[national_id]), national_id in created
 
 
 def register_citizen(

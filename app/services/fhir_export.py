@@ -1,5 +1,5 @@
 """The whole record as a FHIR R4 Bundle (Patient, Encounter, Condition, Observation,
-MedicationRequest, Immunization, Provenance).
+MedicationRequest, Immunization, Provenance): every kind of the kind table, through its builder.
 
 Records a facility withdrew are exported as ``entered-in-error`` without their content, so a
 system that imported an earlier export (or uses ``since``) learns to drop them.
@@ -7,222 +7,46 @@ system that imported an earlier export (or uses ``since``) learns to drop them.
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Any
 
 from app.models.citizen import Citizen
-from app.models.records import VOIDED, Immunization, Visit
-from app.services import audit, valuesets
+from app.services import audit
 from app.services.audit import RequestContext
-from app.services.timeline import facility_names
+from app.services.fhir_resources import clean, patient, provenance, urn
+from app.services.ingest.kinds import kinds
+from app.services.timeline import FacilityNames
 
-CCCD_SYSTEM = "urn:vn:cccd"
-FACILITY_SYSTEM = "urn:vn:ma-cskcb"
-PRESCRIPTION_SYSTEM = "urn:vn:don-thuoc-quoc-gia"
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
-SNOMED = "http://snomed.info/sct"
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 EXPORT_LIMIT = 5000
-_NAMESPACE = uuid.UUID("7d1e4b1e-5a0c-4c1d-9a57-0b5e8f3a2c61")  # HoSo's namespace for stable ids
-_NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 
 
-def _urn(*parts: object) -> str:
-    """A stable ``urn:uuid`` for a resource, so repeated exports keep the same ids."""
-    return f"urn:uuid:{uuid.uuid5(_NAMESPACE, ':'.join(str(p) for p in parts))}"
+def export_bundle(ctx: RequestContext, citizen: Citizen, since: datetime | None = None, *,
+                  facility_names: FacilityNames | None = None) -> dict[str, Any]:
+    """The citizen's record as a FHIR R4 ``collection`` Bundle (changes since ``since`` if given).
 
-
-def _when(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def _clean(value: Any) -> Any:
-    """Drop empty members: FHIR forbids empty strings, lists and objects."""
-    if isinstance(value, dict):
-        cleaned = {k: _clean(v) for k, v in value.items()}
-        return {k: v for k, v in cleaned.items() if v not in (None, "", [], {})}
-    if isinstance(value, list):
-        return [item for item in (_clean(v) for v in value) if item not in (None, "", [], {})]
-    return value
-
-
-def _patient(citizen: Citizen) -> dict[str, Any]:
-    given = (citizen.given_name or "").split()
-    return {
-        "resourceType": "Patient",
-        "identifier": [{"system": CCCD_SYSTEM, "value": citizen.national_id}],
-        "name": [{"text": citizen.full_name, "family": citizen.family_name, "given": given}],
-        "gender": citizen.sex,
-        "birthDate": citizen.date_of_birth,
-        "telecom": [{"system": "phone", "value": citizen.phone},
-                    {"system": "email", "value": citizen.email}],
-    }
-
-
-def _organization_ref(code: str, names: dict[str, str]) -> dict[str, Any]:
-    return {"identifier": {"system": FACILITY_SYSTEM, "value": code}, "display": names.get(code, code)}
-
-
-def _visit_resources(visit: Visit, patient: str, names: dict[str, str]) -> list[tuple[str, dict]]:
-    encounter_id = _urn("visit", visit.id)
-    subject = {"reference": patient}
-    encounter: dict[str, Any] = {
-        "resourceType": "Encounter",
-        "status": "entered-in-error" if visit.status == VOIDED else "finished",
-        "class": {"system": ACT_CODE, "code": "AMB", "display": "ambulatory"},
-        "identifier": [{"system": f"{FACILITY_SYSTEM}:{visit.facility_code}", "value": visit.source_id}],
-        "subject": subject,
-        "period": {"start": _when(visit.started_at), "end": _when(visit.ended_at)},
-        "serviceProvider": _organization_ref(visit.facility_code, names),
-    }
-    resources: list[tuple[str, dict]] = [(encounter_id, encounter)]
-    if visit.status == VOIDED:
-        return resources
-    encounter["reasonCode"] = [{"text": visit.reason}] if visit.reason else []
-    if visit.practitioner:
-        encounter["participant"] = [{"individual": {
-            "display": visit.practitioner.name or visit.practitioner.code,
-            "identifier": {"value": visit.practitioner.code} if visit.practitioner.code else None}}]
-    encounter["diagnosis"] = []
-    for number, diagnosis in enumerate(visit.diagnoses):
-        condition_id = _urn("visit", visit.id, "diagnosis", number)
-        resources.append((condition_id, {
-            "resourceType": "Condition",
-            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category",
-                                      "code": "encounter-diagnosis"}]}],
-            "code": {"coding": [{"system": ICD10, "code": diagnosis.code, "display": diagnosis.display}],
-                     "text": diagnosis.text or diagnosis.display},
-            "subject": subject,
-            "encounter": {"reference": encounter_id},
-            "recordedDate": _when(visit.started_at),
-        }))
-        encounter["diagnosis"].append({"condition": {"reference": condition_id},
-                                       "rank": 1 if diagnosis.principal else 2})
-    for number, result in enumerate(visit.lab_results):
-        observation: dict[str, Any] = {
-            "resourceType": "Observation",
-            "status": "final",
-            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                      "code": "laboratory"}]}],
-            "code": {"coding": [{"system": f"urn:vn:ma-chi-so:{visit.facility_code}", "code": result.code}]
-                     if result.code else [], "text": result.name},
-            "subject": subject,
-            "encounter": {"reference": encounter_id},
-            "effectiveDateTime": _when(result.at or visit.started_at),
-            "note": [{"text": result.conclusion}] if result.conclusion else [],
-        }
-        if result.value is not None and result.unit and _NUMBER.match(result.value):
-            observation["valueQuantity"] = {"value": float(result.value), "unit": result.unit}
-        elif result.value:
-            observation["valueString"] = result.value + (f" {result.unit}" if result.unit else "")
-        resources.append((_urn("visit", visit.id, "result", number), observation))
-    for p_number, prescription in enumerate(visit.prescriptions):
-        for i_number, item in enumerate(prescription.items):
-            resources.append((_urn("visit", visit.id, "rx", p_number, i_number), {
-                "resourceType": "MedicationRequest",
-                "status": "completed",
-                "intent": "order",
-                "groupIdentifier": {"system": PRESCRIPTION_SYSTEM, "value": prescription.code}
-                if prescription.code else None,
-                "medicationCodeableConcept": {
-                    "coding": [{"system": "urn:vn:ma-thuoc", "code": item.drug_code}] if item.drug_code else [],
-                    "text": " ".join(part for part in (item.name, item.strength) if part)},
-                "subject": subject,
-                "encounter": {"reference": encounter_id},
-                "authoredOn": _when(visit.started_at),
-                "dosageInstruction": [{"text": item.dose_text,
-                                       "route": {"text": item.route} if item.route else None}],
-                "dispenseRequest": {"quantity": {"value": item.quantity}} if item.quantity is not None else None,
-            }))
-    return resources
-
-
-def _immunization_resources(record: Immunization, patient: str) -> list[tuple[str, dict]]:
-    immunization_id = _urn("immunization", record.id)
-    vaccine = record.vaccine
-    resource: dict[str, Any] = {
-        "resourceType": "Immunization",
-        "status": "entered-in-error" if record.status == VOIDED else "completed",
-        "vaccineCode": {"coding": [{"system": "https://ec.europa.eu/health/documents/community-register/html/",
-                                    "code": vaccine.mp, "display": valuesets.display("mp", vaccine.mp)},
-                                   {"system": SNOMED, "code": vaccine.vp,
-                                    "display": valuesets.display("vp", vaccine.vp)}],
-                        "text": vaccine.name or valuesets.display("mp", vaccine.mp)},
-        "patient": {"reference": patient},
-        "occurrenceDateTime": _when(record.administered_at),
-        "primarySource": record.primary_source,
-    }
-    resources: list[tuple[str, dict]] = [(immunization_id, resource)]
-    if record.status == VOIDED:
-        return resources
-    resource.update({
-        "lotNumber": record.lot,
-        "manufacturer": {"identifier": {"value": vaccine.ma}, "display": valuesets.display("ma", vaccine.ma)},
-        "site": {"text": record.site} if record.site else None,
-        "route": {"text": record.route} if record.route else None,
-        "protocolApplied": [{
-            "doseNumberPositiveInt": record.dose_number,
-            "seriesDosesPositiveInt": record.series_doses,
-            "targetDisease": [{"coding": [{"system": SNOMED, "code": vaccine.tg,
-                                           "display": valuesets.display("tg", vaccine.tg)}]}],
-        }],
-        "reaction": [],
-    })
-    reactions = [*record.reactions, *record.citizen_reactions]
-    for number, reaction in enumerate(reactions):
-        observation_id = _urn("immunization", record.id, "reaction", number)
-        resources.append((observation_id, {
-            "resourceType": "Observation",
-            "status": "final",
-            "code": {"text": "Reaction after vaccination"},
-            "subject": {"reference": patient},
-            "effectiveDateTime": _when(reaction.onset_at),
-            "valueString": reaction.description,
-            "interpretation": [{"text": reaction.severity}],
-        }))
-        resource["reaction"].append({"date": _when(reaction.onset_at),
-                                     "detail": {"reference": observation_id},
-                                     "reported": reaction.reported_by == "citizen"})
-    return resources
-
-
-def _provenance(target: str, record: Visit | Immunization, names: dict[str, str]) -> dict[str, Any]:
-    return {
-        "resourceType": "Provenance",
-        "target": [{"reference": target}],
-        "recorded": _when(record.provenance.received_at if record.provenance else record.updated_at),
-        "agent": [{"who": _organization_ref(record.facility_code, names)}],
-        "policy": [f"urn:hoso:channel:{record.provenance.channel or 'api'}"] if record.provenance else [],
-    }
-
-
-def export_bundle(ctx: RequestContext, citizen: Citizen, since: datetime | None = None) -> dict[str, Any]:
-    """The citizen's record as a FHIR R4 ``collection`` Bundle (changes since ``since`` if given)."""
+    ``facility_names`` is the app's cache of facility names (without one, names are read).
+    """
     filters: dict[str, Any] = {"citizen_id": citizen.id}
     if since:
         filters["updated_at__gte"] = since
-    visits = list(Visit.objects(**filters).order_by("-started_at").limit(EXPORT_LIMIT))
-    immunizations = list(Immunization.objects(**filters).order_by("-administered_at").limit(EXPORT_LIMIT))
-    names = facility_names({r.facility_code for r in [*visits, *immunizations]})
-    patient = _urn("patient", citizen.id)
-    entries: list[tuple[str, dict]] = [(patient, _patient(citizen))]
-    for visit in visits:
-        resources = _visit_resources(visit, patient, names)
-        entries += resources + [(_urn("provenance", visit.id), _provenance(resources[0][0], visit, names))]
-    for record in immunizations:
-        resources = _immunization_resources(record, patient)
-        entries += resources + [(_urn("provenance", record.id), _provenance(resources[0][0], record, names))]
+    records = [(kind, list(kind.model.objects(**filters).order_by(f"-{kind.time_field}").limit(EXPORT_LIMIT)))
+               for kind in kinds()]
+    names = (facility_names or FacilityNames()).names({r.facility_code for _, found in records for r in found})
+    subject = urn("patient", citizen.id)
+    entries: list[tuple[str, dict]] = [(subject, patient(citizen))]
+    for kind, found in records:
+        for record in found:
+            resources = kind.fhir_resources(record, subject, names)
+            entries += resources + [(urn("provenance", record.id), provenance(resources[0][0], record, names))]
     audit.record(ctx, "record.export", citizen_id=citizen.id, target_type="citizen",
                  target_id=str(citizen.id), access="read",
-                 details={"visits": len(visits), "immunizations": len(immunizations),
+                 details={**{kind.plural: len(found) for kind, found in records},
                           "since": since.isoformat() if since else None})
-    return _clean({
+    return clean({
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
         "type": "collection",
         "timestamp": ctx.now.isoformat(),
         "entry": [{"fullUrl": full_url, "resource": resource} for full_url, resource in entries],
     })
-

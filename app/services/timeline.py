@@ -2,6 +2,11 @@
 
 Every query filters by the owner (``citizen_id``) in the query itself; another citizen's id is
 simply not found. Every read of health data leaves exactly one audit event.
+
+The timeline's pages are cached per app (a :class:`PageCache` held on the app's ``Runtime``)
+keyed on the citizen's ``records_version``, which every write to a health collection bumps
+(``app.services.ingest.writes.RecordWrites``): a changed record makes a new key, so a cached page
+is never stale (see ``ACTIVATION_SETTLE`` for the one measured exception).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -23,15 +29,16 @@ from app.models.records import VOIDED, Immunization, Reaction, Visit
 from app.services import audit, outbox
 from app.services.audit import RequestContext
 from app.services.errors import Conflict, InvalidInput, NotFound
+from app.services.ingest.writes import RecordWrites
 from app.services.paging import after, newest_first
 
 WITHDRAWN_NOTE = "Withdrawn by the facility"
-# Pushes bump ``records_version`` only for active citizens (app.services.records); pages are not
-# cached this long after an activation, so a push that read the citizen as pending cannot leave
-# a stale page behind (it bumps everyone when it takes longer than a minute).
-ACTIVATION_SETTLE = timedelta(minutes=5)
-_FACILITY_NAMES: dict[str, tuple[float, str]] = {}
 FACILITY_NAME_TTL = 300.0
+# A batch of pushes does not bump the citizens it read as not yet active (see
+# app.services.ingest.writes); pages are not cached this long after an activation, so a push that
+# read the citizen as pending cannot leave a stale page behind (a batch slower than a minute bumps
+# everyone it wrote for).
+ACTIVATION_SETTLE = timedelta(minutes=5)
 
 
 class RecordWithdrawn(Conflict):
@@ -44,8 +51,8 @@ class RecordWithdrawn(Conflict):
 class Page:
     """One page of a list and the cursor of the next one.
 
-    ``rendered`` lets the web layer keep its serialised form beside a cached page, so a page
-    served again from the cache is not serialised again.
+    ``rendered`` keeps its serialised form beside a cached page (see :func:`visits_page`), so a
+    page served again from the cache is not serialised again.
     """
 
     items: list[Any]
@@ -61,23 +68,31 @@ def object_id(value: str) -> ObjectId:
         raise NotFound("No such record.") from None
 
 
-def facility_names(codes: set[str]) -> dict[str, str]:
-    """Facility code -> name, cached for a few minutes (names change rarely; pages show many)."""
-    now = time.monotonic()
-    missing = {code for code in codes if code not in _FACILITY_NAMES
-               or _FACILITY_NAMES[code][0] < now}
-    if missing:
-        for facility in Facility.objects(code__in=list(missing)).only("code", "name"):
-            _FACILITY_NAMES[facility.code] = (now + FACILITY_NAME_TTL, facility.name)
-    return {code: _FACILITY_NAMES[code][1] for code in codes if code in _FACILITY_NAMES}
+class FacilityNames:
+    """Facility code -> name, cached for a few minutes (names change rarely; pages show many).
+
+    One per app (``Runtime.facility_names``); a fresh one simply reads the names.
+    """
+
+    def __init__(self, ttl: float = FACILITY_NAME_TTL) -> None:
+        self._names: dict[str, tuple[float, str]] = {}
+        self._ttl = ttl
+
+    def names(self, codes: set[str]) -> dict[str, str]:
+        now = time.monotonic()
+        missing = {code for code in codes if code not in self._names or self._names[code][0] < now}
+        if missing:
+            for facility in Facility.objects(code__in=list(missing)).only("code", "name"):
+                self._names[facility.code] = (now + self._ttl, facility.name)
+        return {code: self._names[code][1] for code in codes if code in self._names}
 
 
 class PageCache:
     """Recent pages per citizen, keyed on the citizen's ``records_version``.
 
     Every write to a citizen's records increments that version (read with the citizen on every
-    request anyway), so a cached page can never be stale: a changed record makes a new key. The
-    cache is per process, bounded, and its entries expire after a couple of minutes.
+    request anyway), so a cached page can never be stale: a changed record makes a new key. One
+    per app (``Runtime.pages``), bounded, and its entries expire after a couple of minutes.
     """
 
     def __init__(self, size: int = 4096, ttl: float = 120.0) -> None:
@@ -85,6 +100,10 @@ class PageCache:
         self._lock = threading.Lock()
         self._size = size
         self._ttl = ttl
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
 
     def get(self, key: tuple) -> Page | None:
         with self._lock:
@@ -102,17 +121,14 @@ class PageCache:
                 self._entries.popitem(last=False)
 
 
-PAGES = PageCache()
-
-
-def _cached(key: tuple, version: int | None, load: Any) -> Page:
-    if version is None:
+def _cached(pages: PageCache | None, key: tuple, version: int | None, load: Any) -> Page:
+    if pages is None or version is None:
         return load()  # type: ignore[no-any-return]
     full_key = (*key, version)
-    page = PAGES.get(full_key)
+    page = pages.get(full_key)
     if page is None:
         page = load()
-        PAGES.put(full_key, page)
+        pages.put(full_key, page)
     return page
 
 
@@ -143,10 +159,12 @@ def list_visits(
     end: datetime | None = None,
     facility: str | None = None,
     version: int | None = None,
+    pages: PageCache | None = None,
 ) -> Page:
     """Visits across all facilities, newest first (withdrawn ones marked, without content).
 
-    ``version`` is the citizen's ``records_version``; when given, the page may come from the cache.
+    ``version`` is the citizen's ``records_version``; with it and the app's ``pages``, the page
+    may come from the cache.
     """
     query = Q(citizen_id=citizen_id) & after(cursor, "started_at")
     if start:
@@ -156,11 +174,39 @@ def list_visits(
     if facility:
         query &= Q(facility_code=facility)
     key = ("visits", citizen_id, limit, tuple(sorted((cursor or {}).items())), start, end, facility)
-    page = _cached(key, version, lambda: _page(
+    page = _cached(pages, key, version, lambda: _page(
         Visit.objects(query).exclude("lab_results", "prescriptions", "notes", "provenance", "payload_hash"),
         "started_at", limit))
     _read(ctx, citizen_id, "visits.list", "visit", count=len(page.items))
     return page
+
+
+def visits_page(
+    ctx: RequestContext,
+    citizen_id: ObjectId,
+    records_version: int,
+    activated_at: datetime | None,
+    limit: int,
+    cursor: dict[str, str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    facility: str | None = None,
+    *,
+    pages: PageCache,
+    facility_names: FacilityNames,
+    render: Callable[[Page, dict[str, str]], bytes],
+) -> bytes:
+    """``GET /me/visits`` as bytes: a page of :func:`list_visits`, serialised once per cached page.
+
+    ``render`` (the presenter) turns a page and its facilities' names into the response body;
+    its bytes are kept beside the cached page, so a page served again is not serialised again.
+    ``records_version`` and ``activated_at`` are the citizen's (read with them on every request).
+    """
+    version = cache_version(activated_at, records_version, ctx.now)
+    page = list_visits(ctx, citizen_id, limit, cursor, start, end, facility, version=version, pages=pages)
+    if page.rendered is None:
+        page.rendered = render(page, facility_names.names({visit.facility_code for visit in page.items}))
+    return page.rendered
 
 
 def get_visit(ctx: RequestContext, citizen_id: ObjectId, visit_id: str) -> Visit:
@@ -204,9 +250,9 @@ def report_reaction(
         raise InvalidInput({"onset_at": ["A reaction cannot start before the injection."]})
     reaction = Reaction(onset_at=onset_at, description=description, severity=severity,
                         reported_by="citizen", recorded_at=ctx.now)
-    Immunization.objects(id=record.id, citizen_id=citizen.id).update_one(
-        push__citizen_reactions=reaction)
-    Citizen.objects(id=citizen.id).update_one(inc__records_version=1)
+    with RecordWrites() as writes:
+        writes.update(Immunization.objects(id=record.id, citizen_id=citizen.id), [citizen.id],
+                      push__citizen_reactions=reaction)
     audit.record(ctx, "immunization.reaction_report", citizen_id=citizen.id,
                  target_type="immunization", target_id=str(record.id), access="write",
                  details={"severity": severity})

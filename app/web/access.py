@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.services.ingest.kinds import kinds
+
 ANONYMOUS = "anonymous"
 SUPPORT = "support"
 ADMIN = "admin"
@@ -102,8 +104,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     # facility systems
     ("GET", f"{V1}/facility/me"): frozenset({FACILITY}),
     ("POST", f"{V1}/facility/citizens"): frozenset({FACILITY}),
-    ("PUT", f"{V1}/facility/visits/<source_id>"): frozenset({FACILITY}),
-    ("PUT", f"{V1}/facility/immunizations/<source_id>"): frozenset({FACILITY}),
+    **{("PUT", f"{V1}/facility/{kind.plural}/<source_id>"): frozenset({FACILITY}) for kind in kinds()},
     ("POST", f"{V1}/facility/bulk"): frozenset({FACILITY}),
     ("POST", f"{V1}/facility/xml130"): frozenset({FACILITY}),
 }

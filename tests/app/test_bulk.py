@@ -65,28 +65,28 @@ def test_empty_upload_answers_nothing(client, facility):
 
 def test_a_patient_repeated_across_batches_is_found_once_and_checked_on_every_line(client, facility, monkeypatch):
     from app.models.citizen import Citizen
-    from app.services import records
+    from app.services.ingest import records
 
     looked_up: list[list[str]] = []
-    real_refs = records._citizen_refs
+    real = records.find_or_create_citizens
 
-    def counting_refs(national_ids: list[str]):  # type: ignore[no-untyped-def]
-        looked_up.append(list(national_ids))
-        return real_refs(national_ids)
+    def counting(ctx, people, fields=None):  # type: ignore[no-untyped-def]
+        looked_up.append([person.national_id for person in people])
+        return real(ctx, people, fields)
 
-    monkeypatch.setattr(records, "_citizen_refs", counting_refs)
+    monkeypatch.setattr(records, "find_or_create_citizens", counting)
     lines = [line("visit", f"REP{n}", visit_body()) for n in range(450)]  # three batches of one patient
     lines[420] = line("visit", "REP420", visit_body(date_of_birth="1985-12-31"))
     results = upload(client, facility, lines)
     assert [r["status"] for r in results] == [201] * 420 + [409] + [201] * 29
     assert Citizen.objects(national_id=visit_body()["national_id"]).count() == 1
-    assert [ids for ids in looked_up if ids] == [[visit_body()["national_id"]]] * 2  # not found, then created
+    assert looked_up == [[visit_body()["national_id"]]]  # found or created once, then remembered
 
 
 def test_known_citizens_are_reused_briefly_and_bounded():
     from bson import ObjectId
 
-    from app.services.records import CITIZEN_REUSE_SECONDS, KnownCitizens, _CitizenRef
+    from app.services.ingest.records import CITIZEN_REUSE_SECONDS, KnownCitizens, _CitizenRef
 
     first, second, third = (_CitizenRef(ObjectId(), f"{n:012d}", "1985-03-14", "active") for n in (1, 2, 3))
     known = KnownCitizens(max_size=2)
@@ -104,17 +104,20 @@ def test_a_batch_reports_when_its_oldest_citizen_was_read(client, facility):
     import time
 
     from app.clock import utcnow
-    from app.resources.facility.bulk import parse_line
-    from app.services import records
     from app.services.audit import Actor, RequestContext
+    from app.services.ingest import records
+    from app.services.ingest.bulk import parse_line
+    from app.web.json_body import loads
 
     ctx = RequestContext(Actor("facility_client", "test", "test", "01001"), utcnow(), "test")
     known = records.KnownCitizens()
-    first = records.prepare(ctx, [parse_line(line("visit", "OLD1", visit_body()).encode())], known)
+    def item(source_id: str, body: dict):  # type: ignore[no-untyped-def]
+        return parse_line(line("visit", source_id, body).encode(), ctx.now, loads)
+
+    first = records.prepare(ctx, [item("OLD1", visit_body())], known)
     time.sleep(0.05)
-    both = records.prepare(ctx, [parse_line(line("visit", "OLD2", visit_body()).encode()),
-                                 parse_line(line("visit", "OLD3", visit_body(serial=654321)).encode())], known)
+    both = records.prepare(ctx, [item("OLD2", visit_body()), item("OLD3", visit_body(serial=654321))], known)
     assert [p.citizen is not None for p in both.pending] == [True, True]
     assert both.citizens_read_at == first.citizens_read_at  # not the fresh read of the second citizen
-    alone = records.prepare(ctx, [parse_line(line("visit", "OLD4", visit_body()).encode())])
+    alone = records.prepare(ctx, [item("OLD4", visit_body())])
     assert alone.citizens_read_at > first.citizens_read_at  # nothing remembered: read now

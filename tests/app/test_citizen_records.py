@@ -11,7 +11,8 @@ from app.models.audit import AuditEvent
 from app.models.citizen import Citizen
 from app.models.notification import Notification
 from app.models.records import Visit
-from app.services import records, timeline
+from app.services import timeline
+from app.services.ingest import writes
 from tests.helpers import assert_problem, line, upload
 from tests.records_data import immunization_body, visit_body
 
@@ -236,9 +237,18 @@ def test_pushes_bump_the_records_version_of_active_citizens_only(client, world, 
     assert carol.records_version == 0
     upload(client, world["hanoi"], [line("visit", "BUMP3", visit_body(serial=333333))])
     assert Citizen.objects.get(id=carol.id).records_version == 0  # cannot read a timeline yet
-    monkeypatch.setattr(records, "SLOW_BATCH_SECONDS", -1.0)  # a slow batch bumps everyone it wrote for
+    monkeypatch.setattr(writes, "SLOW_BATCH_SECONDS", -1.0)  # a slow batch bumps everyone it wrote for
     upload(client, world["hanoi"], [line("visit", "BUMP4", visit_body(serial=333333))])
     assert Citizen.objects.get(id=carol.id).records_version == 1
+
+
+def test_a_reaction_report_bumps_the_records_version(client, world):
+    alice = settled(world["alice"])
+    record_id = client.get(f"{V1}/me/immunizations", headers=world["alice"].headers).json["items"][0]["id"]
+    response = client.post(f"{V1}/me/immunizations/{record_id}/reactions", headers=world["alice"].headers,
+                           json={"onset_at": "2021-09-16T08:00:00+07:00", "description": "Đau", "severity": "mild"})
+    assert response.status_code == 201
+    assert Citizen.objects.get(id=alice.id).records_version == alice.records_version + 1
 
 
 def test_a_bulk_upload_is_one_write_event_per_action_in_each_citizens_log(client, world, staff):

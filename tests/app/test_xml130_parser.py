@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.services import xml130
-from app.services.xml130 import MAX_NOTES_CHARS, MAX_TABLE_BYTES, Xml130Error, normalise_icd10, parse_envelope
+from app.services.ingest import xml130
+from app.services.ingest.xml130 import MAX_NOTES_CHARS, MAX_TABLE_BYTES, Xml130Error, normalise_icd10, parse_envelope
 from tests.data.xml130 import make_fixtures as fx
 
 DATA = Path(__file__).parents[1] / "data" / "xml130"

@@ -1,23 +1,26 @@
 """Routes for facility systems (bearer: facility client token)."""
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 import marshmallow as ma
-from flask import Response, request, stream_with_context
+from flask import Response, current_app, request, stream_with_context
 from flask.views import MethodView
 
 from app.resources.common import Blueprint
-from app.resources.facility import bulk, xml130_import
-from app.resources.facility.records_schemas import (
-    ImmunizationPushSchema,
-    PushResultSchema,
-    VisitPushSchema,
-)
 from app.resources.facility.schemas import (
     CitizenRegisterSchema,
     FacilityIdentitySchema,
     IssuedCodeSchema,
 )
 from app.runtime import runtime
-from app.services import citizens, facilities, records
+from app.schemas.records import PushResultSchema, app_clock
+from app.services import citizens, facilities
+from app.services.ingest import bulk, records, xml130_import
+from app.services.ingest.items import PushResult
+from app.services.ingest.kinds import RecordKind, kinds, names_text
+from app.web import json_body
 from app.web.api import problem
 from app.web.auth import current_principal, request_context
 from app.web.http import accepts
@@ -62,44 +65,46 @@ class FacilityCitizenViews(MethodView):
                 "expires_at": issued.expires_at}, 201 if issued.created else 200
 
 
-def _pushed(result: records.PushResult):  # type: ignore[no-untyped-def]
+def _pushed(result: PushResult):  # type: ignore[no-untyped-def]
     return {"id": result.id, "version": result.version, "outcome": result.outcome}, result.status
 
 
-@blp.route("/facility/visits/<source_id>")
-class FacilityVisitViews(MethodView):
-    @blp.arguments(VisitPushSchema)
+def _on_app_clock(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Validate the push body (clinical times "not in the future") against the app's clock."""
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with app_clock(runtime().now()):
+            return view(*args, **kwargs)
+    return wrapped
+
+
+def _push_route(kind: RecordKind) -> None:
+    """``PUT /facility/<kind plural>/<source_id>``, one per entry of the kind table."""
+
+    @blp.arguments(type(kind.push_schema))
     @blp.response(201, PushResultSchema, description="Created")
     @blp.alt_response(200, schema=PushResultSchema, description="Updated (version + 1) or unchanged")
     @blp.alt_response(409, **problem("`identity-mismatch`: the CCCD is known with another birth date"))
     @blp.alt_response(429, **problem("Too many refused identity checks"))
-    def put(self, body, source_id):
-        """Create or replace this facility's visit `source_id` (idempotent)
+    def put(self, body, source_id):  # type: ignore[no-untyped-def]
+        return _pushed(records.push_one(request_context(), kind.name, source_id, body))
 
-        `status: entered-in-error` voids the visit: it is kept, and the citizen sees it as
-        withdrawn by the facility.
-        """
-        return _pushed(records.push_one(request_context(), "visit", source_id, body))
+    put.__doc__ = f"Create or replace this facility's {kind.label} `source_id` (idempotent)" + (
+        f"\n\n{kind.put_description}" if kind.put_description else "")
+    views = type(f"Facility{kind.name.title()}Views", (MethodView,), {"put": put, "decorators": [_on_app_clock]})
+    blp.route(f"/facility/{kind.plural}/<source_id>")(views)
 
 
-@blp.route("/facility/immunizations/<source_id>")
-class FacilityImmunizationViews(MethodView):
-    @blp.arguments(ImmunizationPushSchema)
-    @blp.response(201, PushResultSchema, description="Created")
-    @blp.alt_response(200, schema=PushResultSchema, description="Updated (version + 1) or unchanged")
-    @blp.alt_response(409, **problem("`identity-mismatch`: the CCCD is known with another birth date"))
-    @blp.alt_response(429, **problem("Too many refused identity checks"))
-    def put(self, body, source_id):
-        """Create or replace this facility's vaccination `source_id` (idempotent)"""
-        return _pushed(records.push_one(request_context(), "immunization", source_id, body))
+for _kind in kinds():
+    _push_route(_kind)
 
 
 @blp.route("/facility/bulk")
 class FacilityBulkViews(MethodView):
     @accepts(NDJSON)
     @blp.doc(requestBody={"required": True, "content": {NDJSON: {"schema": {
-        "type": "string", "description": 'One JSON object a line: a visit or immunization push '
-        'body plus `"type"` (`visit` or `immunization`) and `"source_id"`.'}}}})
+        "type": "string", "description": f'One JSON object a line: a {names_text(quoted=False)} push '
+        f'body plus `"type"` ({names_text()}) and `"source_id"`.'}}}})
     @blp.response(200, description="One NDJSON result a line, in input order: "
                   '`{"line", "status", "id"?, "version"?, "outcome"?, "problem"?, "errors"?}`',
                   content_type=NDJSON)
@@ -110,9 +115,9 @@ class FacilityBulkViews(MethodView):
         is rejected (status 413) without affecting the others.
         """
         request.max_content_length = runtime().settings.bulk_max_bytes
-        ctx = request_context()
-        stream = request.stream
-        return Response(stream_with_context(bulk.run(ctx, stream)), mimetype=NDJSON)
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        answers = bulk.run(request_context(), request.stream, loads=json_body.loads, writer_context=app.app_context)
+        return Response(stream_with_context(answers), mimetype=NDJSON)
 
 
 class Xml130ResultSchema(ma.Schema):

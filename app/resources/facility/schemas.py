@@ -2,7 +2,8 @@
 
 import marshmallow as ma
 
-from app.resources.citizen_fields import (
+from app.resources.common import StrictSchema
+from app.schemas.citizen_fields import (
     date_of_birth_field,
     email_field,
     full_name_field,
@@ -10,7 +11,6 @@ from app.resources.citizen_fields import (
     phone_field,
     sex_field,
 )
-from app.resources.common import StrictSchema
 
 
 class FacilityIdentitySchema(ma.Schema):

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from app.models.records import Immunization, Visit
-from app.services.timeline import WITHDRAWN_NOTE, withdrawn
+from app.resources.common import encode_cursor
+from app.resources.me.schemas import VisitPageSchema
+from app.services.timeline import WITHDRAWN_NOTE, Page, withdrawn
+
+_VISIT_PAGE = VisitPageSchema()
 
 
 def _facility(code: str, names: dict[str, str]) -> dict[str, Any]:
@@ -22,6 +27,13 @@ def visit_summary(visit: Visit, names: dict[str, str]) -> dict[str, Any]:
             "department": visit.department, "reason": visit.reason,
             "diagnoses": [d.to_mongo().to_dict() for d in visit.diagnoses],
             "follow_up_date": visit.follow_up_date}
+
+
+def visit_page(page: Page, names: dict[str, str]) -> bytes:
+    """A page of the timeline (``GET /me/visits``) as its JSON body (compact, UTF-8)."""
+    body = _VISIT_PAGE.dump({"items": [visit_summary(v, names) for v in page.items],
+                             "next_cursor": encode_cursor(page.next_cursor) if page.next_cursor else None})
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def visit_detail(visit: Visit, names: dict[str, str], with_prescriptions: bool = True) -> dict[str, Any]:

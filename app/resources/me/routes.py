@@ -92,17 +92,18 @@ class VisitViews(MethodView):
     @blp.response(200, VisitPageSchema)
     def get(self, args):
         """My visits across all facilities, newest first"""
-        stored, ctx = current_principal().stored, request_context()  # the citizen's fields, not a document
+        stored, rt = current_principal().stored, runtime()  # the citizen's fields, not a document
         assert stored is not None  # a citizen route: authentication kept the stored fields
-        version = timeline.cache_version(stored.get("activated_at"), stored.get("records_version", 0), ctx.now)
-        page = timeline.list_visits(ctx, stored["_id"], args["limit"], _cursor(args),
-                                    args.get("from_"), args.get("to"), args.get("facility"), version=version)
-        if page.rendered is None:  # pages come from a version-keyed cache: serialise each once
-            names = timeline.facility_names({visit.facility_code for visit in page.items})
-            body = VisitPageSchema().dump(
-                {"items": [present.visit_summary(v, names) for v in page.items], "next_cursor": _next(page)})
-            page.rendered = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        return Response(page.rendered, mimetype="application/json")
+        body = timeline.visits_page(
+            request_context(), stored["_id"], stored.get("records_version", 0), stored.get("activated_at"),
+            args["limit"], _cursor(args),
+            args.get("from_"), args.get("to"), args.get("facility"),
+            pages=rt.pages, facility_names=rt.facility_names, render=present.visit_page)
+        return Response(body, mimetype="application/json")
+
+
+def _names(codes: set[str]) -> dict[str, str]:
+    return runtime().facility_names.names(codes)
 
 
 @blp.route("/me/visits/<visit_id>")
@@ -111,7 +112,7 @@ class VisitByIdViews(MethodView):
     def get(self, visit_id):
         """One visit with diagnoses, results and prescriptions"""
         visit = timeline.get_visit(request_context(), _citizen().id, visit_id)
-        return present.visit_detail(visit, timeline.facility_names({visit.facility_code}))
+        return present.visit_detail(visit, _names({visit.facility_code}))
 
 
 @blp.route("/me/immunizations")
@@ -121,7 +122,7 @@ class ImmunizationViews(MethodView):
     def get(self, args):
         """My vaccinations, newest first, with injection times and reactions"""
         page = timeline.list_immunizations(request_context(), _citizen().id, args["limit"], _cursor(args))
-        names = timeline.facility_names({record.facility_code for record in page.items})
+        names = _names({record.facility_code for record in page.items})
         return {"items": [present.immunization(r, names) for r in page.items], "next_cursor": _next(page)}
 
 
@@ -131,7 +132,7 @@ class ImmunizationByIdViews(MethodView):
     def get(self, immunization_id):
         """One vaccination"""
         record = timeline.get_immunization(request_context(), _citizen().id, immunization_id)
-        return present.immunization(record, timeline.facility_names({record.facility_code}))
+        return present.immunization(record, _names({record.facility_code}))
 
 
 @blp.route("/me/immunizations/<immunization_id>/reactions")
@@ -143,7 +144,7 @@ class ReactionViews(MethodView):
         """Report a reaction I noticed after this vaccination (never changes the facility's data)"""
         record = timeline.report_reaction(request_context(), _citizen(), immunization_id,
                                           body["onset_at"], body["description"], body["severity"])
-        return present.immunization(record, timeline.facility_names({record.facility_code}))
+        return present.immunization(record, _names({record.facility_code}))
 
 
 @blp.route("/me/prescriptions")
@@ -153,7 +154,7 @@ class PrescriptionViews(MethodView):
     def get(self, args):
         """My prescriptions with their national codes, ready to show at a pharmacy"""
         page = timeline.list_prescriptions(request_context(), _citizen().id, args["limit"], _cursor(args))
-        names = timeline.facility_names({visit.facility_code for visit in page.items})
+        names = _names({visit.facility_code for visit in page.items})
         return {"items": [entry for visit in page.items for entry in present.prescription_entries(visit, names)],
                 "next_cursor": _next(page)}
 
@@ -165,7 +166,7 @@ class AccessLogViews(MethodView):
     def get(self, args):
         """Who read or changed my record, when, on what basis"""
         events, next_cursor = access_log.access_log(_citizen().id, args["limit"], _cursor(args))
-        names = timeline.facility_names({e.facility_code for e in events if e.facility_code})
+        names = _names({e.facility_code for e in events if e.facility_code})
         return {"items": [{"id": str(e.id), "at": e.at, "access": e.access, "action": e.action,
                            "actor_type": e.actor_type, "actor_label": e.actor_label,
                            "facility_code": e.facility_code,
@@ -180,7 +181,8 @@ class ExportViews(MethodView):
     @blp.response(200, description="A FHIR R4 Bundle (type collection)", content_type="application/fhir+json")
     def get(self, args):
         """My whole record as a FHIR R4 Bundle (`since`: only what changed since then)"""
-        bundle = fhir_export.export_bundle(request_context(), _citizen(), args.get("since"))
+        bundle = fhir_export.export_bundle(request_context(), _citizen(), args.get("since"),
+                                           facility_names=runtime().facility_names)
         return Response(json.dumps(bundle, ensure_ascii=False), mimetype="application/fhir+json")
 
 

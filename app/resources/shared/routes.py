@@ -6,7 +6,7 @@ from app.resources.common import Blueprint
 from app.resources.me import present
 from app.resources.shared.schemas import ShareCodeSchema, SharedRecordSchema
 from app.runtime import runtime
-from app.services import shares, timeline
+from app.services import shares
 from app.web.api import problem
 from app.web.auth import request_context
 
@@ -24,7 +24,7 @@ class SharedRecordViews(MethodView):
         shared = shares.open_share(request_context(), body["code"], box=runtime().box,
                                    attempts=runtime().share_attempts)
         records = [*shared.visits, *shared.immunizations, *shared.prescriptions]
-        names = timeline.facility_names({r.facility_code for r in records})
+        names = runtime().facility_names.names({r.facility_code for r in records})
         with_rx = "prescriptions" in shared.scope
         return {
             "patient": shared.citizen,

@@ -5,20 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-import marshmallow as ma
 from pymongo.errors import PyMongoError
 
-from app.resources.facility.records_schemas import VisitPushSchema
 from app.services.audit import RequestContext
 from app.services.errors import InvalidInput
-from app.services.records import SOURCE_ID, PushItem, ingest
-from app.services.xml130 import Xml130Error, Xml130Record, parse_envelope
+from app.services.ingest.items import PushItem, PushResult, answer, parse_item, refused
+from app.services.ingest.records import ingest
+from app.services.ingest.xml130 import Xml130Error, Xml130Record, parse_envelope
 
 log = logging.getLogger("hoso.xml130")
 BATCH_SIZE = 200
-_SCHEMA = VisitPushSchema()
+UNCONFIRMED = PushResult(503, errors={"record": [
+    "Not confirmed: the database was unavailable. Send the envelope again (imports are idempotent)."]})
 
 
 @dataclass
@@ -36,20 +37,14 @@ class ImportReport:
         return counts
 
 
-def _check(record: Xml130Record, facility_code: str) -> PushItem | dict[str, Any]:
-    """A push item for a record, or its rejection."""
+def _check(record: Xml130Record, facility_code: str, now: datetime) -> PushItem | PushResult:
+    """A push item for a record, or its refusal."""
     if record.problems:
-        return {"status": 422, "errors": {"record": record.problems}}
+        return refused(422, {"record": record.problems})
     if record.facility_code and record.facility_code != facility_code:
-        return {"status": 403, "errors": {"MA_CSKCB": [
-            f"This record belongs to facility {record.facility_code}; a facility pushes only its own."]}}
-    if not record.source_id or not SOURCE_ID.match(record.source_id):
-        return {"status": 422, "errors": {"MA_LK": ["1-64 letters, digits, '.', '_', ':', '/' or '-'."]}}
-    try:
-        data = _SCHEMA.load(record.visit)
-    except ma.ValidationError as error:
-        return {"status": 422, "errors": error.normalized_messages()}
-    return PushItem("visit", record.source_id, data, channel="xml130")
+        return refused(403, {"MA_CSKCB": [
+            f"This record belongs to facility {record.facility_code}; a facility pushes only its own."]})
+    return parse_item(record.visit, "visit", record.source_id, now=now, channel="xml130", source_field="MA_LK")
 
 
 def import_envelope(
@@ -65,7 +60,7 @@ def import_envelope(
     stopped = False
     for start in range(0, len(records), BATCH_SIZE):
         chunk = records[start:start + BATCH_SIZE]
-        checked = [(record, _check(record, facility_code)) for record in chunk]
+        checked = [(record, _check(record, facility_code, ctx.now)) for record in chunk]
         items = [entry for _, entry in checked if isinstance(entry, PushItem)]
         try:
             results = iter([] if stopped else ingest(ctx, items))
@@ -73,20 +68,8 @@ def import_envelope(
             log.error("xml130 batch failed", exc_info=error)
             stopped = True
         for record, entry in checked:
-            answer: dict[str, Any] = {"index": record.index, "source_id": record.source_id}
-            if isinstance(entry, PushItem) and stopped:
-                answer.update(status=503, errors={"record": [
-                    "Not confirmed: the database was unavailable. Send the envelope again (imports are idempotent)."]})
-            elif isinstance(entry, PushItem):
-                result = next(results)
-                answer["status"] = result.status
-                if result.id:
-                    answer.update(id=result.id, version=result.version, outcome=result.outcome)
-                if result.errors:
-                    answer["errors"] = result.errors
-            else:
-                answer.update(entry)
-            report.records.append(answer)
+            result = (UNCONFIRMED if stopped else next(results)) if isinstance(entry, PushItem) else entry
+            report.records.append({"index": record.index, "source_id": record.source_id, **answer(result)})
         if progress:
             progress(len(chunk))
     return report

@@ -1,19 +1,28 @@
-"""Push bodies of facility systems: a visit and an immunization (field names are a contract)."""
+"""Push bodies of facility systems: a visit and an immunization (field names are a contract).
+
+The contract of all three channels (PUT, NDJSON, XML 130). Clinical times are checked against the
+app's clock: a channel loads these schemas inside ``app_clock(ctx.now)``; outside one (a test, a
+tool) the validators use ``app.clock.utcnow``.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime, timedelta
 
 import marshmallow as ma
 
+from app.clock import utcnow
 from app.models.records import SEVERITIES
-from app.resources.citizen_fields import (
+from app.schemas.base import StrictSchema, WholeNumber
+from app.schemas.citizen_fields import (
     date_of_birth_field,
     full_name_field,
     national_id_field,
     sex_field,
 )
-from app.resources.common import StrictSchema, WholeNumber
 from app.schemas.text import Text
 from app.services import valuesets
 from app.services.identity import cccd_problems
@@ -21,7 +30,6 @@ from passport.payload import MAX_DOSE_NUMBER
 
 ICD10 = r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$"
 PRESCRIPTION_CODE = r"(?i)^[0-9a-z]{12}-[cnhy]$"
-SOURCE_ID = r"^[A-Za-z0-9._:/-]{1,64}$"
 CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -29,8 +37,25 @@ def _text(maximum: int, required: bool = False, multiline: bool = False) -> Text
     return Text(maximum, min_length=1, required=required, multiline=multiline)
 
 
+_NOW: ContextVar[datetime | None] = ContextVar("push_schema_now", default=None)
+
+
+@contextmanager
+def app_clock(now: datetime) -> Iterator[None]:
+    """Load push schemas against ``now`` (the request's time, from the app's clock)."""
+    token = _NOW.set(now)
+    try:
+        yield
+    finally:
+        _NOW.reset(token)
+
+
+def _now() -> datetime:
+    return _NOW.get() or utcnow()
+
+
 def _not_future(value: datetime) -> None:
-    if value > datetime.now(UTC) + CLOCK_SKEW:
+    if value > _now() + CLOCK_SKEW:
         raise ma.ValidationError("Cannot be in the future.")
 
 

@@ -13,62 +13,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo.errors import BulkWriteError
 
+from app.infra.embedded_quirks import in_chunks
 from app.models.audit import AuditEvent
 from app.models.citizen import Citizen
-from app.models.records import VOIDED, Immunization, Provenance, RecordKey, Visit
+from app.models.records import VOIDED, Provenance, RecordKey
 from app.services import audit, outbox
 from app.services.audit import RequestContext
-from app.services.citizens import IdentityMismatch, check_identities
-from app.services.errors import Conflict, DomainError, InvalidInput, LockedOut
-from app.services.identity import split_vietnamese_name
+from app.services.citizens import IdentityMismatch, NewCitizen, check_identities, find_or_create_citizens
+from app.services.errors import Conflict, LockedOut
+from app.services.ingest.items import PushItem, PushResult, check_source_id
+from app.services.ingest.kinds import RecordKind, kind, kinds
+from app.services.ingest.writes import RecordWrites, insert_ignoring_duplicates
 
-KINDS = {"visit": Visit, "immunization": Immunization}
-IDENTITY_FIELDS = ("national_id", "full_name", "date_of_birth", "sex")
 MAX_VERSION_RETRIES = 5
-# SecantusDB checks each candidate of an ``$in`` against the whole list: 200 values cost 30 ms
-# in one query and 12 ms in chunks of 25 (measured; MongoDB is indifferent).
-IN_CHUNK = 25
-# A citizen's timeline pages are cached by ``records_version``, which writes bump for citizens who
-# can read (active ones). One who activates while a batch is in flight is not bumped by it, so the
-# timeline does not cache pages in the first minutes after activation, and a batch that took longer
-# than this bumps everyone it wrote for (see _bump_records_versions).
-SLOW_BATCH_SECONDS = 60.0
 # An upload reuses a citizen it has already found for this long (well inside SLOW_BATCH_SECONDS).
 CITIZEN_REUSE_SECONDS = 20.0
-
-
-@dataclass(frozen=True)
-class PushItem:
-    """One validated record to push (``data`` is what the push schema loaded)."""
-
-    kind: str
-    source_id: str
-    data: dict[str, Any]
-    channel: str = "api"
-
-
-@dataclass
-class PushResult:
-    """What happened to one item: HTTP-like status, the record id and version, or errors."""
-
-    status: int
-    outcome: str | None = None
-    id: str | None = None
-    version: int | None = None
-    problem: str | None = None
-    errors: dict[str, Any] | None = None
-    error: DomainError | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +64,7 @@ class KnownCitizens:
     Exports list the same patients again and again (several visits, a vaccination series). Only
     what cannot change is relied on (id, national id, birth date); the state, which can, is used
     for at most ``CITIZEN_REUSE_SECONDS`` and each batch reports when its oldest citizen was read
-    (see ``SLOW_BATCH_SECONDS``). Bounded, so an upload of many different people stays flat.
+    (see ``writes.SLOW_BATCH_SECONDS``). Bounded, so an upload of many different people stays flat.
     """
 
     def __init__(self, max_size: int = 5_000) -> None:
@@ -130,19 +98,10 @@ class _Pending:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-SOURCE_ID = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
-
-
-def check_source_id(source_id: str) -> None:
-    """A facility's own record id: 1-64 letters, digits and ``._:/-``."""
-    if not SOURCE_ID.match(source_id):
-        raise InvalidInput({"source_id": ["1-64 letters, digits, '.', '_', ':', '/' or '-'."]})
-
-
-def push_one(ctx: RequestContext, kind: str, source_id: str, data: dict[str, Any]) -> PushResult:
+def push_one(ctx: RequestContext, kind_name: str, source_id: str, data: dict[str, Any]) -> PushResult:
     """The PUT of one record: the same path as a bulk line, errors raised as domain errors."""
     check_source_id(source_id)
-    result = ingest(ctx, [PushItem(kind, source_id, data)])[0]
+    result = ingest(ctx, [PushItem(kind(kind_name).name, source_id, data)])[0]
     if result.error is not None:
         raise result.error
     return result
@@ -172,23 +131,7 @@ def payload_hash(kind: str, data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _record_fields(kind: str, data: dict[str, Any]) -> dict[str, Any]:
-    """The stored fields of a record (identity fields belong to the citizen, not the record)."""
-    fields = {key: value for key, value in data.items() if key not in IDENTITY_FIELDS}
-    if kind == "visit":
-        if isinstance(fields.get("follow_up_date"), date):
-            fields["follow_up_date"] = fields["follow_up_date"].isoformat()
-        for prescription in fields.get("prescriptions") or []:
-            if prescription.get("code"):
-                prescription["code"] = prescription["code"].lower()
-    else:
-        fields["primary_source"] = True
-        fields["reactions"] = [dict(reaction, reported_by="facility")
-                               for reaction in fields.get("reactions") or []]
-    return fields
-
-
-def _document(kind: str, pending: _Pending, record_id: ObjectId, ctx: RequestContext) -> dict:
+def _document(record_kind: RecordKind, pending: _Pending, record_id: ObjectId, ctx: RequestContext) -> dict:
     """The MongoDB document of a new record, built directly from validated data.
 
     (Building mongoengine objects only to serialise them cost more than the database write.)
@@ -200,9 +143,9 @@ def _document(kind: str, pending: _Pending, record_id: ObjectId, ctx: RequestCon
         "payload_hash": pending.payload_hash, "provenance": _provenance(ctx, pending),
         "created_at": ctx.now, "updated_at": ctx.now,
     }
-    if kind == "immunization":
-        document["reactions"] = [dict(r, recorded_at=ctx.now) for r in pending.fields["reactions"]]
-        document["citizen_reactions"] = []
+    document.update(record_kind.stamped(pending.fields, ctx.now))
+    document.update({name: list(value) if isinstance(value, list) else value
+                     for name, value in record_kind.created_fields.items()})
     return document
 
 
@@ -213,39 +156,29 @@ def _provenance(ctx: RequestContext, pending: _Pending) -> dict[str, Any]:
 
 def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[PushResult | None],
                       remembered: KnownCitizens) -> float:
-    """Attach each item's citizen: one query for the known, one bulk insert for the unknown.
+    """Attach each item's citizen: those the upload already knows, then one find-or-create for the rest.
 
     Records exist whether or not the person ever uses the app, so an unknown CCCD creates a
-    citizen without an account. A known CCCD with another birth date is a 409 for that item.
+    citizen without an account (``citizens.find_or_create_citizens``: the one rule, the one
+    audit event). A known CCCD with another birth date is a 409 for that item.
     Returns when the oldest of the citizens used was read (``time.monotonic()``).
     """
     read_at = oldest = time.monotonic()
     known: dict[str, _CitizenRef] = {}
-
-    def look_up(national_ids: list[str]) -> None:
-        for citizen in _citizen_refs(national_ids):
-            known[citizen.national_id] = citizen
-            remembered.put(citizen, read_at)
-
-    wanted = {pending.item.data["national_id"] for pending in batch}
-    for national_id in wanted:
-        if entry := remembered.get(national_id, read_at):
-            known[national_id] = entry[0]
+    wanted: dict[str, NewCitizen] = {}
+    for pending in batch:
+        data = pending.item.data
+        if (entry := remembered.get(data["national_id"], read_at)) is not None:
+            known[data["national_id"]] = entry[0]
             oldest = min(oldest, entry[1])
-    look_up(list(wanted - known.keys()))
-    unknown = {p.item.data["national_id"]: p.item.data for p in batch if p.item.data["national_id"] not in known}
-    if unknown:
-        documents = [_new_citizen(ctx, data) for data in unknown.values()]
-        duplicates = _insert_many(Citizen._get_collection(), documents)
-        created = [doc for i, doc in enumerate(documents) if i not in duplicates]
-        if len(created) == 1:
-            AuditEvent._get_collection().insert_one(audit.event_document(
-                ctx, "citizen.create", citizen_id=created[0]["_id"], target_type="citizen",
-                target_id=str(created[0]["_id"])))
-        elif created:  # one event for the batch, naming each citizen (as for the records, see _write_events)
-            AuditEvent._get_collection().insert_one(audit.event_document(
-                ctx, "citizen.create", citizen_ids=[doc["_id"] for doc in created], target_type="citizen"))
-        look_up(list(unknown))
+        elif data["national_id"] not in known:
+            wanted[data["national_id"]] = NewCitizen(data["national_id"], data["full_name"], data["date_of_birth"],
+                                                     data["sex"])
+    if wanted:
+        found, _ = find_or_create_citizens(ctx, list(wanted.values()), CITIZEN_REF_FIELDS)
+        for document in found.values():
+            citizen = known[document["national_id"]] = _CitizenRef.of(document)
+            remembered.put(citizen, read_at)
     checks = [(known[p.item.data["national_id"]], p.item.data["date_of_birth"]) for p in batch]
     for pending, (citizen, _), error in zip(batch, checks, check_identities(ctx, checks), strict=True):
         if isinstance(error, LockedOut):
@@ -258,47 +191,9 @@ def _resolve_citizens(ctx: RequestContext, batch: list[_Pending], results: list[
     return oldest
 
 
-def _new_citizen(ctx: RequestContext, data: dict[str, Any]) -> dict[str, Any]:
-    """A citizen without an account, as a document for a bulk insert (the model supplies the defaults)."""
-    family, given = split_vietnamese_name(data["full_name"])
-    citizen = Citizen(national_id=data["national_id"], full_name=data["full_name"], family_name=family,
-                      given_name=given, date_of_birth=data["date_of_birth"].isoformat(), sex=data["sex"],
-                      created_at=ctx.now, registered_by_facility=ctx.actor.facility_code)
-    citizen.validate()
-    document: dict[str, Any] = citizen.to_mongo().to_dict()
-    document["_id"] = ObjectId()
-    return document
-
-
-def _chunks(values: list[Any]) -> Iterator[list[Any]]:
-    """``values`` in slices of ``IN_CHUNK``, for ``$in`` queries and updates."""
-    for start in range(0, len(values), IN_CHUNK):
-        yield values[start:start + IN_CHUNK]
-
-
-def _citizen_refs(national_ids: list[str]) -> list[_CitizenRef]:
-    collection = Citizen._get_collection()
-    return [_CitizenRef.of(document) for chunk in _chunks(national_ids)
-            for document in collection.find({"national_id": {"$in": chunk}}, CITIZEN_REF_FIELDS)]
-
-
 def _find_in(model: Any, field: str, values: list[Any]) -> list[Any]:
     """Documents whose ``field`` is one of ``values``, queried in chunks."""
-    return [document for chunk in _chunks(values) for document in model.objects(**{f"{field}__in": chunk})]
-
-
-def _insert_many(collection: Any, documents: list[dict]) -> set[int]:
-    """Insert, ignoring duplicates; returns the positions that were duplicates."""
-    if not documents:
-        return set()
-    try:
-        collection.insert_many(documents, ordered=False)
-    except BulkWriteError as error:
-        duplicates = {e["index"] for e in error.details.get("writeErrors", []) if e.get("code") == 11000}
-        if len(duplicates) != len(error.details.get("writeErrors", [])):
-            raise
-        return duplicates
-    return set()
+    return [document for chunk in in_chunks(values) for document in model.objects(**{f"{field}__in": chunk})]
 
 
 @dataclass
@@ -307,7 +202,7 @@ class Prepared:
 
     pending: list[_Pending]
     results: list[PushResult | None]
-    citizens_read_at: float  # time.monotonic() when the citizens were read (see _bump_records_versions)
+    citizens_read_at: float  # time.monotonic() when the oldest citizen was read (see RecordWrites)
 
 
 def ingest(ctx: RequestContext, items: list[PushItem]) -> list[PushResult]:
@@ -326,7 +221,7 @@ def prepare(ctx: RequestContext, items: list[PushItem], known: KnownCitizens | N
     ``known`` for all its batches.
     """
     results: list[PushResult | None] = [None] * len(items)
-    pending = [_Pending(index, item, record_key(item.kind, ctx.actor.facility_code or "", item.source_id))
+    pending = [_Pending(index, item, record_key(kind(item.kind).name, ctx.actor.facility_code or "", item.source_id))
                for index, item in enumerate(items)]
     citizens_read_at = time.monotonic()
     if pending:
@@ -334,7 +229,7 @@ def prepare(ctx: RequestContext, items: list[PushItem], known: KnownCitizens | N
     for entry in pending:
         if entry.citizen is not None:
             entry.payload_hash = payload_hash(entry.item.kind, entry.item.data)
-            entry.fields = _record_fields(entry.item.kind, entry.item.data)
+            entry.fields = kind(entry.item.kind).record_fields(entry.item.data)
     return Prepared(pending, results, citizens_read_at)
 
 
@@ -357,7 +252,7 @@ def write(ctx: RequestContext, prepared: Prepared) -> list[PushResult]:
 
 def _apply(ctx: RequestContext, live: list[_Pending], results: list[PushResult | None],
            citizens_read_at: float) -> None:
-    """Push one batch of prepared items whose keys are distinct."""
+    """Push one batch of prepared items whose keys are distinct (one unit of :class:`RecordWrites`)."""
     if not live:
         return
     # Insert every key first: the usual upload is new records, whose keys need no look-up; a key
@@ -367,47 +262,33 @@ def _apply(ctx: RequestContext, live: list[_Pending], results: list[PushResult |
         {"_id": p.key, "record_id": new_ids[p.key], "citizen_id": p.citizen.id, "created_at": ctx.now}
         for p in live if p.citizen is not None
     ]
-    duplicates = _insert_many(RecordKey._get_collection(), key_documents)
+    duplicates = insert_ignoring_duplicates(RecordKey._get_collection(), key_documents)
     existing = [live[i] for i in sorted(duplicates)]
     keys = {key.id: key for key in _find_in(RecordKey, "id", [p.key for p in existing])}
     new = [p for i, p in enumerate(live) if i not in duplicates]
     writes: list[dict] = []
-    _create(ctx, new, new_ids, results, writes)
-    _update_existing(ctx, existing, keys, results, writes)
-    if writes:
-        AuditEvent._get_collection().insert_many(_write_events(ctx, writes))
-        _bump_records_versions(live, [write["citizen_id"] for write in writes],
-                               time.monotonic() - citizens_read_at,
-                               moved_from={write["moved_from"] for write in writes if write["moved_from"]})
-
-
-def _bump_records_versions(batch: list[_Pending], changed: list[ObjectId], elapsed: float,
-                           moved_from: set[ObjectId] | None = None) -> None:
-    """Invalidate the cached timeline pages of the citizens whose records changed.
-
-    Only active citizens read a timeline, so only they are bumped, unless the batch was slow (see
-    ``SLOW_BATCH_SECONDS``): then a citizen who was pending when the batch read them may have
-    activated since and cached a page. A citizen a correction moved a record away from is not in
-    the batch (their state is unknown): they are always bumped, or their cached pages would still
-    show the record.
-    """
-    active = {p.citizen.id for p in batch if p.citizen is not None and p.citizen.state == "active"}
-    targets = list((set(changed) if elapsed > SLOW_BATCH_SECONDS else active & set(changed)) | (moved_from or set()))
-    for chunk in _chunks(targets):
-        Citizen._get_collection().update_many({"_id": {"$in": chunk}}, {"$inc": {"records_version": 1}})
+    not_active = {p.citizen.id for p in live if p.citizen is not None and p.citizen.state != "active"}
+    with RecordWrites(not_active, citizens_read_at) as store:  # bumps records_version at the end
+        _create(ctx, store, new, new_ids, results, writes)
+        _update_existing(ctx, store, existing, keys, results, writes)
+        if writes:
+            AuditEvent._get_collection().insert_many(_write_events(ctx, writes))
 
 
 def _create(
     ctx: RequestContext,
+    store: RecordWrites,
     new: list[_Pending],
     new_ids: dict[str, ObjectId],
     results: list[PushResult | None],
     writes: list[dict],
 ) -> None:
-    for kind, model in KINDS.items():
-        chosen = [p for p in new if p.item.kind == kind]
-        documents = [_document(kind, p, new_ids[p.key], ctx) for p in chosen]
-        duplicates = _insert_many(model._get_collection(), documents)
+    for record_kind in kinds():
+        chosen = [p for p in new if p.item.kind == record_kind.name]
+        if not chosen:
+            continue
+        documents = [_document(record_kind, p, new_ids[p.key], ctx) for p in chosen]
+        duplicates = store.insert(record_kind.model, documents)
         for position, pending in enumerate(chosen):
             created = position not in duplicates
             results[pending.index] = PushResult(201 if created else 200,
@@ -420,13 +301,15 @@ def _create(
 
 def _update_existing(
     ctx: RequestContext,
+    store: RecordWrites,
     existing: list[_Pending],
     keys: dict[str, RecordKey],
     results: list[PushResult | None],
     writes: list[dict],
 ) -> None:
-    for kind, model in KINDS.items():
-        chosen = [p for p in existing if p.item.kind == kind]
+    for record_kind in kinds():
+        model = record_kind.model
+        chosen = [p for p in existing if p.item.kind == record_kind.name]
         if not chosen:
             continue
         records = {r.id: r for r in model.objects(id__in=[keys[p.key].record_id for p in chosen])
@@ -435,30 +318,33 @@ def _update_existing(
             record_id = keys[pending.key].record_id
             record = records.get(record_id)
             if record is None:  # the key was written but the record was not (a crash between)
-                document = _document(kind, pending, record_id, ctx)
-                if not _insert_many(model._get_collection(), [document]):
+                document = _document(record_kind, pending, record_id, ctx)
+                if not store.insert(model, [document]):
                     results[pending.index] = PushResult(201, "created", str(record_id), 1)
                     writes.append(_write(pending, "create", record_id, 1))
                     continue
                 record = model.objects(id=record_id).only("id", "version", "payload_hash",
                                                           "citizen_id").first()
-            results[pending.index] = _replace(ctx, model, record, pending, keys[pending.key], writes)
+            results[pending.index] = _replace(ctx, store, record_kind, record, pending, keys[pending.key], writes)
 
 
 def _replace(
-    ctx: RequestContext, model: Any, record: Any, pending: _Pending, key: RecordKey, writes: list[dict]
+    ctx: RequestContext, store: RecordWrites, record_kind: RecordKind, record: Any, pending: _Pending,
+    key: RecordKey, writes: list[dict],
 ) -> PushResult:
     """Replace a record's content if its payload changed (optimistic on the version)."""
     assert pending.citizen is not None
+    model = record_kind.model
     for _ in range(MAX_VERSION_RETRIES):
         if record.payload_hash == pending.payload_hash:
             return PushResult(200, "unchanged", str(record.id), record.version)
         updates = {f"set__{name}": value for name, value in pending.fields.items()}
-        if pending.item.kind == "immunization":
-            updates["set__reactions"] = [dict(r, recorded_at=ctx.now) for r in pending.fields["reactions"]]
-        for name in _cleared_fields(model, pending.fields):
+        updates.update({f"set__{name}": value for name, value in record_kind.stamped(pending.fields, ctx.now).items()})
+        for name in record_kind.cleared_fields(pending.fields):
             updates[f"unset__{name}"] = True
-        updated = model.objects(id=record.id, version=record.version).update_one(
+        # the citizen a correction moves the record away from is bumped too: their pages showed it
+        updated = store.update(
+            model.objects(id=record.id, version=record.version), [pending.citizen.id, record.citizen_id],
             set__citizen_id=pending.citizen.id, set__payload_hash=pending.payload_hash,
             set__provenance=Provenance(**_provenance(ctx, pending)), set__updated_at=ctx.now,
             inc__version=1, **updates,
@@ -473,13 +359,6 @@ def _replace(
         record = model.objects(id=record.id).only("id", "version", "payload_hash", "citizen_id").first()
     error = Conflict("The record is being changed by another request; try again.")
     return PushResult(409, problem="conflict", error=error)  # this item only: the rest of its batch goes on
-
-
-def _cleared_fields(model: Any, fields: dict[str, Any]) -> list[str]:
-    """Optional content fields absent from a replacement push are removed (PUT replaces)."""
-    content = {"visit_type", "ended_at", "department", "practitioner", "reason", "diagnoses",
-               "lab_results", "prescriptions", "follow_up_date", "notes", "lot", "site", "route"}
-    return [name for name in content if name in model._fields and name not in fields]
 
 
 def _write(pending: _Pending, verb: str, record_id: ObjectId, version: int,

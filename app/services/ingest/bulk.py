@@ -1,32 +1,33 @@
 """NDJSON bulk upload: read lines as they arrive, push them in batches, answer line by line.
 
+The web layer hands over the request stream and streams back what :func:`run` yields.
+
 Memory stays flat whatever the upload size: at most one batch of lines is held at a time, and
 each batch's results are written out before the next batch is read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import IO, Any
 
-import marshmallow as ma
-from flask import current_app
 from pymongo.errors import PyMongoError
 
-from app.resources.facility.records_schemas import ImmunizationPushSchema, VisitPushSchema
-from app.services import records
 from app.services.audit import RequestContext
-from app.services.records import SOURCE_ID, Prepared, PushItem, PushResult
-from app.web import json_body
+from app.services.ingest import records
+from app.services.ingest.items import PushItem, PushResult, answer, parse_item, refused
+from app.services.ingest.records import Prepared
 
 log = logging.getLogger("hoso.bulk")
 MAX_LINE_BYTES = 64 * 1024
 BATCH_SIZE = 200
-SCHEMAS = {"visit": VisitPushSchema(), "immunization": ImmunizationPushSchema()}
 
 
 class _LineTooLong:
@@ -51,43 +52,40 @@ def read_lines(raw: IO[bytes]) -> Iterator[bytes | _LineTooLong]:
         yield line
 
 
-def parse_line(raw: bytes) -> PushItem | dict[str, Any]:
-    """A validated push item, or the error result of this line."""
+Loads = Callable[[bytes], Any]
+
+
+def parse_line(raw: bytes, now: datetime, loads: Loads) -> PushItem | PushResult:
+    """A validated push item, or the refusal of this line (checked against the app's clock ``now``).
+
+    ``loads`` parses one line and raises ``ValueError`` for what it refuses (the web layer passes
+    its hardened parser, ``app.web.json_body.loads``).
+    """
     try:
-        document = json_body.loads(raw)
-    except json_body.JsonBodyError as error:
-        return {"status": 400, "errors": {"_line": [str(error)]}}
+        document = loads(raw)
+    except ValueError as error:
+        return refused(400, {"_line": [str(error)]})
     if not isinstance(document, dict):
-        return {"status": 422, "errors": {"_line": ["Each line is one JSON object."]}}
+        return refused(422, {"_line": ["Each line is one JSON object."]})
     kind = document.pop("type", None)
     source_id = document.pop("source_id", None)
-    errors: dict[str, Any] = {}
-    if not isinstance(kind, str) or kind not in SCHEMAS:
-        errors["type"] = ["`visit` or `immunization`."]
-    if not isinstance(source_id, str) or not SOURCE_ID.match(source_id):
-        errors["source_id"] = ["1-64 letters, digits, '.', '_', ':', '/' or '-'."]
-    if errors:
-        return {"status": 422, "errors": errors}
-    try:
-        data = SCHEMAS[kind].load(document)
-    except ma.ValidationError as error:
-        return {"status": 422, "errors": error.normalized_messages()}
-    return PushItem(kind, source_id, data, channel="bulk")
+    return parse_item(document, kind, source_id, now=now, channel="bulk")
 
 
-def run(ctx: RequestContext, stream: IO[bytes]) -> Iterator[bytes]:
+def run(ctx: RequestContext, stream: IO[bytes], *, loads: Loads,
+        writer_context: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext) -> Iterator[bytes]:
     """Answer one NDJSON line per input line, in order.
 
     Two stages overlap: while one batch is written to the database (a writer thread, mostly
     waiting on the database), the next is read, validated and prepared (its citizens found or
     created, its payloads hashed) in this thread.
     Batches are written one after another, in order, so a source id repeated in the upload is
-    applied in order; at most two batches are held at a time.
+    applied in order; at most two batches are held at a time. ``writer_context`` is entered
+    around each write in the writer thread (the web layer passes its app context).
     """
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def write(prepared: Prepared) -> list[PushResult]:
-        with app.app_context():
+        with writer_context():
             return records.write(ctx, prepared)
 
     def submit(batch: list[_Entry]) -> Future[list[PushResult]]:
@@ -103,7 +101,7 @@ def run(ctx: RequestContext, stream: IO[bytes]) -> Iterator[bytes]:
     known = records.KnownCitizens()  # a patient's later lines reuse the citizen found for the first
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer") as writer:
         in_flight: tuple[list[_Entry], Future[list[PushResult]]] | None = None
-        for batch in _batches(stream):
+        for batch in _batches(stream, ctx.now, loads):
             submitted = (batch, submit(batch))
             if in_flight is not None and not (yield from _answers(*in_flight)):
                 yield from _answers(*submitted)  # written or not, it was sent to the database
@@ -115,20 +113,20 @@ def run(ctx: RequestContext, stream: IO[bytes]) -> Iterator[bytes]:
             yield from _answers(*in_flight)
 
 
-_Entry = tuple[int, PushItem | dict[str, Any]]
+_Entry = tuple[int, PushItem | PushResult]
 
 
-def _batches(stream: IO[bytes]) -> Iterator[list[_Entry]]:
+def _batches(stream: IO[bytes], now: datetime, loads: Loads) -> Iterator[list[_Entry]]:
     """Numbered, parsed lines in batches of ``BATCH_SIZE`` (blank lines are not records)."""
     pending: list[_Entry] = []
     line_number = 0
     for raw in read_lines(stream):
         line_number += 1
         if isinstance(raw, _LineTooLong):
-            pending.append((line_number, {"status": 413, "errors": {
-                "_line": [f"A line may hold at most {MAX_LINE_BYTES} bytes."]}}))
+            pending.append((line_number, refused(413, {
+                "_line": [f"A line may hold at most {MAX_LINE_BYTES} bytes."]})))
         elif raw.strip():
-            pending.append((line_number, parse_line(raw)))
+            pending.append((line_number, parse_line(raw, now, loads)))
         else:
             continue
         if len(pending) >= BATCH_SIZE:
@@ -150,26 +148,15 @@ def _answers(batch: list[_Entry], written: Future[list[PushResult]]) -> Generato
     except Exception as error:  # one batch's failure is answered, not raised
         log.error("bulk batch failed", exc_info=error)
         unavailable = isinstance(error, PyMongoError)
-        failed = {"status": 503 if unavailable else 500,
-                  "problem": "service-unavailable" if unavailable else "internal-error",
-                  "errors": {"_line": ["Not confirmed: the upload stopped here. Send this line and the "
-                                       "ones after it again (pushes are idempotent)."]}}
+        failed = PushResult(503 if unavailable else 500,
+                            problem="service-unavailable" if unavailable else "internal-error",
+                            errors={"_line": ["Not confirmed: the upload stopped here. Send this line and the "
+                                              "ones after it again (pushes are idempotent)."]})
         for line_number, entry in batch:
-            yield _line({"line": line_number, **(failed if isinstance(entry, PushItem) else entry)})
+            yield _line({"line": line_number, **answer(failed if isinstance(entry, PushItem) else entry)})
         return False
     for line_number, entry in batch:
-        if isinstance(entry, PushItem):
-            result = next(results)
-            answer: dict[str, Any] = {"line": line_number, "status": result.status}
-            if result.id:
-                answer.update(id=result.id, version=result.version, outcome=result.outcome)
-            if result.problem:
-                answer["problem"] = result.problem
-            if result.errors:
-                answer["errors"] = result.errors
-        else:
-            answer = {"line": line_number, **entry}
-        yield _line(answer)
+        yield _line({"line": line_number, **answer(next(results) if isinstance(entry, PushItem) else entry)})
     return True
 
 
