@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from app.models.records import Immunization, Visit
-from app.resources.common import encode_cursor
 from app.resources.me.schemas import VisitPageSchema
+from app.services.paging import encode_cursor
 from app.services.timeline import WITHDRAWN_NOTE, Page, withdrawn
 
 _VISIT_PAGE = VisitPageSchema()
