@@ -5,6 +5,7 @@ from __future__ import annotations
 import flask_smorest
 import marshmallow as ma
 
+from app.schemas.base import StrictSchema
 from app.schemas.text import Text, require_text_fields
 from app.web.json_body import HosoParser
 
@@ -25,24 +26,6 @@ class Blueprint(flask_smorest.Blueprint):
     def arguments(self, schema, **kwargs):  # type: ignore[no-untyped-def]
         require_text_fields(schema)
         return super().arguments(schema() if isinstance(schema, type) else schema, **kwargs)
-
-
-class StrictSchema(ma.Schema):
-    """Input schema: unknown fields are an error (422), never silently stored."""
-
-    class Meta:
-        unknown = ma.RAISE
-
-
-class WholeNumber(ma.fields.Integer):
-    """An integer given as ``2`` or ``2.0`` (both are JSON Schema integers); never a string, bool or 2.5."""
-
-    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.make_error("invalid")
-        if isinstance(value, float) and not value.is_integer():
-            raise self.make_error("invalid")
-        return super()._deserialize(int(value), attr, data, **kwargs)
 
 
 class PageArgsSchema(StrictSchema):

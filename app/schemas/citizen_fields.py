@@ -6,7 +6,9 @@ from datetime import date
 
 import marshmallow as ma
 
+from app.clock import VIETNAM
 from app.models.citizen import FULL_NAME_MAX_LENGTH, SEXES
+from app.schemas.base import schema_now
 from app.schemas.text import EmailText, Text
 
 NATIONAL_ID = r"^[0-9]{12}$"
@@ -14,7 +16,7 @@ VN_PHONE = r"^(\+84|0)[0-9]{9,10}$"
 
 
 def _not_future_birth(value: date) -> None:
-    if value > date.today():
+    if value > schema_now().astimezone(VIETNAM).date():  # born today in Viet Nam, whatever UTC says
         raise ma.ValidationError("A date of birth cannot be in the future.")
     if value.year < 1900:
         raise ma.ValidationError("A date of birth before 1900 is not plausible.")

@@ -1,22 +1,17 @@
 """Push bodies of facility systems: a visit and an immunization (field names are a contract).
 
 The contract of all three channels (PUT, NDJSON, XML 130). Clinical times are checked against the
-app's clock: a channel loads these schemas inside ``app_clock(ctx.now)``; outside one (a test, a
-tool) the validators use ``app.clock.utcnow``.
+app's clock: a channel loads these schemas inside ``app_clock(ctx.now)`` (``app.schemas.base``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import datetime, timedelta
 
 import marshmallow as ma
 
-from app.clock import utcnow
 from app.models.records import SEVERITIES
-from app.schemas.base import StrictSchema, WholeNumber
+from app.schemas.base import StrictSchema, WholeNumber, app_clock, schema_now
 from app.schemas.citizen_fields import (
     date_of_birth_field,
     full_name_field,
@@ -37,25 +32,11 @@ def _text(maximum: int, required: bool = False, multiline: bool = False) -> Text
     return Text(maximum, min_length=1, required=required, multiline=multiline)
 
 
-_NOW: ContextVar[datetime | None] = ContextVar("push_schema_now", default=None)
-
-
-@contextmanager
-def app_clock(now: datetime) -> Iterator[None]:
-    """Load push schemas against ``now`` (the request's time, from the app's clock)."""
-    token = _NOW.set(now)
-    try:
-        yield
-    finally:
-        _NOW.reset(token)
-
-
-def _now() -> datetime:
-    return _NOW.get() or utcnow()
+__all__ = ["app_clock"]  # re-exported: the channels load push schemas inside it
 
 
 def _not_future(value: datetime) -> None:
-    if value > _now() + CLOCK_SKEW:
+    if value > schema_now() + CLOCK_SKEW:
         raise ma.ValidationError("Cannot be in the future.")
 
 

@@ -5,7 +5,8 @@ import marshmallow as ma
 from app.models.audit import ACTOR_TYPES, OUTCOMES
 from app.models.facility import FACILITY_CODE_PATTERN, Facility, FacilityClient
 from app.models.staff import STAFF_ROLES, USERNAME_PATTERN
-from app.resources.common import PageArgsSchema, StrictSchema, page_schema
+from app.resources.common import PageArgsSchema, page_schema
+from app.schemas.base import StrictSchema
 from app.schemas.text import Text
 
 _code = ma.validate.Regexp(FACILITY_CODE_PATTERN, error="Five characters: digits or A-Z.")

@@ -2,8 +2,9 @@
 
 import marshmallow as ma
 
-from app.resources.citizen_fields import national_id_field
-from app.resources.common import Always, StrictSchema
+from app.resources.common import Always
+from app.schemas.base import StrictSchema
+from app.schemas.citizen_fields import national_id_field
 from app.schemas.text import Text
 
 _totp_code = ma.validate.Regexp(r"^[0-9]{6}$", error="Six digits.")

@@ -4,7 +4,6 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import marshmallow as ma
 from flask import Response, current_app, request, stream_with_context
 from flask.views import MethodView
 
@@ -13,6 +12,7 @@ from app.resources.facility.schemas import (
     CitizenRegisterSchema,
     FacilityIdentitySchema,
     IssuedCodeSchema,
+    Xml130ReportSchema,
 )
 from app.runtime import runtime
 from app.schemas.records import PushResultSchema, app_clock
@@ -118,26 +118,6 @@ class FacilityBulkViews(MethodView):
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         answers = bulk.run(request_context(), request.stream, loads=json_body.loads, writer_context=app.app_context)
         return Response(stream_with_context(answers), mimetype=NDJSON)
-
-
-class Xml130ResultSchema(ma.Schema):
-    """One record's result."""
-
-    index = ma.fields.Integer(required=True)
-    source_id = ma.fields.String(allow_none=True, metadata={"description": "MA_LK"})
-    status = ma.fields.Integer(required=True)
-    id = ma.fields.String()
-    version = ma.fields.Integer()
-    outcome = ma.fields.String()
-    errors = ma.fields.Dict()
-
-
-class Xml130ReportSchema(ma.Schema):
-    """Each record's result, and the totals."""
-
-    facility_code = ma.fields.String(allow_none=True)
-    records = ma.fields.List(ma.fields.Nested(Xml130ResultSchema), required=True)
-    summary = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
 
 
 @blp.route("/facility/xml130")

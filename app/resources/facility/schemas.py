@@ -2,7 +2,7 @@
 
 import marshmallow as ma
 
-from app.resources.common import StrictSchema
+from app.schemas.base import StrictSchema
 from app.schemas.citizen_fields import (
     date_of_birth_field,
     email_field,
@@ -38,3 +38,23 @@ class IssuedCodeSchema(ma.Schema):
     citizen_id = ma.fields.String(required=True)
     activation_code = ma.fields.String(required=True, metadata={"example": "K7MPQ-3XRT9"})
     expires_at = ma.fields.DateTime(required=True)
+
+
+class Xml130ResultSchema(ma.Schema):
+    """One record's result."""
+
+    index = ma.fields.Integer(required=True)
+    source_id = ma.fields.String(allow_none=True, metadata={"description": "MA_LK"})
+    status = ma.fields.Integer(required=True)
+    id = ma.fields.String()
+    version = ma.fields.Integer()
+    outcome = ma.fields.String()
+    errors = ma.fields.Dict()
+
+
+class Xml130ReportSchema(ma.Schema):
+    """Each record's result, and the totals."""
+
+    facility_code = ma.fields.String(allow_none=True)
+    records = ma.fields.List(ma.fields.Nested(Xml130ResultSchema), required=True)
+    summary = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)

@@ -9,9 +9,10 @@ import marshmallow as ma
 from app.models.citizen import ADDRESS_LINE_MAX_LENGTH, LANGUAGES
 from app.models.records import SEVERITIES
 from app.resources.auth.schemas import SessionSchema
-from app.resources.citizen_fields import email_field, phone_field
-from app.resources.common import PageArgsSchema, StrictSchema, WholeNumber, page_schema
+from app.resources.common import PageArgsSchema, page_schema
 from app.runtime import runtime
+from app.schemas.base import StrictSchema, WholeNumber
+from app.schemas.citizen_fields import email_field, phone_field
 from app.schemas.text import Text
 from app.services.profile import PREFERENCE_KINDS
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import marshmallow as ma
 
 from app.models.audit import REASON_MAX_LENGTH
-from app.resources.common import StrictSchema
+from app.schemas.base import StrictSchema
 from app.schemas.text import Text, TextError, clean_text
 
 COUNTRY_CODE = ma.validate.Regexp(r"^[A-Z]{2}$", error="Two capital letters (ISO 3166-1 alpha-2), e.g. VN.")

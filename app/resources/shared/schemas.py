@@ -2,8 +2,8 @@
 
 import marshmallow as ma
 
-from app.resources.common import StrictSchema
 from app.resources.me.schemas import ImmunizationSchema, PrescriptionEntrySchema, VisitSchema
+from app.schemas.base import StrictSchema
 from app.schemas.text import Text
 
 

@@ -3,7 +3,7 @@
 import marshmallow as ma
 
 from app.models.staff import STAFF_ROLES
-from app.resources.common import StrictSchema
+from app.schemas.base import StrictSchema
 from app.schemas.text import Text
 
 

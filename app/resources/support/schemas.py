@@ -3,7 +3,7 @@
 import marshmallow as ma
 
 from app.models.audit import REASON_MAX_LENGTH
-from app.resources.common import StrictSchema
+from app.schemas.base import StrictSchema
 from app.schemas.text import Text
 
 DOCUMENT_TYPES = ("cccd", "cmnd", "passport", "birth_certificate")
