@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.security.passwords import PasswordHasher
     from app.security.tokens import TokenService
     from app.services.audit import AuditTrail
-    from app.web import auth, docs, errors, http, logs, ratelimiting
+    from app.web import auth, docs, http, logs, problems, ratelimiting
     from app.web.api import build_api, refine_spec
 
     settings = settings or Settings.from_env()
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # hook runs first after the view (so before log_request); and a teardown.
     limiter.init_app(app)
     storage = limiter.storage
-    errors.init_app(app)  # error handlers, not request hooks
+    problems.init_app(app)  # error handlers, not request hooks
 
     box = SecretBox(settings.data_key)
     app.extensions["hoso"] = Runtime(

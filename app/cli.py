@@ -141,7 +141,7 @@ def notifications_worker(once: bool, interval: float) -> None:
     import signal
     import socket
 
-    from app.infra.channels import build_channels
+    from app.infra.configured_channels import build_channels
     from app.runtime import runtime
     from app.services.worker import Worker
 

@@ -17,10 +17,10 @@ from flask_limiter import Limiter
 from app.clock import utcnow
 from app.infra.db import WriteWatch
 from app.infra.signer import SignerHolder
+from app.security.attempts import AttemptLimiter
 from app.security.crypto import SecretBox
 from app.security.lockout import LoginGuard
 from app.security.passwords import PasswordHasher
-from app.security.ratelimit import AttemptLimiter
 from app.security.tokens import TokenService
 from app.services.audit import AuditTrail
 from app.services.sessions import Accounts

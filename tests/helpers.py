@@ -21,7 +21,7 @@ from app.security.tokens import TokenType
 from app.services import facilities
 from app.services import staff as staff_service
 from app.services.audit import SYSTEM_ACTOR, RequestContext
-from app.web.errors import PROBLEM_MIMETYPE
+from app.web.problems import PROBLEM_MIMETYPE
 
 COMMITTED = Path(__file__).parents[1] / "openapi" / "openapi.json"  # the API contract, as committed
 PROBLEM_KEYS = {"type", "title", "status", "instance", "request_id"}

@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 from limits.storage import Storage
 
 from app.models.login_origin import LoginOrigin
+from app.security.attempts import AttemptLimiter
 from app.security.crypto import SecretBox
-from app.security.ratelimit import AttemptLimiter
 
 
 @dataclass(frozen=True)

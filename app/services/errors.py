@@ -1,4 +1,4 @@
-"""Domain errors raised by services; ``app.web.errors`` maps each to an HTTP problem document."""
+"""Domain errors raised by services; ``app.web.problems`` maps each to an HTTP problem document."""
 
 from __future__ import annotations
 

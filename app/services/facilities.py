@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from mongoengine import NotUniqueError
 
 from app.models.facility import Facility, FacilityClient
+from app.security.attempts import AttemptLimiter
 from app.security.lockout import LoginGuard
 from app.security.passwords import PasswordHasher
-from app.security.ratelimit import AttemptLimiter
 from app.security.tokens import IssuedToken, TokenService, TokenType
 from app.services import audit, paging
 from app.services.audit import Actor, RequestContext

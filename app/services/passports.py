@@ -17,7 +17,7 @@ from app.infra.signer import SignerHolder
 from app.models.citizen import Citizen
 from app.models.passports import Certificate
 from app.models.records import VOIDED, Immunization
-from app.security.ratelimit import AttemptLimiter
+from app.security.attempts import AttemptLimiter
 from app.services import audit, dcc_gateway, outbox, valuesets
 from app.services.audit import RequestContext
 from app.services.errors import Conflict, NotFound, Unavailable

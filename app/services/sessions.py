@@ -12,10 +12,10 @@ from pymongo import ReturnDocument
 
 from app.models.citizen import Citizen
 from app.models.session import SPENT_HISTORY, Session
+from app.security.attempts import AttemptLimiter
 from app.security.crypto import SecretBox
 from app.security.lockout import LoginGuard
 from app.security.passwords import PasswordHasher
-from app.security.ratelimit import AttemptLimiter
 from app.security.tokens import TokenService, TokenType
 from app.services import audit, outbox
 from app.services.audit import Actor, RequestContext

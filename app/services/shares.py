@@ -10,8 +10,8 @@ from bson import ObjectId
 
 from app.models.citizen import Citizen
 from app.models.records import VOIDED, Immunization, Share, Visit
+from app.security.attempts import AttemptLimiter
 from app.security.crypto import SecretBox
-from app.security.ratelimit import AttemptLimiter
 from app.services import audit, outbox
 from app.services.audit import Actor, RequestContext
 from app.services.errors import NotFound

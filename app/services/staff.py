@@ -9,10 +9,10 @@ from mongoengine import NotUniqueError
 
 from app.models.staff import StaffUser
 from app.security import totp
+from app.security.attempts import AttemptLimiter
 from app.security.crypto import SecretBox
 from app.security.lockout import LoginGuard
 from app.security.passwords import PasswordHasher, generate_password
-from app.security.ratelimit import AttemptLimiter
 from app.security.tokens import IssuedToken, TokenService, TokenType
 from app.services import audit
 from app.services.audit import Actor, RequestContext

@@ -11,7 +11,7 @@ from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
 from app.web import access
-from app.web.errors import PROBLEM_MIMETYPE, http_exception_response
+from app.web.problems import PROBLEM_MIMETYPE, http_exception_response
 
 API_TITLE = "HoSo API"
 API_VERSION = "1.0.0"

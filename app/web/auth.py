@@ -24,7 +24,7 @@ from app.models.staff import StaffUser
 from app.security.tokens import InvalidToken, TokenType
 from app.services.audit import ANONYMOUS_ACTOR, Actor, RequestContext
 from app.web import access
-from app.web.errors import WWW_AUTHENTICATE, problem_response
+from app.web.problems import WWW_AUTHENTICATE, problem_response
 
 
 @dataclass(frozen=True)

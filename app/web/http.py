@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from flask import Response, current_app, g, request
 
-from app.web.errors import problem_response
 from app.web.logs import mask_identifiers
+from app.web.problems import problem_response
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # The app's own limits, below gunicorn's (gunicorn.conf.py), so that the answer is a problem

@@ -20,9 +20,9 @@ from app.infra import embedded_quirks
 from app.infra.batching import Failed, GroupCommit
 from app.infra.db import UNSTORABLE
 from app.infra.embedded_db import DEFAULT_DATABASE
+from app.security.attempts import AttemptLimiter
 from app.security.crypto import SecretBox
 from app.security.lockout import LoginGuard
-from app.security.ratelimit import AttemptLimiter
 from app.settings import Settings
 
 # Liveness probes and the static documentation are not rate limited.
@@ -206,7 +206,7 @@ def build_limiter(settings: Settings, uri: str) -> Limiter:
         strategy="hoso-leased-fixed-window",
         default_limits=[settings.rate_limit_default],
         default_limits_exempt_when=lambda: request.path.startswith(EXEMPT_PREFIXES),
-        headers_enabled=False,  # Retry-After is set on 429 only, by app.web.errors
+        headers_enabled=False,  # Retry-After is set on 429 only, by app.web.problems
         swallow_errors=False,
     )
 

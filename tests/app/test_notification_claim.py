@@ -11,7 +11,7 @@ import mongoengine
 import pytest
 from bson import ObjectId
 
-from app.infra.channels import build_channels
+from app.infra.configured_channels import build_channels
 from app.infra.db import ensure_indexes
 from app.models.citizen import Citizen
 from app.models.notification import ROUTINE, SECURITY, Notification

@@ -237,7 +237,7 @@ def test_devices_receive_push_and_preferences_are_honoured(app, client, channels
 
 
 def test_development_file_channel_shows_what_would_be_sent(app, client, settings):
-    from app.infra.channels import build_channels
+    from app.infra.configured_channels import build_channels
 
     channels = build_channels(settings)
     assert set(channels) == {"email", "sms", "push"}  # development: every channel writes to var/outbox

@@ -11,8 +11,8 @@ from app.runtime import runtime
 from app.services import facilities
 from app.web.api import problem
 from app.web.auth import request_context
-from app.web.errors import OAuthError, oauth_error_response
 from app.web.http import accepts
+from app.web.problems import OAuthError, oauth_error_response
 
 blp = Blueprint("oauth", __name__, description="OAuth2 for facility systems")
 blp.register_error_handler(OAuthError, oauth_error_response)

@@ -4,7 +4,7 @@ import marshmallow as ma
 
 from app.resources.common import Always
 from app.schemas.text import Text
-from app.web.errors import OAuthError
+from app.web.problems import OAuthError
 
 MAX_PARAMETER_LENGTH = 512
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, send_from_directory
 from werkzeug.exceptions import NotFound
 
-from app.web.errors import problem_response
+from app.web.problems import problem_response
 
 blp = Blueprint("verifier", __name__)
 
