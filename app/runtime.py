@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from flask import current_app
@@ -59,7 +60,7 @@ class Runtime:
         """The current time as this app sees it (tests may replace ``clock``)."""
         return self.clock()
 
-    @property
+    @cached_property
     def accounts(self) -> Accounts:
         """What the citizen-account services are handed (``app.services.sessions.Accounts``)."""
         return Accounts(

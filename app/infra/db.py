@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-import bson
 import mongoengine
 import pymongo
 from flask import Flask, request
@@ -14,10 +13,6 @@ from pymongo.errors import PyMongoError
 
 from app.infra.embedded_db import development_uri
 from app.settings import Settings
-
-# What encoding a document for MongoDB raises when a value cannot be stored (a lone surrogate in
-# a string, an integer over 64 bits, a type BSON does not know).
-UNSTORABLE = (UnicodeEncodeError, OverflowError, bson.errors.InvalidDocument)
 
 
 def resolve_uri(settings: Settings) -> str:
@@ -35,8 +30,10 @@ _EVERY_COLLECTION = "*"
 class WriteWatch(monitoring.CommandListener):
     """Tells its callbacks about the writes sent on one app's connection, whichever code path sends them.
 
-    Each app's connection has its own watch (``connect`` makes it; ``Runtime.write_watch`` holds it),
-    so what one app registers never hears another app's writes and dies with its app.
+    Each connection has its own watch (``connect`` makes it; ``Runtime.write_watch`` holds it), so
+    what an app registers dies with it. mongoengine's ``default`` alias is process-wide, though:
+    when a process builds a second app (tests do), every app's queries go through the newest
+    connection, and only its watch hears them. Production builds one app per process.
     pymongo reports a command's start and its end on the thread that sends it, so the thread and
     the message's request id name a command in flight.
     """

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import marshmallow as ma
 
 from app.models.records import SEVERITIES
-from app.schemas.base import StrictSchema, WholeNumber, app_clock, schema_now
+from app.schemas.base import StrictSchema, WholeNumber, schema_now
 from app.schemas.citizen_fields import (
     date_of_birth_field,
     full_name_field,
@@ -30,9 +30,6 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 def _text(maximum: int, required: bool = False, multiline: bool = False) -> Text:
     return Text(maximum, min_length=1, required=required, multiline=multiline)
-
-
-__all__ = ["app_clock"]  # re-exported: the channels load push schemas inside it
 
 
 def _not_future(value: datetime) -> None:

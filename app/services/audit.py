@@ -13,7 +13,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from app.infra.batching import Failed, GroupCommit
-from app.infra.db import UNSTORABLE
+from app.infra.unstorable import UNSTORABLE
 from app.models.audit import ACCESS_KINDS, ACTOR_TYPES, OUTCOMES, REASON_MAX_LENGTH, AuditEvent
 
 

@@ -13,8 +13,6 @@ from app.security.crypto import SecretBox
 from app.services.audit import RequestContext
 from notifications import SECURITY_KINDS, render
 
-EXTERNAL = ("sms", "email", "push")
-
 
 def secret_context(dedupe_key: str) -> str:
     """Authenticated data of a secret carried by one message."""

@@ -31,7 +31,6 @@ DATA = Path(__file__).parents[1] / "data"
 SHIPPED = DATA / "dcc-rules"
 VALUESETS = DATA / "dcc-valuesets"
 SHIPPED_COUNTRIES = ("VN",)
-DEFAULT_COUNTRY = "VN"
 CACHE_SECONDS = 10.0
 MAX_SET_CHARACTERS = 4_000_000  # well under MongoDB's 16 MiB document limit
 

@@ -44,8 +44,6 @@ class KeyInfo:
     state: str
 
 
-
-
 def _csca(settings: Settings, now: datetime) -> tuple[object, x509.Certificate]:
     """The development CSCA, created once."""
     key_dir = settings.signing_key_dir
@@ -99,8 +97,6 @@ def rotate_keys(ctx: RequestContext, settings: Settings, *, verify_cache: Mutabl
     audit.record(ctx, "signing_key.rotate", target_type="signing_key", target_id=record.kid)
     verify_cache.clear()
     return KeyInfo(record.kid, record.not_before, record.not_after, record.state)
-
-
 
 
 def trust_list(now: datetime) -> passport.TrustList:

@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -275,8 +275,3 @@ def list_prescriptions(ctx: RequestContext, citizen_id: ObjectId, limit: int,
 def withdrawn(record: Visit | Immunization) -> bool:
     """True when the facility voided the record."""
     return record.status == VOIDED
-
-
-def as_date(value: str | date | None) -> str | None:
-    """A date field as ISO text."""
-    return value.isoformat() if isinstance(value, date) else value

@@ -18,8 +18,8 @@ from pymongo.uri_parser import parse_uri
 
 from app.infra import embedded_quirks
 from app.infra.batching import Failed, GroupCommit
-from app.infra.db import UNSTORABLE
 from app.infra.embedded_db import DEFAULT_DATABASE
+from app.infra.unstorable import UNSTORABLE
 from app.security.attempts import AttemptLimiter
 from app.security.crypto import SecretBox
 from app.security.lockout import LoginGuard

@@ -121,3 +121,28 @@ def test_a_batch_reports_when_its_oldest_citizen_was_read(client, facility):
     assert both.citizens_read_at == first.citizens_read_at  # not the fresh read of the second citizen
     alone = records.prepare(ctx, [item("OLD4", visit_body())])
     assert alone.citizens_read_at > first.citizens_read_at  # nothing remembered: read now
+
+
+def test_each_line_is_checked_against_the_clock_when_it_is_read(client, facility):
+    """An upload streams for minutes: a line's "not in the future" uses the time it is read, not the
+    request's start (a visit that began after the upload started is not in the future)."""
+    import io
+    import json as json_module
+    from datetime import timedelta
+
+    from app.clock import utcnow
+    from app.services.audit import Actor, RequestContext
+    from app.services.ingest import bulk
+    from app.web.json_body import loads
+
+    started = utcnow()
+    ctx = RequestContext(Actor("facility_client", "test", "test", "01001"), started, "test")
+    began, ended = ((started + timedelta(minutes=m)).isoformat() for m in (30, 40))
+    body = (line("visit", "LATE1", visit_body(started_at=began, ended_at=ended, follow_up_date=None)) + "\n").encode()
+
+    def answers(**clock):  # type: ignore[no-untyped-def]
+        return [json_module.loads(text) for text in bulk.run(ctx, io.BytesIO(body), loads=loads, **clock)]
+
+    assert answers()[0]["status"] == 422  # against the request's start: 30 minutes ahead
+    late = answers(clock=lambda: started + timedelta(hours=1))[0]
+    assert late["status"] == 201, late

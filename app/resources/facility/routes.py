@@ -15,7 +15,8 @@ from app.resources.facility.schemas import (
     Xml130ReportSchema,
 )
 from app.runtime import runtime
-from app.schemas.records import PushResultSchema, app_clock
+from app.schemas.base import app_clock
+from app.schemas.records import PushResultSchema
 from app.services import citizens, facilities
 from app.services.ingest import bulk, records, xml130_import
 from app.services.ingest.items import PushResult
@@ -116,7 +117,8 @@ class FacilityBulkViews(MethodView):
         """
         request.max_content_length = runtime().settings.bulk_max_bytes
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        answers = bulk.run(request_context(), request.stream, loads=json_body.loads, writer_context=app.app_context)
+        answers = bulk.run(request_context(), request.stream, loads=json_body.loads, writer_context=app.app_context,
+                           clock=runtime().now)
         return Response(stream_with_context(answers), mimetype=NDJSON)
 
 

@@ -73,7 +73,8 @@ def parse_line(raw: bytes, now: datetime, loads: Loads) -> PushItem | PushResult
 
 
 def run(ctx: RequestContext, stream: IO[bytes], *, loads: Loads,
-        writer_context: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext) -> Iterator[bytes]:
+        writer_context: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+        clock: Callable[[], datetime] | None = None) -> Iterator[bytes]:
     """Answer one NDJSON line per input line, in order.
 
     Two stages overlap: while one batch is written to the database (a writer thread, mostly
@@ -81,7 +82,9 @@ def run(ctx: RequestContext, stream: IO[bytes], *, loads: Loads,
     created, its payloads hashed) in this thread.
     Batches are written one after another, in order, so a source id repeated in the upload is
     applied in order; at most two batches are held at a time. ``writer_context`` is entered
-    around each write in the writer thread (the web layer passes its app context).
+    around each write in the writer thread (the web layer passes its app context). Each line's
+    clinical times are checked against ``clock()`` when the line is read (an upload can stream for
+    minutes; default: the request's time).
     """
 
     def write(prepared: Prepared) -> list[PushResult]:
@@ -101,7 +104,7 @@ def run(ctx: RequestContext, stream: IO[bytes], *, loads: Loads,
     known = records.KnownCitizens()  # a patient's later lines reuse the citizen found for the first
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer") as writer:
         in_flight: tuple[list[_Entry], Future[list[PushResult]]] | None = None
-        for batch in _batches(stream, ctx.now, loads):
+        for batch in _batches(stream, clock or (lambda: ctx.now), loads):
             submitted = (batch, submit(batch))
             if in_flight is not None and not (yield from _answers(*in_flight)):
                 yield from _answers(*submitted)  # written or not, it was sent to the database
@@ -116,7 +119,7 @@ def run(ctx: RequestContext, stream: IO[bytes], *, loads: Loads,
 _Entry = tuple[int, PushItem | PushResult]
 
 
-def _batches(stream: IO[bytes], now: datetime, loads: Loads) -> Iterator[list[_Entry]]:
+def _batches(stream: IO[bytes], clock: Callable[[], datetime], loads: Loads) -> Iterator[list[_Entry]]:
     """Numbered, parsed lines in batches of ``BATCH_SIZE`` (blank lines are not records)."""
     pending: list[_Entry] = []
     line_number = 0
@@ -126,7 +129,7 @@ def _batches(stream: IO[bytes], now: datetime, loads: Loads) -> Iterator[list[_E
             pending.append((line_number, refused(413, {
                 "_line": [f"A line may hold at most {MAX_LINE_BYTES} bytes."]})))
         elif raw.strip():
-            pending.append((line_number, parse_line(raw, now, loads)))
+            pending.append((line_number, parse_line(raw, clock(), loads)))
         else:
             continue
         if len(pending) >= BATCH_SIZE:

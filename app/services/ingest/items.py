@@ -14,7 +14,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from app.schemas.records import app_clock
+from app.schemas.base import app_clock
 from app.services.errors import DomainError, InvalidInput
 from app.services.ingest.kinds import KINDS, names_text
 

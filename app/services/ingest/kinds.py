@@ -9,9 +9,10 @@ creation all iterate this table; a kind not in it is an error, never another kin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import Any
 
 import marshmallow as ma
@@ -80,7 +81,7 @@ def _immunization_stamp(fields: dict[str, Any], now: datetime) -> dict[str, Any]
     return {"reactions": [dict(reaction, recorded_at=now) for reaction in fields["reactions"]]}
 
 
-KINDS: dict[str, RecordKind] = {kind.name: kind for kind in (
+KINDS: Mapping[str, RecordKind] = MappingProxyType({kind.name: kind for kind in (
     RecordKind(
         name="visit", plural="visits", label="visit", model=Visit, push_schema=VisitPushSchema(),
         time_field="started_at",
@@ -97,7 +98,7 @@ KINDS: dict[str, RecordKind] = {kind.name: kind for kind in (
         fhir_resources=immunization_resources, stored_fields=_immunization_fields,
         stamped=_immunization_stamp, created_fields={"citizen_reactions": []},
     ),
-)}
+)})  # read-only: the table is declared here, not registered into
 
 
 def kind(name: object) -> RecordKind:

@@ -344,7 +344,8 @@ def _replace(
             updates[f"unset__{name}"] = True
         # the citizen a correction moves the record away from is bumped too: their pages showed it
         updated = store.update(
-            model.objects(id=record.id, version=record.version), [pending.citizen.id, record.citizen_id],
+            model.objects(id=record.id, version=record.version), [pending.citizen.id],
+            moved_from=record.citizen_id if record.citizen_id != pending.citizen.id else None,
             set__citizen_id=pending.citizen.id, set__payload_hash=pending.payload_hash,
             set__provenance=Provenance(**_provenance(ctx, pending)), set__updated_at=ctx.now,
             inc__version=1, **updates,

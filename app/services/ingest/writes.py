@@ -57,13 +57,15 @@ class RecordWrites:
     """A unit of work on health collections: ``with RecordWrites() as writes: writes.insert(...)``.
 
     Every citizen a write changed (and the citizen a correction moved a record away from) has
-    their ``records_version`` bumped once, at the end, except ``not_active``: the citizens the
+    their ``records_version`` bumped once, at the end (and the citizens a correction moved a record
+    from, whatever their state), except ``not_active``: the citizens the
     caller read as not yet active, ``citizens_read_at`` (``time.monotonic()``) at the oldest;
     when that was more than ``SLOW_BATCH_SECONDS`` ago, they are bumped too.
     """
 
     def __init__(self, not_active: Iterable[ObjectId] = (), citizens_read_at: float | None = None) -> None:
         self.citizens: set[ObjectId] = set()
+        self.moved_from: set[ObjectId] = set()  # always bumped: their state was not read
         self._not_active = set(not_active)
         self._read_at = time.monotonic() if citizens_read_at is None else citizens_read_at
 
@@ -79,7 +81,8 @@ class RecordWrites:
         citizens, self.citizens = self.citizens, set()
         if time.monotonic() - self._read_at <= SLOW_BATCH_SECONDS:
             citizens -= self._not_active
-        bump_records_versions(citizens)
+        bump_records_versions(citizens | self.moved_from)
+        self.moved_from = set()
 
     def insert(self, model: Any, documents: list[dict]) -> set[int]:
         """Insert new records (each names its ``citizen_id``); returns the positions that were duplicates."""
@@ -87,9 +90,13 @@ class RecordWrites:
         self.citizens.update(doc["citizen_id"] for i, doc in enumerate(documents) if i not in duplicates)
         return duplicates
 
-    def update(self, queryset: Any, citizens: Iterable[ObjectId | None], **updates: Any) -> int:
-        """``queryset.update_one(**updates)``; when it changed a record, ``citizens`` are bumped."""
+    def update(self, queryset: Any, citizens: Iterable[ObjectId | None], *, moved_from: ObjectId | None = None,
+               **updates: Any) -> int:
+        """``queryset.update_one(**updates)``; when it changed a record, ``citizens`` are bumped, and
+        ``moved_from`` (the citizen a correction took the record from) whatever their state."""
         updated: int = queryset.update_one(**updates)
         if updated:
             self.citizens.update(citizen for citizen in citizens if citizen is not None)
+            if moved_from is not None:
+                self.moved_from.add(moved_from)
         return updated
