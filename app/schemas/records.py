@@ -81,8 +81,7 @@ class DiagnosisSchema(StrictSchema):
 class LabResultSchema(StrictSchema):
     code = _text(50)
     name = _text(200, required=True)
-    value = Text(200,
-                             metadata={"description": "Kept exactly as sent (a string)"})
+    value = Text(200, metadata={"description": "Kept exactly as sent (a string)"})
     unit = _text(50)
     conclusion = _text(1000, multiline=True)
     at = ma.fields.AwareDateTime(validate=_not_future)
