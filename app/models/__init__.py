@@ -9,12 +9,13 @@ from app.models.login_origin import LoginOrigin
 from app.models.notification import Notification
 from app.models.passports import Certificate, SigningKey
 from app.models.records import Immunization, RecordKey, Share, Visit
+from app.models.registries import CertificateKey, CertificateRevocation, CitizenKey, ShareKey
 from app.models.rules import PassportRuleSet
 from app.models.session import Session
 from app.models.staff import StaffUser
 
 __all__ = [
-    "AuditEvent", "Certificate", "Citizen", "Device", "Facility", "FacilityClient", "Immunization", "Notification",
-    "IdentityCheck", "LoginOrigin", "PassportRuleSet", "RecordKey", "Session", "Share", "SigningKey", "StaffUser",
-    "Visit",
+    "AuditEvent", "Certificate", "CertificateKey", "CertificateRevocation", "Citizen", "CitizenKey", "Device",
+    "Facility", "FacilityClient", "Immunization", "Notification", "IdentityCheck", "LoginOrigin", "PassportRuleSet",
+    "RecordKey", "Session", "Share", "ShareKey", "SigningKey", "StaffUser", "Visit",
 ]

@@ -46,7 +46,9 @@ class PendingEnrollment(me.EmbeddedDocument):
 class Citizen(me.Document):
     """One person and their account. Health records reference it; it holds no health data."""
 
-    national_id = me.StringField(required=True, unique=True, regex=NATIONAL_ID_PATTERN)
+    # Unique through the ``citizen_keys`` registry (app.models.registries), which every look-up by
+    # CCCD reads: citizens are sharded by ``_id``, where a unique index on another field cannot be.
+    national_id = me.StringField(required=True, regex=NATIONAL_ID_PATTERN)
     id_type = me.StringField(default="cccd", choices=("cccd", "cmnd", "passport"))
     full_name = me.StringField(required=True, max_length=FULL_NAME_MAX_LENGTH)
     family_name = me.StringField(max_length=FULL_NAME_MAX_LENGTH)

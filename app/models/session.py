@@ -11,11 +11,14 @@ SPENT_HISTORY = 500
 
 
 class Session(me.Document):
-    """A refresh-token family. Only keyed hashes of refresh tokens are stored."""
+    """A refresh-token family. Only keyed hashes of refresh tokens are stored.
+
+    A refresh token reads ``<citizen id>.<family id>.<secret>`` (``app.services.sessions``).
+    """
 
     citizen_id = me.ObjectIdField(required=True)
-    family_id = me.StringField(required=True, unique=True)
-    token_hash = me.StringField(required=True, unique=True)
+    family_id = me.StringField(required=True)
+    token_hash = me.StringField(required=True)
     spent_hashes = me.ListField(me.StringField())
     device_label = me.StringField(max_length=100)
     user_agent = me.StringField(max_length=300)
@@ -29,5 +32,12 @@ class Session(me.Document):
 
     meta = {
         "collection": "sessions",
-        "indexes": [("citizen_id", "-last_used_at"), "spent_hashes"],
+        # Sharded by citizen: every query names the citizen (the refresh token carries it, see
+        # app.services.sessions), and unique indexes start with it. Reuse detection reads the
+        # family named in the token, so spent hashes need no index of their own.
+        "indexes": [
+            ("citizen_id", "-last_used_at"),
+            {"fields": ["citizen_id", "family_id"], "unique": True},
+            {"fields": ["citizen_id", "token_hash"], "unique": True},
+        ],
     }

@@ -16,6 +16,7 @@ from app.models.audit import AuditEvent
 from app.models.citizen import Citizen, PendingActivation, PendingEnrollment
 from app.models.identity_check import IdentityCheck
 from app.models.records import Immunization, Visit
+from app.models.registries import CitizenKey
 from app.security import totp
 from app.security.passwords import password_problems
 from app.security.tokens import InvalidToken, TokenType
@@ -23,7 +24,7 @@ from app.services import audit, outbox
 from app.services.audit import Actor, RequestContext
 from app.services.errors import AuthenticationFailed, Conflict, DomainError, InvalidInput, LockedOut
 from app.services.facilities import get_facility
-from app.services.identity import cccd_problems, split_vietnamese_name
+from app.services.identity import cccd_problems, citizen_by_national_id, citizen_ids, split_vietnamese_name
 from app.services.ingest.writes import insert_ignoring_duplicates
 from app.services.mfa import consume_totp, format_code, new_recovery_codes, normalize_code, readable_code
 from app.services.sessions import Accounts, IssuedSession, start_session
@@ -228,7 +229,7 @@ class NewCitizen:
     email: str | None = None
 
 
-def _citizen_document(ctx: RequestContext, person: NewCitizen) -> dict:
+def _citizen_document(ctx: RequestContext, person: NewCitizen, citizen_id: ObjectId) -> dict:
     """A citizen without an account, as a document for a bulk insert (the model supplies the defaults)."""
     family, given = split_vietnamese_name(person.full_name)
     citizen = Citizen(national_id=person.national_id, full_name=person.full_name, family_name=family,
@@ -237,8 +238,26 @@ def _citizen_document(ctx: RequestContext, person: NewCitizen) -> dict:
                       registered_by_facility=ctx.actor.facility_code)
     citizen.validate()
     document: dict = citizen.to_mongo().to_dict()
-    document["_id"] = ObjectId()
+    document["_id"] = citizen_id
     return document
+
+
+def _projected(document: dict, fields: dict[str, int] | None) -> dict:
+    """``document`` as a find with the inclusion projection ``fields`` returns it."""
+    if not fields:
+        return document
+    return {name: value for name, value in document.items() if name == "_id" or fields.get(name)}
+
+
+def _read_citizens(ids: dict[str, ObjectId], fields: dict[str, int] | None) -> dict[str, dict]:
+    """national id -> stored citizen for these registry entries (``_id $in`` in chunks; missing ones left out)."""
+    national_ids = {citizen_id: national_id for national_id, citizen_id in ids.items()}
+    collection = Citizen._get_collection()
+    found: dict[str, dict] = {}
+    for chunk in in_chunks(list(national_ids)):
+        for document in collection.find({"_id": {"$in": chunk}}, fields):
+            found[national_ids[document["_id"]]] = document
+    return found
 
 
 def find_or_create_citizens(
@@ -247,27 +266,40 @@ def find_or_create_citizens(
     """The citizens with these CCCDs (stored documents, ``fields`` only), the unknown ones created.
 
     The one rule for "find or create a citizen by CCCD": records and codes exist whether or not
-    the person ever uses the app. One query per ``IN_CHUNK`` national ids, one bulk insert for
-    the unknown and one ``citizen.create`` audit event (naming each citizen created), so a batch
-    of a hundred records costs a few round trips. Two concurrent creations of the same person
-    meet at the unique index and both get the one document. Identities are not checked here.
-    Returns ``national id -> document`` and the national ids created.
+    the person ever uses the app. The ``citizen_keys`` registry (national id -> citizen id, its
+    ``_id`` unique) decides which citizen a CCCD has; citizens are then read and written by ``_id``
+    (their shard key), so nothing here asks every shard:
+
+    1. read the registry for every CCCD (``_id $in``, in chunks);
+    2. insert an entry with a new citizen id for each unknown CCCD (one unordered insert): a
+       duplicate means another request won, and its entry's citizen id is read;
+    3. read the citizens of the entries that existed (``_id $in``);
+    4. insert the citizens still missing with their entry's id: the new ones, and those whose
+       entry exists without a citizen (a creation that crashed between the two inserts, or another
+       request between its two): whichever insert of an id lands first creates the citizen, the
+       other is a duplicate and reads it.
+
+    One ``citizen.create`` audit event names each citizen this call created. Identities are not
+    checked here. Returns ``national id -> document`` and the national ids created.
     """
-    collection = Citizen._get_collection()
-
-    def look_up(national_ids: list[str]) -> None:
-        for chunk in in_chunks(national_ids):
-            for document in collection.find({"national_id": {"$in": chunk}}, fields):
-                found[document["national_id"]] = document
-
-    found: dict[str, dict] = {}
-    look_up(list(dict.fromkeys(person.national_id for person in people)))
-    unknown = {person.national_id: person for person in people if person.national_id not in found}
-    if not unknown:
+    wanted = {person.national_id: person for person in people}
+    ids = citizen_ids(list(wanted))
+    unknown = [national_id for national_id in wanted if national_id not in ids]
+    proposed = {national_id: ObjectId() for national_id in unknown}
+    lost = insert_ignoring_duplicates(CitizenKey._get_collection(), [
+        {"_id": national_id, "citizen_id": proposed[national_id], "created_at": ctx.now} for national_id in unknown])
+    ids.update((national_id, proposed[national_id]) for i, national_id in enumerate(unknown) if i not in lost)
+    ids.update(citizen_ids([unknown[i] for i in lost]))
+    won = {national_id for i, national_id in enumerate(unknown) if i not in lost}
+    found = _read_citizens({nid: cid for nid, cid in ids.items() if nid not in won}, fields)
+    missing = [national_id for national_id in ids if national_id not in found]
+    if not missing:
         return found, set()
-    documents = [_citizen_document(ctx, person) for person in unknown.values()]
-    duplicates = insert_ignoring_duplicates(collection, documents)
+    documents = [_citizen_document(ctx, wanted[national_id], ids[national_id]) for national_id in missing]
+    duplicates = insert_ignoring_duplicates(Citizen._get_collection(), documents)
     created = [doc for i, doc in enumerate(documents) if i not in duplicates]
+    found.update((doc["national_id"], _projected(doc, fields)) for doc in created)
+    found.update(_read_citizens({missing[i]: ids[missing[i]] for i in duplicates}, fields))
     if len(created) == 1:
         AuditEvent._get_collection().insert_one(audit.event_document(
             ctx, "citizen.create", citizen_id=created[0]["_id"], target_type="citizen",
@@ -275,7 +307,6 @@ def find_or_create_citizens(
     elif created:  # one event for the batch, naming each citizen (as for the records they come with)
         AuditEvent._get_collection().insert_one(audit.event_document(
             ctx, "citizen.create", citizen_ids=[doc["_id"] for doc in created], target_type="citizen"))
-    look_up(list(unknown))
     return found, {doc["national_id"] for doc in created}
 
 
@@ -388,7 +419,7 @@ def activate(
     except LockedOut:
         audit.record(ctx, "citizen.activate", "denied", reason="too many attempts")
         raise
-    citizen = Citizen.objects(national_id=national_id).first()
+    citizen = citizen_by_national_id(national_id)
     pending = citizen.activation if citizen else None
     code_hash = activation_code_hash(accounts, national_id, code)
     code_ok = bool(pending) and accounts.box.hash_matches(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bson import ObjectId
-from pymongo import ReturnDocument
 
 from app.models.citizen import Citizen
 from app.models.session import SPENT_HISTORY, Session
@@ -20,6 +20,7 @@ from app.security.tokens import TokenService, TokenType
 from app.services import audit, outbox
 from app.services.audit import Actor, RequestContext
 from app.services.errors import AuthenticationFailed, LockedOut, NotFound
+from app.services.identity import citizen_by_national_id
 from app.services.mfa import consume_recovery_code, consume_totp
 from app.settings import Settings
 
@@ -59,8 +60,37 @@ class IssuedSession:
 
 
 def refresh_token_hash(accounts: Accounts, token: str) -> str:
-    """Refresh tokens are stored only as keyed hashes."""
+    """Refresh tokens are stored only as keyed hashes (of the whole token, its parts included)."""
     return accounts.box.keyed_hash(token, "refresh-token")
+
+
+# A refresh token names its citizen and session so that the server reaches the one shard that holds
+# them (sessions are sharded by citizen) before it hashes the token: ``<citizen id>.<family id>.<secret>``.
+# Both ids are already known to the token's holder (the access token's ``sub`` and ``sid``); the
+# 256-bit secret is what proves possession. Anything else, the older opaque tokens included, is not
+# a refresh token: the same 401 as a wrong one.
+_REFRESH_TOKEN = re.compile(r"([0-9a-f]{24})\.([0-9a-f]{32})\.([A-Za-z0-9_-]{43})")
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    """The parts of a refresh token, parsed before it is hashed."""
+
+    citizen_id: ObjectId
+    family_id: str
+
+
+def new_refresh_token(citizen_id: ObjectId, family_id: str) -> str:
+    """A new refresh token of this session: its citizen, its family and 256 random bits."""
+    return f"{citizen_id}.{family_id}.{secrets.token_urlsafe(32)}"
+
+
+def parse_refresh_token(token: str) -> RefreshToken | None:
+    """The citizen and session a refresh token names, or None when it is not of the form."""
+    match = _REFRESH_TOKEN.fullmatch(token) if isinstance(token, str) else None
+    if match is None:
+        return None
+    return RefreshToken(ObjectId(match.group(1)), match.group(2))
 
 
 def _access_token(accounts: Accounts, citizen: Citizen, family_id: str, now: datetime) -> tuple[str, int]:
@@ -76,9 +106,10 @@ def start_session(
     user_agent: str | None,
 ) -> IssuedSession:
     """Open a new refresh-token family for a device."""
-    refresh = secrets.token_urlsafe(32)
+    family_id = uuid.uuid4().hex
+    refresh = new_refresh_token(citizen.id, family_id)
     session = Session(
-        citizen_id=citizen.id, family_id=uuid.uuid4().hex, token_hash=refresh_token_hash(accounts, refresh),
+        citizen_id=citizen.id, family_id=family_id, token_hash=refresh_token_hash(accounts, refresh),
         device_label=device_label, user_agent=(user_agent or "")[:300] or None,
         created_at=ctx.now, last_used_at=ctx.now,
     )
@@ -112,7 +143,7 @@ def login(
     except LockedOut:
         audit.record(ctx, "citizen.login", "denied", reason="too many attempts")
         raise
-    citizen = Citizen.objects(national_id=national_id).first()
+    citizen = citizen_by_national_id(national_id)
     password_ok = accounts.passwords.verify(citizen.password_hash if citizen else None, password)
     usable = bool(citizen and citizen.state == "active" and not citizen.locked and password_ok)
     second_factor_ok = False
@@ -154,9 +185,11 @@ def _earlier_device(accounts: Accounts, national_id: str, proof: str | None, now
     with the refresh token it still holds, even of an ended session. A spent (rotated) token is no
     proof: someone else may hold the newer one.
     """
-    if not proof:
+    parsed = parse_refresh_token(proof) if proof else None
+    if proof is None or parsed is None:
         return None
-    session = Session.objects(token_hash=refresh_token_hash(accounts, proof)).only(
+    session = Session.objects(citizen_id=parsed.citizen_id, family_id=parsed.family_id,
+                              token_hash=refresh_token_hash(accounts, proof)).only(
         "citizen_id", "family_id", "created_at").first()
     if session is None or session.created_at <= now - timedelta(days=accounts.settings.login_known_address_days):
         return None
@@ -167,12 +200,23 @@ def _earlier_device(accounts: Accounts, national_id: str, proof: str | None, now
 
 
 def refresh(ctx: RequestContext, accounts: Accounts, refresh_token: str) -> IssuedSession:
-    """Rotate a refresh token (one atomic update). A spent token presented again revokes its family."""
+    """Rotate a refresh token (one atomic update). A spent token presented again revokes its family.
+
+    The token names its citizen and session (``parse_refresh_token``): the rotation is one
+    conditional ``update_one`` on that session (one shard), which only the holder of its current
+    token wins.
+    """
+    parsed = parse_refresh_token(refresh_token)
+    if parsed is None:
+        audit.record(ctx, "citizen.refresh", "failure", reason="unknown or expired token")
+        raise AuthenticationFailed(REFRESH_FAILED)
     presented = refresh_token_hash(accounts, refresh_token)
-    new_token = secrets.token_urlsafe(32)
+    new_token = new_refresh_token(parsed.citizen_id, parsed.family_id)
     settings = accounts.settings
-    rotated = Session._get_collection().find_one_and_update(
+    rotated = Session._get_collection().update_one(
         {
+            "citizen_id": parsed.citizen_id,
+            "family_id": parsed.family_id,
             "token_hash": presented,
             "revoked_at": None,
             "created_at": {"$gt": ctx.now - timedelta(days=settings.session_absolute_days)},
@@ -182,29 +226,29 @@ def refresh(ctx: RequestContext, accounts: Accounts, refresh_token: str) -> Issu
             "$set": {"token_hash": refresh_token_hash(accounts, new_token), "last_used_at": ctx.now},
             "$push": {"spent_hashes": {"$each": [presented], "$slice": -SPENT_HISTORY}},
         },
-        return_document=ReturnDocument.AFTER,
     )
-    if rotated is None:
-        _detect_reuse(ctx, accounts, presented)
+    if not rotated.matched_count:
+        _detect_reuse(ctx, parsed, presented)
         raise AuthenticationFailed(REFRESH_FAILED)
-    citizen = Citizen.objects(id=rotated["citizen_id"]).first()
+    citizen = Citizen.objects(id=parsed.citizen_id).first()
     if citizen is None or citizen.locked or citizen.state != "active":
-        revoke_sessions(ctx, citizen.id if citizen else rotated["citizen_id"], "account unusable")
+        revoke_sessions(ctx, parsed.citizen_id, "account unusable")
         raise AuthenticationFailed(REFRESH_FAILED)
     ctx = ctx.acting_as(Actor("citizen", str(citizen.id), "citizen"))
-    access, expires_in = _access_token(accounts, citizen, rotated["family_id"], ctx.now)
+    access, expires_in = _access_token(accounts, citizen, parsed.family_id, ctx.now)
     audit.record(ctx, "citizen.refresh", citizen_id=citizen.id, target_type="session",
-                 target_id=rotated["family_id"])
-    return IssuedSession(access, new_token, expires_in, rotated["family_id"])
+                 target_id=parsed.family_id)
+    return IssuedSession(access, new_token, expires_in, parsed.family_id)
 
 
-def _detect_reuse(ctx: RequestContext, accounts: Accounts, presented: str) -> None:
+def _detect_reuse(ctx: RequestContext, parsed: RefreshToken, presented: str) -> None:
     """A spent token came back: someone holds a copy. End the whole family and say so."""
-    family = Session.objects(spent_hashes=presented).first()
+    family = Session.objects(citizen_id=parsed.citizen_id, family_id=parsed.family_id,
+                             spent_hashes=presented).only("id", "citizen_id", "family_id").first()
     if family is None:
         audit.record(ctx, "citizen.refresh", "failure", reason="unknown or expired token")
         return
-    revoked = Session.objects(id=family.id, revoked_at=None).update_one(
+    revoked = Session.objects(citizen_id=family.citizen_id, id=family.id, revoked_at=None).update_one(
         set__revoked_at=ctx.now, set__revoked_reason="refresh token reuse"
     )
     _forget_access_tokens(family.citizen_id, [family.family_id])

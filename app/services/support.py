@@ -11,6 +11,7 @@ from app.services import audit, outbox
 from app.services.audit import RequestContext
 from app.services.citizens import issue_activation_code
 from app.services.errors import Conflict, NotFound
+from app.services.identity import citizen_by_national_id
 from app.services.sessions import Accounts, active_sessions, revoke_sessions
 
 
@@ -77,7 +78,7 @@ class AccountState:
 
 
 def _citizen(national_id: str) -> Citizen:
-    citizen = Citizen.objects(national_id=national_id).first()
+    citizen = citizen_by_national_id(national_id)
     if citizen is None:
         raise NotFound("No citizen with this national id.")
     return citizen
