@@ -160,10 +160,14 @@ class Immunization(me.Document):
 
 
 class Share(me.Document):
-    """A time-limited, revocable share of part of a record with a doctor."""
+    """A time-limited, revocable share of part of a record with a doctor.
+
+    Sharded by citizen: the code's hash is unique through the ``share_keys`` registry
+    (``app.models.registries.ShareKey``), which redemption reads first.
+    """
 
     citizen_id = me.ObjectIdField(required=True)
-    code_hash = me.StringField(required=True, unique=True)
+    code_hash = me.StringField(required=True)
     scope = me.ListField(me.StringField(choices=("visits", "immunizations", "prescriptions")))
     created_at = me.DateTimeField(default=utcnow)
     expires_at = me.DateTimeField(required=True)

@@ -7,14 +7,16 @@ from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
+from mongoengine import NotUniqueError
 
 from app.models.citizen import Citizen
 from app.models.records import VOIDED, Immunization, Share, Visit
+from app.models.registries import ShareKey
 from app.security.attempts import AttemptLimiter
 from app.security.crypto import SecretBox
 from app.services import audit, outbox
 from app.services.audit import Actor, RequestContext
-from app.services.errors import NotFound
+from app.services.errors import Conflict, NotFound
 from app.services.mfa import normalize_code, readable_code
 from app.services.timeline import object_id
 
@@ -50,10 +52,25 @@ def share_code_hash(box: SecretBox, code: str) -> str:
 
 def create_share(ctx: RequestContext, citizen_id: ObjectId, scope: list[str], hours: int, *,
                  box: SecretBox) -> NewShare:
-    """Make a share code valid for ``hours`` (1-72) over ``scope``."""
-    raw = readable_code(SHARE_CODE_LENGTH)
-    code = "-".join(raw[i:i + 4] for i in range(0, SHARE_CODE_LENGTH, 4))
-    share = Share(citizen_id=citizen_id, code_hash=share_code_hash(box, code),
+    """Make a share code valid for ``hours`` (1-72) over ``scope``.
+
+    The code's registry entry (``share_keys``, keyed by the code's hash: unique there) is written
+    before the share, so that redemption finds the share's citizen without asking every shard.
+    """
+    share_id = ObjectId()
+    for _ in range(3):  # 79 random bits: a code already taken is never seen, but is not reused
+        raw = readable_code(SHARE_CODE_LENGTH)
+        code = "-".join(raw[i:i + 4] for i in range(0, SHARE_CODE_LENGTH, 4))
+        code_hash = share_code_hash(box, code)
+        try:
+            ShareKey(id=code_hash, citizen_id=citizen_id, share_id=share_id, created_at=ctx.now).save(
+                force_insert=True)
+            break
+        except NotUniqueError:  # pragma: no cover - see above
+            continue
+    else:  # pragma: no cover
+        raise Conflict("Try again.")
+    share = Share(id=share_id, citizen_id=citizen_id, code_hash=code_hash,
                   scope=sorted(set(scope), key=SCOPES.index), created_at=ctx.now,
                   expires_at=ctx.now + timedelta(hours=hours))
     share.save(force_insert=True)
@@ -83,13 +100,20 @@ def open_share(ctx: RequestContext, code: str, *, box: SecretBox, attempts: Atte
     token came with the request, and the citizen is told.
     """
     attempts.hit(ctx.ip or "unknown")
-    share = Share._get_collection().find_one_and_update(
-        {"code_hash": share_code_hash(box, code), "revoked_at": None,
-         "expires_at": {"$gt": ctx.now}},
-        {"$inc": {"times_opened": 1}, "$set": {"last_opened_at": ctx.now}},
-    )
-    if share is None:
-        raise NotFound("No such share, or it has expired or been revoked.")
+    gone = NotFound("No such share, or it has expired or been revoked.")
+    key = ShareKey._get_collection().find_one({"_id": share_code_hash(box, code)})
+    if key is None:
+        raise gone
+    # The registry names the share and its citizen: count the opening with one conditional update
+    # on that share (one shard), then read what it shares.
+    pinned = {"_id": key["share_id"], "citizen_id": key["citizen_id"]}
+    collection = Share._get_collection()
+    if not collection.update_one({**pinned, "revoked_at": None, "expires_at": {"$gt": ctx.now}},
+                                 {"$inc": {"times_opened": 1}, "$set": {"last_opened_at": ctx.now}}).matched_count:
+        raise gone
+    share = collection.find_one(pinned, {"citizen_id": 1, "scope": 1, "expires_at": 1})
+    if share is None:  # pragma: no cover - shares are never deleted
+        raise gone
     citizen = Citizen.objects(id=share["citizen_id"]).first()
     if citizen is None:  # pragma: no cover - shares are never orphaned
         raise NotFound("No such share.")
