@@ -196,6 +196,38 @@ def _find_in(model: Any, field: str, values: list[Any]) -> list[Any]:
     return [document for chunk in in_chunks(values) for document in model.objects(**{f"{field}__in": chunk})]
 
 
+RECORD_REF_FIELDS = ("id", "version", "payload_hash", "citizen_id")
+
+
+def _records_of(model: Any, refs: list[tuple[ObjectId, ObjectId]]) -> dict[ObjectId, Any]:
+    """Records by ``(record id, citizen id)``, as ``record_keys`` names them: each query names the
+    citizens of its chunk (the shard key), so it reaches their shards only."""
+    found: dict[ObjectId, Any] = {}
+    for chunk in in_chunks(refs):
+        query = model.objects(id__in=[record_id for record_id, _ in chunk],
+                              citizen_id__in=list({citizen_id for _, citizen_id in chunk}))
+        found.update((record.id, record) for record in query.only(*RECORD_REF_FIELDS))
+    return found
+
+
+def _locate(model: Any, record_id: ObjectId, citizens: Iterable[ObjectId | None]) -> Any:
+    """A record that was not where its key said: under one of ``citizens`` (one shard each), else
+    wherever it is (:func:`_record_after_a_crash`); None when it does not exist."""
+    for citizen_id in dict.fromkeys(citizen for citizen in citizens if citizen is not None):
+        record = model.objects(id=record_id, citizen_id=citizen_id).only(*RECORD_REF_FIELDS).first()
+        if record is not None:
+            return record
+    return _record_after_a_crash(model, record_id)
+
+
+def _record_after_a_crash(model: Any, record_id: ObjectId) -> Any:
+    """The record with this id whichever citizen holds it: a query of every shard, taken only when
+    the record is under neither the citizen its key names nor the pushing one (a crash between a
+    key's insert and its record's, or between a correction's two writes, or two concurrent
+    corrections of one record), so that a record is never inserted twice on two shards."""
+    return model.objects(id=record_id).only(*RECORD_REF_FIELDS).first()
+
+
 @dataclass
 class Prepared:
     """A batch of pushes whose citizens are resolved and payloads hashed, ready for :func:`write`."""
@@ -312,20 +344,19 @@ def _update_existing(
         chosen = [p for p in existing if p.item.kind == record_kind.name]
         if not chosen:
             continue
-        records = {r.id: r for r in model.objects(id__in=[keys[p.key].record_id for p in chosen])
-                   .only("id", "version", "payload_hash", "citizen_id")}
+        records = _records_of(model, [(keys[p.key].record_id, keys[p.key].citizen_id) for p in chosen])
         for pending in chosen:
-            record_id = keys[pending.key].record_id
-            record = records.get(record_id)
+            key = keys[pending.key]
+            record = records.get(key.record_id) or _locate(
+                model, key.record_id, (key.citizen_id, pending.citizen.id if pending.citizen else None))
             if record is None:  # the key was written but the record was not (a crash between)
-                document = _document(record_kind, pending, record_id, ctx)
+                document = _document(record_kind, pending, key.record_id, ctx)
                 if not store.insert(model, [document]):
-                    results[pending.index] = PushResult(201, "created", str(record_id), 1)
-                    writes.append(_write(pending, "create", record_id, 1))
+                    results[pending.index] = PushResult(201, "created", str(key.record_id), 1)
+                    writes.append(_write(pending, "create", key.record_id, 1))
                     continue
-                record = model.objects(id=record_id).only("id", "version", "payload_hash",
-                                                          "citizen_id").first()
-            results[pending.index] = _replace(ctx, store, record_kind, record, pending, keys[pending.key], writes)
+                record = _locate(model, key.record_id, (document["citizen_id"],))
+            results[pending.index] = _replace(ctx, store, record_kind, record, pending, key, writes)
 
 
 def _replace(
@@ -344,7 +375,7 @@ def _replace(
             updates[f"unset__{name}"] = True
         # the citizen a correction moves the record away from is bumped too: their pages showed it
         updated = store.update(
-            model.objects(id=record.id, version=record.version), [pending.citizen.id],
+            model.objects(id=record.id, citizen_id=record.citizen_id, version=record.version), [pending.citizen.id],
             moved_from=record.citizen_id if record.citizen_id != pending.citizen.id else None,
             set__citizen_id=pending.citizen.id, set__payload_hash=pending.payload_hash,
             set__provenance=Provenance(**_provenance(ctx, pending)), set__updated_at=ctx.now,
@@ -357,7 +388,10 @@ def _replace(
             action = "void" if pending.fields.get("status") == VOIDED else "update"
             writes.append(_write(pending, action, record.id, record.version + 1, moved_from))
             return PushResult(200, "updated", str(record.id), record.version + 1)
-        record = model.objects(id=record.id).only("id", "version", "payload_hash", "citizen_id").first()
+        # another request changed it first (and may have moved it to another citizen)
+        record = _locate(model, record.id, (record.citizen_id, pending.citizen.id))
+        if record is None:  # pragma: no cover - records are never deleted
+            break
     error = Conflict("The record is being changed by another request; try again.")
     return PushResult(409, problem="conflict", error=error)  # this item only: the rest of its batch goes on
 
