@@ -25,7 +25,7 @@ class SigningKey(me.Document):
 class Certificate(me.Document):
     """An issued vaccine passport: what verifiers and revocation need, and the QR text for the app."""
 
-    uvci = me.StringField(required=True, unique=True)
+    uvci = me.StringField(required=True)  # unique through the certificate_keys registry
     citizen_id = me.ObjectIdField(required=True)
     immunization_id = me.ObjectIdField(required=True)
     immunization_version = me.IntField(required=True)
@@ -42,4 +42,10 @@ class Certificate(me.Document):
     hash_countrycode_uci = me.StringField(required=True)
     hash_signature = me.StringField(required=True)
 
-    meta = {"collection": "certificates", "indexes": [("citizen_id", "-issued_at"), "status", "kid"]}
+    # Sharded by citizen. A UVCI is looked up through ``certificate_keys`` (app.models.registries)
+    # and revoked ones are listed in ``certificate_revocations``; ``kid`` serves the trust list.
+    meta = {
+        "collection": "certificates",
+        "shard_key": ("citizen_id",),  # mongoengine's own reload/save/delete name the citizen too
+        "indexes": [("citizen_id", "-issued_at"), {"fields": ["citizen_id", "uvci"], "unique": True}, "kid"],
+    }

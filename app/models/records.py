@@ -175,4 +175,5 @@ class Share(me.Document):
     times_opened = me.IntField(default=0)
     last_opened_at = me.DateTimeField()
 
-    meta = {"collection": "shares", "indexes": [("citizen_id", "-created_at")]}
+    meta = {"collection": "shares", "indexes": [("citizen_id", "-created_at")],
+            "shard_key": ("citizen_id",)}  # mongoengine's own reload/save/delete name the citizen too

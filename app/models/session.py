@@ -32,6 +32,7 @@ class Session(me.Document):
 
     meta = {
         "collection": "sessions",
+        "shard_key": ("citizen_id",),  # mongoengine's own reload/save/delete name the citizen too
         # Sharded by citizen: every query names the citizen (the refresh token carries it, see
         # app.services.sessions), and unique indexes start with it. Reuse detection reads the
         # family named in the token, so spent hashes need no index of their own.

@@ -37,7 +37,8 @@ from mongoengine import NotUniqueError
 
 import passport
 from app.models.dcc_gateway import Counter, DscSequence, ForeignSigningKey, GatewayRevocationBatch, GatewayUpload
-from app.models.passports import Certificate, SigningKey
+from app.models.passports import SigningKey
+from app.models.registries import CertificateRevocation
 from app.services import audit, signing_keys
 from app.services.audit import RequestContext
 from app.services.errors import Conflict, Unavailable
@@ -283,15 +284,15 @@ def upload_revocations(ctx: RequestContext, settings: Settings) -> list[Outcome]
     """Upload revoked, unexpired passports not yet sent, as batches per kid and hash type
     (``POST /revocation-list``, a CMS over the batch JSON)."""
     certificate, key = _upload_credentials(settings)
-    revoked = list(Certificate.objects(status="revoked", expires_at__gt=ctx.now).only(
-        "uvci", "kid", "expires_at", "hash_uci", "hash_countrycode_uci", "hash_signature"))
+    revoked = list(CertificateRevocation.objects(expires_at__gt=ctx.now).only(
+        "id", "kid", "expires_at", "hash_uci", "hash_countrycode_uci", "hash_signature"))
     fields = {"UCI": "hash_uci", "COUNTRYCODEUCI": "hash_countrycode_uci", "SIGNATURE": "hash_signature"}
     outcomes = []
     for hash_type, field_name in fields.items():
         sent = set(GatewayRevocationBatch.objects(hash_type=hash_type).distinct("uvcis"))
-        by_kid: dict[str, list[Certificate]] = {}
+        by_kid: dict[str, list[CertificateRevocation]] = {}
         for item in revoked:
-            if item.uvci not in sent:
+            if item.id not in sent:
                 by_kid.setdefault(item.kid, []).append(item)
         for kid_text, items in sorted(by_kid.items()):
             for start in range(0, len(items), gateway.MAX_BATCH_ENTRIES):
@@ -307,7 +308,7 @@ def upload_revocations(ctx: RequestContext, settings: Settings) -> list[Outcome]
                 target = f"{kid_text}/{hash_type}"
                 if ok:
                     GatewayRevocationBatch(batch_id=batch_id[:64], kid=kid_text, hash_type=hash_type,
-                                           uvcis=[item.uvci for item in chunk], expires=expires,
+                                           uvcis=[item.id for item in chunk], expires=expires,
                                            uploaded_at=ctx.now).save(force_insert=True)
                 detail = f"batch {batch_id} of {len(chunk)}" if ok else _problem(body)
                 outcomes.append(_record(ctx, Outcome("revocations", target, ok, status, detail), "revocation_batch",

@@ -17,6 +17,7 @@ from app.infra.signer import SignerHolder
 from app.models.citizen import Citizen
 from app.models.passports import Certificate
 from app.models.records import VOIDED, Immunization
+from app.models.registries import CertificateKey, CertificateRevocation
 from app.security.attempts import AttemptLimiter
 from app.services import audit, dcc_gateway, outbox, valuesets
 from app.services.audit import RequestContext
@@ -92,15 +93,19 @@ def issue_for_citizen(ctx: RequestContext, citizen: Citizen, *, quota: AttemptLi
     except passport.PayloadError as error:  # e.g. a name with no letter that ICAO 9303 can write
         raise _not_certifiable(dose, str(error)) from None
     hashes = issued.revocation
+    certificate_id = ObjectId()
+    try:  # the UVCI's registry entry first: its unique _id keeps UVCIs unique across shards
+        CertificateKey(id=issued.uvci, citizen_id=citizen.id, certificate_id=certificate_id,
+                       created_at=ctx.now).save(force_insert=True)
+    except NotUniqueError:  # pragma: no cover - 120 random bits; never reuse a UVCI all the same
+        raise Conflict("Try again.") from None
     certificate = Certificate(
-        uvci=issued.uvci, citizen_id=citizen.id, immunization_id=dose.id, immunization_version=dose.version,
+        id=certificate_id, uvci=issued.uvci, citizen_id=citizen.id, immunization_id=dose.id,
+        immunization_version=dose.version,
         kid=_b64(issued.kid), hc1=issued.hc1, issued_at=issued.issued_at, expires_at=issued.expires_at,
         hash_uci=_b64(hashes.uci), hash_countrycode_uci=_b64(hashes.countrycode_uci),
         hash_signature=_b64(hashes.signature))
-    try:
-        certificate.save(force_insert=True)
-    except NotUniqueError:  # pragma: no cover - 120 random bits; never reuse a UVCI all the same
-        raise Conflict("Try again.") from None
+    certificate.save(force_insert=True)
     Certificate.objects(citizen_id=citizen.id, current=True, uvci__ne=issued.uvci).update(
         set__current=False, set__superseded_by=issued.uvci)
     audit.record(ctx, "passport.issue", citizen_id=citizen.id, target_type="passport", target_id=issued.uvci,
@@ -124,12 +129,35 @@ def get_for_citizen(ctx: RequestContext, citizen_id: ObjectId, uvci: str) -> Cer
     return certificate
 
 
+def certificate_by_uvci(uvci: str) -> Certificate | None:
+    """The passport with this UVCI: the ``certificate_keys`` registry by ``_id``, then the certificate
+    by its id and citizen (one shard each; certificates are sharded by citizen)."""
+    key = CertificateKey._get_collection().find_one({"_id": uvci})
+    if key is None:
+        return None
+    pinned = Certificate.objects(id=key["certificate_id"], citizen_id=key["citizen_id"])
+    certificate: Certificate | None = pinned.first()
+    return certificate
+
+
 def revoke(ctx: RequestContext, uvci: str, reason: str, *, verify_cache: VerifyCache) -> Certificate:
-    """Revoke a passport: its hashes join the revocation list at once (``verify_cache`` is emptied)."""
-    certificate = Certificate.objects(uvci=uvci).first()
+    """Revoke a passport: its hashes join the revocation list at once (``verify_cache`` is emptied).
+
+    The revocation list's entry is written before the certificate's status changes, so a
+    certificate marked revoked is always on the list (a revocation interrupted between the two
+    is completed by the next attempt).
+    """
+    certificate = certificate_by_uvci(uvci)
     if certificate is None:
         raise NotFound("No such passport.")
-    if not Certificate.objects(uvci=uvci, status="valid").update_one(
+    if certificate.status == "valid":
+        CertificateRevocation._get_collection().update_one({"_id": uvci}, {
+            "$setOnInsert": {"revoked_at": ctx.now},
+            "$set": {"citizen_id": certificate.citizen_id, "kid": certificate.kid,
+                     "expires_at": certificate.expires_at, "hash_uci": certificate.hash_uci,
+                     "hash_countrycode_uci": certificate.hash_countrycode_uci,
+                     "hash_signature": certificate.hash_signature}}, upsert=True)
+    if not Certificate.objects(id=certificate.id, citizen_id=certificate.citizen_id, status="valid").update_one(
             set__status="revoked", set__revoked_at=ctx.now, set__revocation_reason=reason):
         raise Conflict("The passport is already revoked.")
     verify_cache.clear()
@@ -143,8 +171,9 @@ def revoke(ctx: RequestContext, uvci: str, reason: str, *, verify_cache: VerifyC
 
 
 def revocation_list(now: datetime) -> passport.RevocationList:
-    """Revoked passports that have not expired, by hash type (for any kid)."""
-    revoked = Certificate.objects(status="revoked", expires_at__gt=now).only(
+    """Revoked passports that have not expired, by hash type (for any kid): the one small
+    ``certificate_revocations`` collection, not a query of every shard's certificates."""
+    revoked = CertificateRevocation.objects(expires_at__gt=now).only(
         "hash_uci", "hash_countrycode_uci", "hash_signature")
     return passport.RevocationList.of(
         passport.RevocationHashes(base64.b64decode(c.hash_uci), base64.b64decode(c.hash_countrycode_uci),
