@@ -1,4 +1,5 @@
-"""Flask CLI commands: ``flask --app app admin create``, ``flask --app app demo seed``."""
+"""Flask CLI commands: ``flask --app app admin create``, ``flask --app app demo seed``,
+``flask --app app data build-registries``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from app.services.audit import SYSTEM_ACTOR, RequestContext
 
 admin_cli = AppGroup("admin", help="Administrator accounts.")
 demo_cli = AppGroup("demo", help="Demonstration data for development.")
+data_cli = AppGroup("data", help="Data migrations.")
 
 
 def cli_context() -> RequestContext:
@@ -54,6 +56,21 @@ def seed_demo() -> None:
     from app.dev.demo import seed
 
     click.echo(json.dumps(seed(), indent=2, ensure_ascii=False))
+
+
+@data_cli.command("build-registries")
+def build_registries() -> None:
+    """Fill citizen_keys, share_keys, certificate_keys and certificate_revocations from the stored
+    citizens, shares and certificates (once when upgrading; safe to run again). Exits 1 when a
+    value is held by two documents (reported, never overwritten)."""
+    from app.runtime import runtime
+    from app.services.registries import build_registries as build
+
+    report = build(runtime().now())
+    for filled in report:
+        click.echo(filled.line())
+    if any(filled.conflicts for filled in report):
+        raise SystemExit(1)
 
 
 keys_cli = AppGroup("keys", help="Passport signing keys (development CSCA and DSC under var/keys).")
@@ -214,6 +231,7 @@ def import_xml130(files: tuple[str, ...]) -> None:
 def init_app(app: Flask) -> None:
     """Register the command groups."""
     app.cli.add_command(admin_cli)
+    app.cli.add_command(data_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(import_xml130)
     app.cli.add_command(keys_cli)
