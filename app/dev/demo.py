@@ -13,6 +13,7 @@ from app.models.staff import StaffUser
 from app.runtime import runtime
 from app.services import facilities, staff
 from app.services.audit import SYSTEM_ACTOR, RequestContext
+from app.services.registries import build_registries
 
 DEMO_ADMIN = "admin"
 DEMO_FACILITY = {"code": "79025", "name": "Phòng khám Đa khoa Demo Sài Gòn",
@@ -29,6 +30,9 @@ def seed() -> dict[str, Any]:
     """Create the demo data if absent; return the demo credentials (kept in ``var/``)."""
     rt = runtime()
     path = credentials_path()
+    # A development database from before the registries existed is migrated on start (idempotent;
+    # citizens, shares and passports made from now on write their registry entries themselves).
+    build_registries(rt.now())
     if StaffUser.objects(username=DEMO_ADMIN).count() and path.exists():
         return json.loads(path.read_text())  # type: ignore[no-any-return]
     ctx = RequestContext(actor=SYSTEM_ACTOR, now=rt.now(), request_id="demo-seed", trail=rt.audit_trail)

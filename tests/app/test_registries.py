@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pymongo import monitoring
 
 from app.clock import utcnow
+from app.dev.demo import seed
 from app.models.audit import AuditEvent
 from app.models.citizen import Citizen
 from app.models.passports import Certificate
@@ -411,3 +412,11 @@ def test_records_pushed_after_the_migration_reach_migrated_citizens(client, worl
     before = Citizen.objects.count()
     assert client.put(f"{V1}/facility/visits/AFTER", json=visit_body(), headers=world["hanoi"]).status_code == 201
     assert Citizen.objects.count() == before
+
+
+def test_the_demo_seed_migrates_a_development_database_made_before_the_registries(citizens):
+    account = citizens.enrol()
+    CitizenKey.objects.delete()
+    assert_problem(citizens.login(account), 401)
+    seed()
+    assert citizens.login(account).status_code == 200
