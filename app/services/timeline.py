@@ -257,8 +257,7 @@ def report_reaction(
                  target_type="immunization", target_id=str(record.id), access="write",
                  details={"severity": severity})
     outbox.notify(ctx, citizen, "reaction_recorded", f"{record.id}:{ctx.now.isoformat()}", channels=["in_app"])
-    record.reload()
-    return record
+    return Immunization.objects(id=record.id, citizen_id=citizen.id).first()  # (reload() names only the id)
 
 
 def list_prescriptions(ctx: RequestContext, citizen_id: ObjectId, limit: int,

@@ -314,6 +314,18 @@ def test_a_re_push_reads_and_updates_records_by_id_and_citizen(client, world):
     assert_pinned(sent)
 
 
+def test_a_citizen_reaction_report_writes_and_reads_its_record_by_id_and_citizen(client, world):
+    alice = world["alice"]
+    record_id = client.get(f"{V1}/me/immunizations", headers=alice.headers).json["items"][0]["id"]
+    with recording() as sent:
+        response = client.post(f"{V1}/me/immunizations/{record_id}/reactions", headers=alice.headers,
+                               json={"onset_at": "2021-09-16T07:00:00+07:00", "description": "Đau tay",
+                                     "severity": "moderate"})
+        assert response.status_code == 201
+    assert [r["reported_by"] for r in response.json["reactions"]] == ["facility", "citizen"]
+    assert_pinned(sent)
+
+
 def test_a_record_moved_before_its_key_is_found_under_the_pushing_citizen(client, world):
     """A correction that moved a record and crashed before its key followed: the next push finds it."""
     hanoi = world["hanoi"]
