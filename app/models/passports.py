@@ -18,6 +18,9 @@ class SigningKey(me.Document):
     state = me.StringField(required=True, choices=("active", "retired"))
     created_at = me.DateTimeField(default=utcnow)
     retired_at = me.DateTimeField()
+    # No passport this key signed expires later (written at issuance, rounded up to a day): a retired
+    # key stays in the trust list until then, without counting certificates on every shard.
+    passports_expire_by = me.DateTimeField()
 
     meta = {"collection": "signing_keys", "indexes": ["state"]}
 

@@ -15,7 +15,7 @@ import passport
 from app.clock import VIETNAM
 from app.infra.signer import SignerHolder
 from app.models.citizen import Citizen
-from app.models.passports import Certificate
+from app.models.passports import Certificate, SigningKey
 from app.models.records import VOIDED, Immunization
 from app.models.registries import CertificateKey, CertificateRevocation
 from app.security.attempts import AttemptLimiter
@@ -106,12 +106,23 @@ def issue_for_citizen(ctx: RequestContext, citizen: Citizen, *, quota: AttemptLi
         hash_uci=_b64(hashes.uci), hash_countrycode_uci=_b64(hashes.countrycode_uci),
         hash_signature=_b64(hashes.signature))
     certificate.save(force_insert=True)
+    _trust_key_until(certificate.kid, issued.expires_at)
     Certificate.objects(citizen_id=citizen.id, current=True, uvci__ne=issued.uvci).update(
         set__current=False, set__superseded_by=issued.uvci)
     audit.record(ctx, "passport.issue", citizen_id=citizen.id, target_type="passport", target_id=issued.uvci,
                  access="write", details={"kid": certificate.kid, "immunization_id": str(dose.id)})
     outbox.notify(ctx, citizen, "passport_issued", issued.uvci)
     return certificate, True
+
+
+def _trust_key_until(kid: str, expires_at: datetime) -> None:
+    """Remember on the signing key that a passport it signed lives until ``expires_at``
+    (``SigningKey.passports_expire_by``, read by ``signing_keys.trust_list``): rounded up to the next
+    day, so the key's one document is written about once a day, not on every issuance."""
+    until = (expires_at + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    SigningKey._get_collection().update_one(
+        {"kid": kid, "passports_expire_by": {"$not": {"$gte": expires_at}}},
+        {"$max": {"passports_expire_by": until}})
 
 
 def list_for_citizen(citizen_id: ObjectId) -> list[Certificate]:

@@ -1,5 +1,6 @@
-"""Fill the registries (``citizen_keys``, ``share_keys``, ``certificate_keys``, and the revocation list
-``certificate_revocations``) from the documents stored before they existed: ``flask data build-registries``.
+"""Fill the registries (``citizen_keys``, ``share_keys``, ``certificate_keys``, the revocation list
+``certificate_revocations`` and each signing key's ``passports_expire_by``) from the documents stored
+before they existed: ``flask data build-registries``.
 
 A migration, run once when upgrading (writers stopped; see the README), and safe to run again: an
 entry that exists is left as it is, and one that names another document is reported, never
@@ -14,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from app.models.citizen import Citizen
-from app.models.passports import Certificate
+from app.models.passports import Certificate, SigningKey
 from app.models.records import Share
 from app.models.registries import CertificateKey, CertificateRevocation, CitizenKey, ShareKey
 from app.services.ingest.writes import insert_ignoring_duplicates
@@ -99,4 +100,13 @@ def build_registries(now: datetime) -> list[Filled]:
              "hash_countrycode_uci": doc["hash_countrycode_uci"], "hash_signature": doc["hash_signature"]}
             for doc in batch], "citizen_id")
     report.append(revocations)
+    keys = Filled("signing_keys.passports_expire_by")
+    latest = [{"$group": {"_id": "$kid", "until": {"$max": "$expires_at"}}}]
+    for last in Certificate._get_collection().aggregate(latest):
+        result = SigningKey._get_collection().update_one(
+            {"kid": last["_id"], "passports_expire_by": {"$not": {"$gte": last["until"]}}},
+            {"$max": {"passports_expire_by": last["until"]}})
+        keys.added += result.modified_count
+        keys.present += 1 - result.modified_count
+    report.append(keys)
     return report

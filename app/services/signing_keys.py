@@ -17,7 +17,7 @@ from cryptography import x509
 
 import passport
 from app.infra.signer import dsc_paths, kid_bytes, kid_text, passphrase
-from app.models.passports import Certificate, SigningKey
+from app.models.passports import SigningKey
 from app.services import audit
 from app.services.audit import RequestContext
 from app.services.errors import Conflict
@@ -103,7 +103,7 @@ def trust_list(now: datetime) -> passport.TrustList:
     """Every DSC a verifier should trust: the active one, and retired ones while a passport they
     signed is still unexpired; plus the CSCAs that issued them."""
     keys = [key for key in SigningKey.objects(not_after__gt=now)
-            if key.state == "active" or Certificate.objects(kid=key.kid, expires_at__gt=now).count()]
+            if key.state == "active" or (key.passports_expire_by is not None and key.passports_expire_by > now)]
     cscas = {bytes(key.csca_der) for key in keys if key.csca_der}
     return passport.TrustList.of([bytes(key.dsc_der) for key in keys],
                                  [passport.load_certificate(der) for der in cscas], country="VN")

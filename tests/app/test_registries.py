@@ -20,7 +20,7 @@ from app.clock import utcnow
 from app.dev.demo import seed
 from app.models.audit import AuditEvent
 from app.models.citizen import Citizen
-from app.models.passports import Certificate
+from app.models.passports import Certificate, SigningKey
 from app.models.records import RecordKey, Share, Visit
 from app.models.registries import CertificateKey, CertificateRevocation, CitizenKey, ShareKey
 from app.models.session import Session
@@ -377,6 +377,14 @@ def test_issuance_writes_the_uvci_registry_and_revocation_goes_through_it(client
     assert client.get(f"{V1}/passport/revocations").status_code == 200
 
 
+def test_issuance_remembers_on_its_key_how_long_a_passport_it_signed_lives(client, world):
+    uvci = _issue(client, world["alice"])
+    certificate = Certificate.objects.get(uvci=uvci)
+    until = SigningKey.objects.get(kid=certificate.kid).passports_expire_by
+    assert certificate.expires_at < until <= certificate.expires_at + timedelta(days=1)
+    assert (until.hour, until.minute, until.second) == (0, 0, 0)
+
+
 def test_a_revocation_interrupted_before_the_status_is_completed_by_the_next_attempt(client, world, staff):
     uvci = _issue(client, world["alice"])
     certificate = Certificate.objects.get(uvci=uvci)
@@ -402,6 +410,7 @@ def test_build_registries_fills_every_registry_once_and_reports_clashes(app, cli
                 "certificate_keys": CertificateKey.objects.count(), "certificate_revocations": 1}
     for registry in (CitizenKey, ShareKey, CertificateKey, CertificateRevocation):
         registry.objects.delete()  # as before the upgrade
+    SigningKey.objects.update(unset__passports_expire_by=True)
     runner = app.test_cli_runner()
     first = runner.invoke(args=["data", "build-registries"])
     assert first.exit_code == 0, first.output
@@ -409,7 +418,10 @@ def test_build_registries_fills_every_registry_once_and_reports_clashes(app, cli
         assert f"{name}: {count} added, 0 already present" in first.output
     second = runner.invoke(args=["data", "build-registries"])
     assert second.exit_code == 0 and "citizen_keys: 0 added, 2 already present" in second.output
-    assert [filled.added for filled in build_registries(utcnow())] == [0, 0, 0, 0]
+    assert "signing_keys.passports_expire_by: 1 added" in first.output
+    certificate = Certificate.objects.get(uvci=uvci)
+    assert SigningKey.objects.get(kid=certificate.kid).passports_expire_by == certificate.expires_at
+    assert [filled.added for filled in build_registries(utcnow())] == [0, 0, 0, 0, 0]
     alice = Citizen.objects.get(national_id=world["alice"].national_id)
     assert citizen_by_national_id(alice.national_id).id == alice.id
     assert client.post(f"{V1}/auth/refresh", json={"refresh_token": world["alice"].refresh_token}).status_code == 200
