@@ -73,10 +73,10 @@ UNSHARDED: frozenset[str] = frozenset({
     "dcc_gateway_uploads",  # Viet Nam's DSCs uploaded to the EU gateway: a handful
     "dcc_revocation_batches",  # revocation batches uploaded to the gateway: tens per year
     "identity_checks",  # per-caller counters of identity checks, expiring (TTL) within a day
-    # flask-limiter's rate-limit counters (``limits`` database): short-lived, per caller, and read
-    # by one key each (a sharded deployment may move them to Redis; they are not health data).
-    "counters",
-    "windows",
+    # Rate-limit counters (flask-limiter's and the login guard's): short-lived, per caller, each
+    # read by its one key; not health data (a large deployment may move them to Redis).
+    "rate_limit_counters",
+    "rate_limit_windows",
 })
 
 
