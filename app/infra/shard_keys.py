@@ -93,7 +93,22 @@ class ScatterAllowed:
 # paged, by trained staff), the delivery worker's claim (one query per batch, not per message), a
 # scheduled job, a migration command. A location matches when it is any app frame of the query's
 # call stack (so an admin search that calls a shared paging helper names the admin search).
-SCATTER_ALLOWED: tuple[ScatterAllowed, ...] = ()
+SCATTER_ALLOWED: tuple[ScatterAllowed, ...] = (
+    ScatterAllowed("app.services.audit_log:search", "audit_events",
+                   "the admin's audit search (by time, actor, action, outcome or citizen over every event): "
+                   "staff only, paged, a few a day; events are spread by _id, so any search is every shard's"),
+    ScatterAllowed("app.services.outbox_admin:list_by_status", "notifications",
+                   "the admin's outbox list by delivery status: staff only, paged, for oversight"),
+    ScatterAllowed("app.services.delivery:claim", "notifications",
+                   "the delivery worker's claim: one query per batch for due messages of every citizen "
+                   "(and the conditional take of each candidate), in the background, never per request"),
+    ScatterAllowed("app.services.delivery:backfill_priority", "notifications",
+                   "a one-off migration run when the worker starts: messages queued before priorities existed"),
+    ScatterAllowed("app.services.reminders:run_reminders", "citizens",
+                   "the scheduled reminder job walks active citizens in _id order, once a day"),
+    ScatterAllowed("app.services.dcc_gateway:upload_revocations", "certificates",
+                   "the gateway command's scheduled upload of revoked passports to the EU gateway"),
+)
 
 
 def is_sharded(collection: str) -> bool:
