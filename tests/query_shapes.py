@@ -218,7 +218,7 @@ def write_shapes(path: Path, recorder: QueryShapeRecorder, found: list[Offence])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
         "shapes": [shape.as_json(id(shape) in offending) for shape in shapes],
-        "unattributed_commands": recorder.unattributed,
+        "commands_not_from_the_app": recorder.unattributed,
     }, indent=1, default=str), encoding="utf-8")
 
 
