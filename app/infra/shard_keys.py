@@ -73,6 +73,9 @@ UNSHARDED: frozenset[str] = frozenset({
     "dcc_gateway_uploads",  # Viet Nam's DSCs uploaded to the EU gateway: a handful
     "dcc_revocation_batches",  # revocation batches uploaded to the gateway: tens per year
     "identity_checks",  # per-caller counters of identity checks, expiring (TTL) within a day
+    # Citizens whose list index was built in the last day (TTL): every batch write reads it by
+    # time (``at >= since``), which only one shard can answer from one index range.
+    "list_index_builds",
     # Rate-limit counters (flask-limiter's and the login guard's): short-lived, per caller, each
     # read by its one key; not health data (a large deployment may move them to Redis).
     "rate_limit_counters",
