@@ -15,7 +15,8 @@ the run (exit status 1, the shapes printed with their code locations and counts)
 of ``SCATTER_ALLOWED`` names one of its app frames and its collection; so does a query to a
 collection that is neither sharded nor declared unsharded. The run judges what it saw, so a subset
 of the tests can only find fewer shapes. Every shape is written to a JSON file for inspection:
-``HOSO_QUERY_SHAPES_OUT`` if set, else ``.pytest_cache/d/query_shapes/shapes.json``.
+``HOSO_QUERY_SHAPES_OUT`` if set, else ``.pytest_cache/d/query_shapes/shapes.json`` (without the
+cache plugin ``/tmp/hoso-query-shapes-<pid>.json``); the summary's last line names it.
 
 Loaded by ``tests/conftest.py`` (``pytest_plugins``); not a test module.
 """
@@ -255,9 +256,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def _output_path(config: pytest.Config) -> Path:
     if os.environ.get("HOSO_QUERY_SHAPES_OUT"):
         return Path(os.environ["HOSO_QUERY_SHAPES_OUT"])
-    if config.cache is not None:
-        return config.cache.mkdir("query_shapes") / "shapes.json"
-    return Path("/tmp/hoso-query-shapes.json")
+    cache = getattr(config, "cache", None)  # absent under ``-p no:cacheprovider``
+    if cache is not None:
+        return cache.mkdir("query_shapes") / "shapes.json"
+    return Path(f"/tmp/hoso-query-shapes-{os.getpid()}.json")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

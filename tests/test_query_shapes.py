@@ -156,20 +156,28 @@ def test_one_query():
 """
 
 
-def _inner_run(tmp_path: Path, server: str, collection: str, query: str) -> tuple[subprocess.CompletedProcess, dict]:
-    """A pytest run of its own, with only the recorder plugin, over one test that sends one query."""
+def _inner_run(tmp_path: Path, server: str, collection: str, query: str,
+               out: Path | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+    """A pytest run of its own, with only the recorder plugin, over one test that sends one query
+    (the shapes written to ``out``, or without a cache directory to /tmp): its result and the shapes."""
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(INNER_TEST.format(
         uri=server, db=f"inner_{ObjectId()}", collection=collection, query=query)))
-    out = tmp_path / "shapes.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOSO_QUERY_SHAPES_OUT": str(out)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("HOSO_QUERY_SHAPES_OUT", None)
+    if out is not None:
+        env["HOSO_QUERY_SHAPES_OUT"] = str(out)
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "tests.query_shapes", "-p", "no:cacheprovider",
                           "test_inner.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    return run, json.loads(out.read_text())
+    written = Path(run.stdout.rsplit(", written to ", 1)[-1].split()[0])
+    shapes = json.loads(written.read_text())
+    if out is None:
+        written.unlink()
+    return run, shapes
 
 
 def test_a_run_with_a_scattering_query_fails_and_names_it(tmp_path, mongodb_server):
-    run, written = _inner_run(tmp_path, mongodb_server, "shares", '{"code_hash": "h"}')
+    run, written = _inner_run(tmp_path, mongodb_server, "shares", '{"code_hash": "h"}', tmp_path / "shapes.json")
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 passed" in run.stdout
     assert "query shapes that do not pin the shard key" in run.stdout
@@ -181,5 +189,5 @@ def test_a_run_with_a_scattering_query_fails_and_names_it(tmp_path, mongodb_serv
 def test_a_run_whose_queries_pin_their_keys_passes(tmp_path, mongodb_server):
     run, written = _inner_run(tmp_path, mongodb_server, "shares", '{"citizen_id": ObjectId()}')
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "query shapes: 1 recorded" in run.stdout
+    assert "query shapes: 1 recorded, written to /tmp/hoso-query-shapes-" in run.stdout
     assert [shape["pins_shard_key"] for shape in written["shapes"]] == [True]
