@@ -28,6 +28,9 @@ JWT_KEY_PEM = ec.generate_private_key(ec.SECP256R1()).private_bytes(
 ).decode()
 DATA_KEY = secrets.token_bytes(32)
 
+# Records every query the app sends and fails the run on one that would scatter over the shards.
+pytest_plugins = ["tests.query_shapes"]
+
 
 @pytest.fixture(scope="session")
 def mongodb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -8,7 +8,7 @@ server and what each costs or prevents (measurements in ``../shared/FIELD-NOTES.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from pymongo.collection import Collection
@@ -56,3 +56,15 @@ def read_back_if_null(answer: Mapping[str, Any] | None, collection: Collection[A
     if answer is None and UPSERT_MAY_ANSWER_NULL:
         return collection.find_one(query, projection=projection)
     return answer
+
+
+def inclusive_time_range(oldest: datetime, newest: datetime) -> dict[str, datetime]:
+    """``{$gte: oldest, $lte: newest}`` for a time field, written so the embedded server keeps the
+    lower bound.
+
+    SecantusDB 0.7 treats ``$gte`` as ``$gt`` on a descending index field followed by another
+    field (the timeline index ``(citizen_id, -started_at, -_id)``): measured 2026-12-01, 30 visits
+    a day apart, ``$gte`` day 0 with ``$lte`` day 10 found 10, not 11. BSON times are whole
+    milliseconds, so ``$gt`` one millisecond earlier is the same set on any server.
+    """
+    return {"$gt": oldest - timedelta(milliseconds=1), "$lte": newest}

@@ -29,7 +29,8 @@ def storage(app, settings) -> Iterator[CountingStorage]:
     with app.app_context():
         CountingStorage.takes = 0
         yield CountingStorage("hoso-mongodb://app-connection", database_name=database_of(settings),
-                              counter_collection_name="counters", window_collection_name="windows")
+                              counter_collection_name="rate_limit_counters",
+                              window_collection_name="rate_limit_windows")  # the names the app uses
 
 
 def database_of(settings) -> str:  # type: ignore[no-untyped-def]
@@ -151,7 +152,8 @@ def test_clearing_a_limit_drops_the_lease(storage):
 def test_first_hits_from_two_processes_at_once_both_count(storage, settings):
     """Two processes creating one counter together: the losing upsert's count is read back."""
     other = SharedClientMongoDBStorage("hoso-mongodb://app-connection", database_name=database_of(settings),
-                                       counter_collection_name="counters", window_collection_name="windows")
+                                       counter_collection_name="rate_limit_counters",
+                                       window_collection_name="rate_limit_windows")
     failures: list[BaseException] = []
     counts: list[int] = []
 

@@ -1,0 +1,310 @@
+"""Pages that cost the page: every paged list of a citizen reads one small read model first.
+
+Why: the embedded database (and any server once a citizen's record is large) reads every document
+a filter's index range matches before it sorts and cuts the page, so a page must be asked for with
+a filter that matches the page and little more. A keyset filter ("older than the cursor") matches
+the whole rest of the record. So each citizen has one *list index* document (``ListIndex``, ``_id``
+= the citizen id, on the citizen's shard) holding, per list, the keys of its items: 8 bytes of time
+and the item's 12-byte id (and, for lists that can be filtered by facility, its code). A page is:
+
+1. the citizen's index document (one read by ``_id``), sorted in memory newest first (a lifetime
+   record holds a few thousand keys, 20-odd bytes each; see README "Bounded lists");
+2. the ``limit + 1`` keys after the cursor (and inside the filters);
+3. the page's documents with ``{citizen_id, <time>: {$gte: oldest, $lte: newest}}`` on the list's
+   (citizen, time) index: an index range that holds the page and the items sharing its end times.
+
+How it is kept true: every write to a listed collection goes through :func:`apply` with what it
+added and removed (the one write path of each collection calls it: ``RecordWrites`` for health
+records, the audit trail for the access log, the outbox for the inbox). :func:`apply` only changes
+index documents that exist: a citizen gets one when their lists become readable (activation: see
+:func:`build`), built from the collections. A write that began before a build and skipped the
+citizen as not yet readable asks :func:`built_since` afterwards and adds its items then: the build
+is recorded before it reads, so every item is either seen by the build or added by its writer.
+``$addToSet``/``$pull`` make both orders give the same set.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import Binary, ObjectId
+from pymongo import UpdateOne
+
+from app.infra.embedded_quirks import inclusive_time_range
+from app.models.access_log import AccessLogEntry
+from app.models.list_index import ListIndex, RecentBuild
+from app.models.notification import Notification
+from app.models.records import VOIDED, Immunization, Visit
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TIME_BYTES, ID_BYTES = 8, 12
+ORDER_BYTES = TIME_BYTES + ID_BYTES  # a key's order is its first 20 bytes; then the facility code
+# Writers and builders run on different servers: a write that began this long before a build's
+# recorded time still looks for it (clock skew between app servers is far smaller).
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class ListSource:
+    """Where a list's items live: the collection (mongoengine model), its citizen and time
+    fields, the facility field (lists filtered by facility), and the filter its members match."""
+
+    name: str
+    model: Any
+    time_field: str
+    facility_field: str | None = None
+    member_filter: dict[str, Any] = field(default_factory=dict)
+    is_member: Callable[[dict[str, Any]], bool] = lambda document: True
+    citizen_field: str = "citizen_id"
+
+    def key_of(self, document: dict[str, Any]) -> bytes:
+        """The key of a stored document (raw pymongo form: ``_id`` and field names as stored)."""
+        facility = document.get(self.facility_field, "") if self.facility_field else ""
+        return key(document[self.time_field], document["_id"], facility or "")
+
+
+def _prescribed(document: dict[str, Any]) -> bool:
+    return bool(document.get("prescriptions")) and document.get("status") != VOIDED
+
+
+# Every paged list of a citizen, in one table: a new list (a later record kind) adds a line here,
+# and its collection's one write path reports its writes to ``Changes``.
+SOURCES: dict[str, ListSource] = {source.name: source for source in (
+    ListSource("visits", Visit, "started_at", "facility_code"),
+    ListSource("immunizations", Immunization, "administered_at"),
+    ListSource("prescriptions", Visit, "started_at",
+               member_filter={"status": {"$ne": VOIDED}, "prescriptions.0": {"$exists": True}},
+               is_member=_prescribed),
+    ListSource("inbox", Notification, "created_at", member_filter={"channel": "in_app"},
+               is_member=lambda document: document.get("channel") == "in_app"),
+    ListSource("access_log", AccessLogEntry, "at"),
+)}
+
+
+def register(source: ListSource) -> ListSource:
+    """Add a list to :data:`SOURCES` (tests of the mechanism use their own)."""
+    SOURCES[source.name] = source
+    return source
+
+
+def _micros(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - EPOCH
+    # whole milliseconds: what BSON stores, so a key made before an insert is the stored one's
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds // 1000 * 1000
+
+
+def key(moment: datetime, item_id: ObjectId, facility: str = "") -> bytes:
+    """An item's key: sortable time (microseconds, offset so that dates before 1970 sort too),
+    the item's id, then the facility code (not part of the order)."""
+    return struct.pack(">Q", _micros(moment) + (1 << 63)) + item_id.binary + facility.encode("ascii")
+
+
+def key_time(item_key: bytes) -> datetime:
+    """The time a key was made from (naive UTC, as stored documents carry it)."""
+    micros = struct.unpack(">Q", item_key[:TIME_BYTES])[0] - (1 << 63)
+    return (EPOCH + timedelta(microseconds=micros)).replace(tzinfo=None)
+
+
+def key_id(item_key: bytes) -> ObjectId:
+    return ObjectId(item_key[TIME_BYTES:ORDER_BYTES])
+
+
+def key_facility(item_key: bytes) -> str:
+    return item_key[ORDER_BYTES:].decode("ascii")
+
+
+class Changes:
+    """What one unit of work added to and removed from citizens' lists."""
+
+    def __init__(self) -> None:
+        self.added: dict[ObjectId, dict[str, list[bytes]]] = defaultdict(lambda: defaultdict(list))
+        self.removed: dict[ObjectId, dict[str, list[bytes]]] = defaultdict(lambda: defaultdict(list))
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed)
+
+    def add(self, citizen_id: ObjectId, list_name: str, item_key: bytes) -> None:
+        self.added[citizen_id][list_name].append(item_key)
+
+    def remove(self, citizen_id: ObjectId, list_name: str, item_key: bytes) -> None:
+        self.removed[citizen_id][list_name].append(item_key)
+
+    def inserted(self, collection: str, document: dict[str, Any]) -> None:
+        """A document stored in ``collection``: added to each list it belongs to."""
+        for source in _sources_of(collection):
+            if source.is_member(document):
+                self.add(document[source.citizen_field], source.name, source.key_of(document))
+
+    def replaced(self, collection: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        """A document changed (or removed: ``after`` None): its keys moved as membership, time,
+        facility or citizen changed."""
+        for source in _sources_of(collection):
+            old = before is not None and source.is_member(before)
+            new = after is not None and source.is_member(after)
+            old_key = source.key_of(before) if old and before is not None else None
+            new_key = source.key_of(after) if new and after is not None else None
+            same_citizen = old and new and before[source.citizen_field] == after[source.citizen_field]  # type: ignore[index]
+            if old_key == new_key and same_citizen:
+                continue
+            if old_key is not None and before is not None:
+                self.remove(before[source.citizen_field], source.name, old_key)
+            if new_key is not None and after is not None:
+                self.add(after[source.citizen_field], source.name, new_key)
+
+    def citizens(self) -> set[ObjectId]:
+        return set(self.added) | set(self.removed)
+
+
+def _sources_of(collection: str) -> list[ListSource]:
+    return [source for source in SOURCES.values() if source.model._get_collection_name() == collection]
+
+
+def _collection() -> Any:
+    return ListIndex._get_collection()
+
+
+def apply(changes: Changes, *, not_indexed: Iterable[ObjectId] = (), read_at: datetime | None = None) -> None:
+    """Write ``changes`` to the index documents that exist (one update per citizen).
+
+    ``not_indexed`` are citizens the caller read as not yet readable (no index: pending accounts,
+    by the thousand in a bulk upload) at ``read_at``: they are skipped, except those whose index
+    was built since then (:func:`built_since`), which are updated like the others.
+    """
+    if not changes:
+        return
+    skipped = set(not_indexed) & changes.citizens()
+    if skipped:
+        skipped -= built_since(skipped, read_at)
+    requests: list[UpdateOne] = []
+    for citizen_id in changes.citizens() - skipped:
+        added, removed = changes.added.get(citizen_id, {}), changes.removed.get(citizen_id, {})
+        # $pull and $addToSet may not name one field in one update: a list that loses and gains a
+        # key (a corrected time) takes two.
+        both = set(added) & set(removed)
+        pulls = {f"lists.{name}": {"$in": [Binary(k) for k in keys]} for name, keys in removed.items()}
+        adds = {f"lists.{name}": {"$each": [Binary(k) for k in keys]} for name, keys in added.items()
+                if name not in both}
+        update: dict[str, Any] = {"$inc": {"version": 1}}
+        if pulls:
+            update["$pull"] = pulls
+        if adds:
+            update["$addToSet"] = adds
+        requests.append(UpdateOne({"_id": citizen_id}, update))
+        if both:
+            requests.append(UpdateOne({"_id": citizen_id}, {"$addToSet": {
+                f"lists.{name}": {"$each": [Binary(k) for k in added[name]]} for name in both}}))
+    if requests:
+        _collection().bulk_write(requests, ordered=True)
+
+
+def built_since(citizen_ids: set[ObjectId], moment: datetime | None) -> set[ObjectId]:
+    """Those of ``citizen_ids`` whose index was built after ``moment`` (less the clock skew)."""
+    if moment is None:
+        return set(citizen_ids)
+    since = moment - CLOCK_SKEW
+    recent = RecentBuild._get_collection().find({"at": {"$gte": since}}, {"_id": 1})
+    return {document["_id"] for document in recent} & citizen_ids
+
+
+def build(citizen_ids: Iterable[ObjectId], now: datetime) -> None:
+    """Make these citizens' lists readable: create each index document, recorded as a recent
+    build *before* the collections are read (see the module docstring), then add every item."""
+    targets = list(dict.fromkeys(citizen_ids))
+    if not targets:
+        return
+    RecentBuild._get_collection().bulk_write(
+        [UpdateOne({"_id": c}, {"$set": {"at": now}}, upsert=True) for c in targets], ordered=False)
+    _collection().bulk_write(
+        [UpdateOne({"_id": c}, {"$setOnInsert": {"built_at": now, "lists": {}}, "$inc": {"version": 1}},
+                   upsert=True) for c in targets], ordered=False)
+    changes = Changes()
+    for source in SOURCES.values():
+        projection = {source.time_field: 1, source.citizen_field: 1}
+        if source.facility_field:
+            projection[source.facility_field] = 1
+        for citizen_id in targets:
+            for document in source.model._get_collection().find(
+                    {source.citizen_field: citizen_id, **source.member_filter}, projection):
+                changes.add(citizen_id, source.name, source.key_of(document))
+    for citizen_id in targets:  # a citizen with no items yet still gets every list
+        for name in SOURCES:
+            changes.added[citizen_id].setdefault(name, [])
+    apply(changes)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The keys of one page (newest first), the next page's cursor, and the index's version."""
+
+    keys: list[bytes]
+    next_cursor: dict[str, str] | None
+    version: int
+
+
+def cursor_key(cursor: dict[str, str] | None) -> bytes | None:
+    """The order bytes of a list cursor ``{"t": ISO time, "id": item id}`` (already validated)."""
+    if not cursor:
+        return None
+    moment = datetime.fromisoformat(cursor["t"])
+    return key(moment, ObjectId(cursor["id"]))[:ORDER_BYTES]
+
+
+def read_index(citizen_id: ObjectId, list_name: str, now: datetime) -> tuple[list[bytes], int, dict[str, Any]]:
+    """The citizen's keys of one list (unsorted), the index version and counters; an index that does
+    not exist yet (a citizen readable before indexes existed) is built first."""
+    projection = {f"lists.{list_name}": 1, "version": 1, "counters": 1}
+    document = _collection().find_one({"_id": citizen_id}, projection)
+    if document is None:
+        build([citizen_id], now)
+        document = _collection().find_one({"_id": citizen_id}, projection) or {}
+    keys = [bytes(k) for k in document.get("lists", {}).get(list_name, [])]
+    return keys, int(document.get("version", 0)), document.get("counters", {})
+
+
+def window(keys: list[bytes], version: int, cursor: dict[str, str] | None, limit: int, *,
+           start: datetime | None = None, end: datetime | None = None, facility: str | None = None) -> Window:
+    """The page after ``cursor`` among ``keys``, within ``start`` (inclusive) and ``end`` (exclusive)
+    and of ``facility`` when given."""
+    after = cursor_key(cursor)
+    low = key(start, ObjectId(b"\x00" * 12))[:ORDER_BYTES] if start else None
+    high = key(end, ObjectId(b"\x00" * 12))[:ORDER_BYTES] if end else None
+    chosen = [k for k in keys
+              if (after is None or k[:ORDER_BYTES] < after)
+              and (low is None or k[:ORDER_BYTES] >= low)
+              and (high is None or k[:ORDER_BYTES] < high)
+              and (facility is None or key_facility(k) == facility)]
+    chosen.sort(reverse=True)
+    page = chosen[:limit]
+    next_cursor = None
+    if len(chosen) > limit:
+        last = page[-1]
+        next_cursor = {"t": key_time(last).replace(tzinfo=UTC).isoformat(), "id": str(key_id(last))}
+    return Window(page, next_cursor, version)
+
+
+def range_filter(source: ListSource, citizen_id: ObjectId, page: Window) -> dict[str, Any] | None:
+    """The filter that finds a page's documents: one index range of the citizen (None: no items)."""
+    if not page.keys:
+        return None
+    query: dict[str, Any] = {source.citizen_field: citizen_id, **source.member_filter,
+                             source.time_field: inclusive_time_range(key_time(page.keys[-1]), key_time(page.keys[0]))}
+    facilities = {key_facility(k) for k in page.keys}
+    if source.facility_field and len(facilities) == 1:
+        query[source.facility_field] = facilities.pop()
+    return query
+
+
+def in_page_order(page: Window, items: Iterable[Any], id_of: Callable[[Any], ObjectId] = lambda item: item.id
+                  ) -> list[Any]:
+    """The fetched items that are on the page, in the page's order (items sharing the page's end
+    times but not on it are dropped; a key whose item is gone is skipped)."""
+    position = {key_id(k): n for n, k in enumerate(page.keys)}
+    on_page = [item for item in items if id_of(item) in position]
+    return sorted(on_page, key=lambda item: position[id_of(item)])
