@@ -72,6 +72,9 @@ UNSHARDED: frozenset[str] = frozenset({
     "dcc_counters",  # counters of the gateway client: a few rows
     "dcc_gateway_uploads",  # Viet Nam's DSCs uploaded to the EU gateway: a handful
     "dcc_revocation_batches",  # revocation batches uploaded to the gateway: tens per year
+    # The revocation list: revoked passports not yet expired (TTL), read whole by every verifier
+    # (cached ten seconds) and by the gateway upload: a few thousand rows at most.
+    "certificate_revocations",
     "identity_checks",  # per-caller counters of identity checks, expiring (TTL) within a day
     # Citizens whose list index was built in the last day (TTL): every batch write reads it by
     # time (``at >= since``), which only one shard can answer from one index range.
@@ -109,8 +112,17 @@ SCATTER_ALLOWED: tuple[ScatterAllowed, ...] = (
                    "a one-off migration run when the worker starts: messages queued before priorities existed"),
     ScatterAllowed("app.services.reminders:run_reminders", "citizens",
                    "the scheduled reminder job walks active citizens in _id order, once a day"),
-    ScatterAllowed("app.services.dcc_gateway:upload_revocations", "certificates",
-                   "the gateway command's scheduled upload of revoked passports to the EU gateway"),
+    ScatterAllowed("app.services.ingest.records:_record_after_a_crash", "visits",
+                   "a record under neither its key's citizen nor the pushing one: only after a crash between a "
+                   "key's insert and its record's, or between a correction's two writes (never otherwise)"),
+    ScatterAllowed("app.services.ingest.records:_record_after_a_crash", "immunizations",
+                   "as for visits: crash recovery only, so that a record is never inserted twice on two shards"),
+    ScatterAllowed("app.services.registries:build_registries", "citizens",
+                   "the migration command `flask data build-registries`: reads every citizen once"),
+    ScatterAllowed("app.services.registries:build_registries", "shares",
+                   "the migration command `flask data build-registries`: reads every share once"),
+    ScatterAllowed("app.services.registries:build_registries", "certificates",
+                   "the migration command `flask data build-registries`: reads every certificate once"),
 )
 
 
