@@ -26,6 +26,9 @@ class RecordKey(me.Document):
     id = me.StringField(primary_key=True)
     record_id = me.ObjectIdField(required=True)
     citizen_id = me.ObjectIdField(required=True)
+    # Other citizens the record may be under: each citizen a correction moves it to is added here
+    # before the record moves, so a push always finds it by id and a citizen (its shard key).
+    held_by = me.ListField(me.ObjectIdField())
     created_at = me.DateTimeField(default=utcnow)
 
     meta = {"collection": "record_keys"}

@@ -326,16 +326,35 @@ def test_a_citizen_reaction_report_writes_and_reads_its_record_by_id_and_citizen
     assert_pinned(sent)
 
 
-def test_a_record_moved_before_its_key_is_found_under_the_pushing_citizen(client, world):
-    """A correction that moved a record and crashed before its key followed: the next push finds it."""
+@pytest.mark.parametrize("pushed_for", ["alice", "bob"])
+def test_a_correction_stopped_between_its_writes_is_found_through_its_key(client, world, pushed_for):
+    """A correction listed the new citizen on the key, moved the record, and stopped before the key's
+    citizen followed: the next push (for either citizen) finds the record by id and a listed citizen."""
     hanoi = world["hanoi"]
     record = client.put(f"{V1}/facility/visits/MOVE", json=visit_body(), headers=hanoi).json
     bob = Citizen.objects.get(national_id=world["bob"].national_id)
-    Visit.objects(id=record["id"]).update_one(set__citizen_id=bob.id)  # the record moved, the key did not
-    moved = client.put(f"{V1}/facility/visits/MOVE", json=visit_body(serial=222222, reason="moved"), headers=hanoi)
-    assert moved.status_code == 200 and moved.json["id"] == record["id"]
+    RecordKey.objects(id="visit:01001:MOVE").update_one(add_to_set__held_by=bob.id)
+    Visit.objects(id=record["id"]).update_one(set__citizen_id=bob.id)
+    serial = 222222 if pushed_for == "bob" else 123456
+    with recording() as sent:
+        again = client.put(f"{V1}/facility/visits/MOVE", json=visit_body(serial=serial, reason="moved"),
+                           headers=hanoi)
+    assert again.status_code == 200 and again.json["id"] == record["id"], again.json
+    assert_pinned(sent)
     assert Visit.objects(source_id="MOVE").count() == 1
-    assert RecordKey.objects.get(id="visit:01001:MOVE").citizen_id == bob.id
+    holder = Citizen.objects.get(national_id=world[pushed_for].national_id).id
+    assert Visit.objects.get(source_id="MOVE").citizen_id == RecordKey.objects.get(id="visit:01001:MOVE").citizen_id
+    assert Visit.objects.get(source_id="MOVE").citizen_id == holder
+
+
+def test_a_correction_lists_the_new_citizen_on_the_key_before_moving_the_record(client, world):
+    hanoi = world["hanoi"]
+    client.put(f"{V1}/facility/visits/FIX", json=visit_body(), headers=hanoi)
+    moved = client.put(f"{V1}/facility/visits/FIX", json=visit_body(serial=222222), headers=hanoi)
+    assert moved.json["outcome"] == "updated"
+    bob = Citizen.objects.get(national_id=world["bob"].national_id)
+    key = RecordKey.objects.get(id="visit:01001:FIX")
+    assert key.citizen_id == bob.id and key.held_by == [bob.id]
 
 
 def test_a_record_missing_everywhere_is_created_once_under_its_key(client, world):

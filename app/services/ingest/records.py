@@ -210,22 +210,29 @@ def _records_of(model: Any, refs: list[tuple[ObjectId, ObjectId]]) -> dict[Objec
     return found
 
 
-def _locate(model: Any, record_id: ObjectId, citizens: Iterable[ObjectId | None]) -> Any:
-    """A record that was not where its key said: under one of ``citizens`` (one shard each), else
-    wherever it is (:func:`_record_after_a_crash`); None when it does not exist."""
-    for citizen_id in dict.fromkeys(citizen for citizen in citizens if citizen is not None):
-        record = model.objects(id=record_id, citizen_id=citizen_id).only(*RECORD_REF_FIELDS).first()
-        if record is not None:
-            return record
-    return _record_after_a_crash(model, record_id)
+def _key_citizens(key_id: str) -> list[ObjectId]:
+    """Every citizen the record of this key may be under: the key's, and each one a correction
+    or a recovery named (``RecordKey.held_by``, written before the record goes there)."""
+    stored = RecordKey._get_collection().find_one({"_id": key_id}, {"citizen_id": 1, "held_by": 1}) or {}
+    return list(dict.fromkeys(filter(None, [stored.get("citizen_id"), *(stored.get("held_by") or [])])))
 
 
-def _record_after_a_crash(model: Any, record_id: ObjectId) -> Any:
-    """The record with this id whichever citizen holds it: a query of every shard, taken only when
-    the record is under neither the citizen its key names nor the pushing one (a crash between a
-    key's insert and its record's, or between a correction's two writes, or two concurrent
-    corrections of one record), so that a record is never inserted twice on two shards."""
-    return model.objects(id=record_id).only(*RECORD_REF_FIELDS).first()
+def _locate(model: Any, key_id: str, record_id: ObjectId) -> Any:
+    """A record that was not where its key said (another request moved it, or a correction stopped
+    between its writes): under one of the citizens the key lists, read again (one query naming
+    them: their shards only). None when it does not exist (its key was written, it was not)."""
+    citizens = _key_citizens(key_id)
+    if not citizens:  # pragma: no cover - keys are never deleted
+        return None
+    return model.objects(id=record_id, citizen_id__in=citizens).only(*RECORD_REF_FIELDS).first()
+
+
+def _may_hold(key: RecordKey, citizen_id: ObjectId) -> None:
+    """List ``citizen_id`` on the key before the record is written under that citizen, so that
+    whatever stops half-way, the record is always under a citizen its key lists."""
+    if citizen_id != key.citizen_id and citizen_id not in (key.held_by or []):
+        RecordKey.objects(id=key.id).update_one(add_to_set__held_by=citizen_id)
+        key.held_by = [*(key.held_by or []), citizen_id]
 
 
 @dataclass
@@ -347,15 +354,15 @@ def _update_existing(
         records = _records_of(model, [(keys[p.key].record_id, keys[p.key].citizen_id) for p in chosen])
         for pending in chosen:
             key = keys[pending.key]
-            record = records.get(key.record_id) or _locate(
-                model, key.record_id, (key.citizen_id, pending.citizen.id if pending.citizen else None))
+            record = records.get(key.record_id) or _locate(model, key.id, key.record_id)
             if record is None:  # the key was written but the record was not (a crash between)
                 document = _document(record_kind, pending, key.record_id, ctx)
+                _may_hold(key, document["citizen_id"])
                 if not store.insert(model, [document]):
                     results[pending.index] = PushResult(201, "created", str(key.record_id), 1)
                     writes.append(_write(pending, "create", key.record_id, 1))
                     continue
-                record = _locate(model, key.record_id, (document["citizen_id"],))
+                record = _locate(model, key.id, key.record_id)
             results[pending.index] = _replace(ctx, store, record_kind, record, pending, key, writes)
 
 
@@ -373,6 +380,7 @@ def _replace(
         updates.update({f"set__{name}": value for name, value in record_kind.stamped(pending.fields, ctx.now).items()})
         for name in record_kind.cleared_fields(pending.fields):
             updates[f"unset__{name}"] = True
+        _may_hold(key, pending.citizen.id)  # a correction moves the record: its key lists the new citizen first
         # the citizen a correction moves the record away from is bumped too: their pages showed it
         updated = store.update(
             model.objects(id=record.id, citizen_id=record.citizen_id, version=record.version), [pending.citizen.id],
@@ -389,7 +397,7 @@ def _replace(
             writes.append(_write(pending, action, record.id, record.version + 1, moved_from))
             return PushResult(200, "updated", str(record.id), record.version + 1)
         # another request changed it first (and may have moved it to another citizen)
-        record = _locate(model, record.id, (record.citizen_id, pending.citizen.id))
+        record = _locate(model, key.id, record.id)
         if record is None:  # pragma: no cover - records are never deleted
             break
     error = Conflict("The record is being changed by another request; try again.")
