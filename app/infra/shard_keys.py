@@ -112,11 +112,6 @@ SCATTER_ALLOWED: tuple[ScatterAllowed, ...] = (
                    "a one-off migration run when the worker starts: messages queued before priorities existed"),
     ScatterAllowed("app.services.reminders:run_reminders", "citizens",
                    "the scheduled reminder job walks active citizens in _id order, once a day"),
-    ScatterAllowed("app.services.ingest.records:_record_after_a_crash", "visits",
-                   "a record under neither its key's citizen nor the pushing one: only after a crash between a "
-                   "key's insert and its record's, or between a correction's two writes (never otherwise)"),
-    ScatterAllowed("app.services.ingest.records:_record_after_a_crash", "immunizations",
-                   "as for visits: crash recovery only, so that a record is never inserted twice on two shards"),
     ScatterAllowed("app.services.registries:build_registries", "citizens",
                    "the migration command `flask data build-registries`: reads every citizen once"),
     ScatterAllowed("app.services.registries:build_registries", "shares",
