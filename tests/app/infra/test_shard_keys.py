@@ -7,6 +7,7 @@ import importlib
 import pkgutil
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import mongoengine
 import pytest
@@ -203,3 +204,8 @@ def test_the_allow_list_check_knows_functions_and_hot_paths():
 def test_the_allow_list_stays_short():
     assert len(SCATTER_ALLOWED) <= 12
     assert len({(entry.location, entry.collection) for entry in SCATTER_ALLOWED}) == len(SCATTER_ALLOWED)
+
+
+def test_the_readme_shows_the_commands_the_table_implies() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    assert shard_commands("hoso") in readme
