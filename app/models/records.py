@@ -91,6 +91,10 @@ class Visit(me.Document):
     diagnoses = me.EmbeddedDocumentListField(Diagnosis)
     lab_results = me.EmbeddedDocumentListField(LabResult)
     prescriptions = me.EmbeddedDocumentListField(Prescription)
+    # ``started_at`` while the visit carries prescriptions and is not voided, absent otherwise (set
+    # by the visit's stored fields, ``app.services.ingest.kinds``): the prescription list's own
+    # index range, which holds no visit without prescriptions (see ``app.services.list_index``).
+    prescribed_at = me.DateTimeField()
     follow_up_date = me.StringField()
     notes = me.StringField()
     status = me.StringField(default="final", choices=RECORD_STATUSES_VISIT)
@@ -105,6 +109,7 @@ class Visit(me.Document):
         "indexes": [
             {"fields": ["citizen_id", "-started_at", "-_id"], "name": "timeline"},
             {"fields": ["citizen_id", "facility_code", "-started_at"], "name": "timeline_by_facility"},
+            {"fields": ["citizen_id", "-prescribed_at"], "name": "prescriptions"},
         ],
     }
 

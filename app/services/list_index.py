@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import Binary, ObjectId
+from bson.errors import InvalidId
 from pymongo import UpdateOne
 
 from app.infra.embedded_quirks import inclusive_time_range
@@ -40,6 +41,7 @@ from app.models.access_log import AccessLogEntry
 from app.models.list_index import ListIndex, RecentBuild
 from app.models.notification import Notification
 from app.models.records import VOIDED, Immunization, Visit
+from app.services.paging import InvalidCursor
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TIME_BYTES, ID_BYTES = 8, 12
@@ -52,7 +54,11 @@ CLOCK_SKEW = timedelta(minutes=2)
 @dataclass(frozen=True)
 class ListSource:
     """Where a list's items live: the collection (mongoengine model), its citizen and time
-    fields, the facility field (lists filtered by facility), and the filter its members match."""
+    fields, the facility field (lists filtered by facility), the filter its members match, and
+    what a key carries after its order (``tag_of``: the facility code, or an inbox message's
+    unread mark). ``fields``: the other stored fields ``is_member`` and ``tag_of`` read.
+    ``prepare``: run for a citizen before a build reads the collection (derived fields of
+    documents stored before the list existed)."""
 
     name: str
     model: Any
@@ -61,27 +67,57 @@ class ListSource:
     member_filter: dict[str, Any] = field(default_factory=dict)
     is_member: Callable[[dict[str, Any]], bool] = lambda document: True
     citizen_field: str = "citizen_id"
+    tag_of: Callable[[dict[str, Any]], str] | None = None
+    fields: tuple[str, ...] = ()
+    prepare: Callable[[ObjectId], None] | None = None
 
     def key_of(self, document: dict[str, Any]) -> bytes:
         """The key of a stored document (raw pymongo form: ``_id`` and field names as stored)."""
-        facility = document.get(self.facility_field, "") if self.facility_field else ""
-        return key(document[self.time_field], document["_id"], facility or "")
+        if self.tag_of is not None:
+            tag = self.tag_of(document)
+        else:
+            tag = document.get(self.facility_field, "") if self.facility_field else ""
+        return key(document[self.time_field], document["_id"], tag or "")
+
+    def projection(self) -> list[str]:
+        """The stored fields :meth:`key_of` and ``is_member`` read."""
+        names = [self.citizen_field, self.time_field, *self.fields]
+        return names + [self.facility_field] if self.facility_field else names
 
 
-def _prescribed(document: dict[str, Any]) -> bool:
-    return bool(document.get("prescriptions")) and document.get("status") != VOIDED
+UNREAD = "u"  # the tag of an unread inbox message's key
+
+
+def _unread_tag(document: dict[str, Any]) -> str:
+    return UNREAD if document.get("read_at") is None else ""
+
+
+def _backfill_prescribed_at(citizen_id: ObjectId) -> None:
+    """Give the citizen's prescribing visits stored before ``Visit.prescribed_at`` existed their
+    ``prescribed_at`` (once per citizen: a build runs when their lists first become readable)."""
+    collection = Visit._get_collection()
+    missing = collection.find({"citizen_id": citizen_id, "status": {"$ne": VOIDED},
+                               "prescriptions.0": {"$exists": True}, "prescribed_at": {"$exists": False}},
+                              {"started_at": 1})
+    requests = [UpdateOne({"_id": d["_id"], "citizen_id": citizen_id}, {"$set": {"prescribed_at": d["started_at"]}})
+                for d in missing]
+    if requests:
+        collection.bulk_write(requests, ordered=False)
 
 
 # Every paged list of a citizen, in one table: a new list (a later record kind) adds a line here,
 # and its collection's one write path reports its writes to ``Changes``.
 SOURCES: dict[str, ListSource] = {source.name: source for source in (
-    ListSource("visits", Visit, "started_at", "facility_code"),
+    ListSource("visits", Visit, "started_at", "facility_code", prepare=_backfill_prescribed_at),
     ListSource("immunizations", Immunization, "administered_at"),
-    ListSource("prescriptions", Visit, "started_at",
-               member_filter={"status": {"$ne": VOIDED}, "prescriptions.0": {"$exists": True}},
-               is_member=_prescribed),
+    # prescribing visits have their own time field and index range (``Visit.prescribed_at``): the
+    # visits between two prescribing ones are never in a prescription page's range
+    ListSource("prescriptions", Visit, "prescribed_at",
+               member_filter={"prescribed_at": {"$ne": None}},
+               is_member=lambda document: document.get("prescribed_at") is not None),
     ListSource("inbox", Notification, "created_at", member_filter={"channel": "in_app"},
-               is_member=lambda document: document.get("channel") == "in_app"),
+               is_member=lambda document: document.get("channel") == "in_app",
+               tag_of=_unread_tag, fields=("channel", "read_at")),
     ListSource("access_log", AccessLogEntry, "at"),
 )}
 
@@ -121,14 +157,17 @@ def key_facility(item_key: bytes) -> str:
 
 
 class Changes:
-    """What one unit of work added to and removed from citizens' lists."""
+    """What one unit of work added to and removed from citizens' lists, and the citizens whose
+    listed documents changed without moving (``touched``: a voided visit keeps its key, but its
+    cached pages are stale, so their index ``version`` changes too)."""
 
     def __init__(self) -> None:
         self.added: dict[ObjectId, dict[str, list[bytes]]] = defaultdict(lambda: defaultdict(list))
         self.removed: dict[ObjectId, dict[str, list[bytes]]] = defaultdict(lambda: defaultdict(list))
+        self.touched: set[ObjectId] = set()
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.removed)
+        return bool(self.added or self.removed or self.touched)
 
     def add(self, citizen_id: ObjectId, list_name: str, item_key: bytes) -> None:
         self.added[citizen_id][list_name].append(item_key)
@@ -152,6 +191,7 @@ class Changes:
             new_key = source.key_of(after) if new and after is not None else None
             same_citizen = old and new and before[source.citizen_field] == after[source.citizen_field]  # type: ignore[index]
             if old_key == new_key and same_citizen:
+                self.touched.add(after[source.citizen_field])  # type: ignore[index]
                 continue
             if old_key is not None and before is not None:
                 self.remove(before[source.citizen_field], source.name, old_key)
@@ -159,11 +199,17 @@ class Changes:
                 self.add(after[source.citizen_field], source.name, new_key)
 
     def citizens(self) -> set[ObjectId]:
-        return set(self.added) | set(self.removed)
+        return set(self.added) | set(self.removed) | self.touched
 
 
 def _sources_of(collection: str) -> list[ListSource]:
     return [source for source in SOURCES.values() if source.model._get_collection_name() == collection]
+
+
+def projection_of(collection: str) -> dict[str, int]:
+    """The stored fields that decide a document's keys in every list of ``collection`` (what a
+    writer reads before and after an update to call :meth:`Changes.replaced`)."""
+    return {name: 1 for source in _sources_of(collection) for name in source.projection()}
 
 
 def _collection() -> Any:
@@ -224,15 +270,18 @@ def build(citizen_ids: Iterable[ObjectId], now: datetime) -> None:
     _collection().bulk_write(
         [UpdateOne({"_id": c}, {"$setOnInsert": {"built_at": now, "lists": {}}, "$inc": {"version": 1}},
                    upsert=True) for c in targets], ordered=False)
+    for source in SOURCES.values():
+        if source.prepare is not None:
+            for citizen_id in targets:
+                source.prepare(citizen_id)
     changes = Changes()
     for source in SOURCES.values():
-        projection = {source.time_field: 1, source.citizen_field: 1}
-        if source.facility_field:
-            projection[source.facility_field] = 1
+        projection = source.projection()
         for citizen_id in targets:
             for document in source.model._get_collection().find(
                     {source.citizen_field: citizen_id, **source.member_filter}, projection):
-                changes.add(citizen_id, source.name, source.key_of(document))
+                if source.is_member(document):
+                    changes.add(citizen_id, source.name, source.key_of(document))
     for citizen_id in targets:  # a citizen with no items yet still gets every list
         for name in SOURCES:
             changes.added[citizen_id].setdefault(name, [])
@@ -249,11 +298,15 @@ class Window:
 
 
 def cursor_key(cursor: dict[str, str] | None) -> bytes | None:
-    """The order bytes of a list cursor ``{"t": ISO time, "id": item id}`` (already validated)."""
+    """The order bytes of a list cursor ``{"t": ISO time, "id": item id}``; a cursor this API
+    did not make is :class:`InvalidCursor` (422)."""
     if not cursor:
         return None
-    moment = datetime.fromisoformat(cursor["t"])
-    return key(moment, ObjectId(cursor["id"]))[:ORDER_BYTES]
+    try:
+        moment, item_id = datetime.fromisoformat(cursor["t"]), ObjectId(cursor["id"])
+        return key(moment, item_id)[:ORDER_BYTES]
+    except (KeyError, ValueError, TypeError, InvalidId, OverflowError, struct.error):
+        raise InvalidCursor from None
 
 
 def read_index(citizen_id: ObjectId, list_name: str, now: datetime) -> tuple[list[bytes], int, dict[str, Any]]:
@@ -268,6 +321,24 @@ def read_index(citizen_id: ObjectId, list_name: str, now: datetime) -> tuple[lis
     return keys, int(document.get("version", 0)), document.get("counters", {})
 
 
+def _distinct(keys: list[bytes]) -> list[bytes]:
+    """One key per item: a writer and a build that overlapped it can leave both an item's old
+    and new key (a message marked read, a corrected time), so no item shows twice: the newest
+    order wins, and of one order the shorter tag (a message read, never unread again)."""
+    newest: dict[bytes, bytes] = {}
+    for k in keys:
+        item = k[TIME_BYTES:ORDER_BYTES]
+        kept = newest.get(item)
+        if kept is None or (k[:ORDER_BYTES], -len(k)) > (kept[:ORDER_BYTES], -len(kept)):
+            newest[item] = k
+    return list(newest.values()) if len(newest) != len(keys) else keys
+
+
+def tagged(keys: list[bytes], tag: str) -> int:
+    """How many distinct items of ``keys`` carry ``tag`` (the inbox's unread count: ``UNREAD``)."""
+    return sum(1 for k in _distinct(keys) if key_facility(k) == tag)
+
+
 def window(keys: list[bytes], version: int, cursor: dict[str, str] | None, limit: int, *,
            start: datetime | None = None, end: datetime | None = None, facility: str | None = None) -> Window:
     """The page after ``cursor`` among ``keys``, within ``start`` (inclusive) and ``end`` (exclusive)
@@ -275,7 +346,7 @@ def window(keys: list[bytes], version: int, cursor: dict[str, str] | None, limit
     after = cursor_key(cursor)
     low = key(start, ObjectId(b"\x00" * 12))[:ORDER_BYTES] if start else None
     high = key(end, ObjectId(b"\x00" * 12))[:ORDER_BYTES] if end else None
-    chosen = [k for k in keys
+    chosen = [k for k in _distinct(keys)
               if (after is None or k[:ORDER_BYTES] < after)
               and (low is None or k[:ORDER_BYTES] >= low)
               and (high is None or k[:ORDER_BYTES] < high)

@@ -50,7 +50,8 @@ def test_a_correction_moves_the_key() -> None:
         assert set(moved.removed) == {citizen} and set(moved.added) == {other}
         unchanged = Changes()
         unchanged.replaced("visits", before, dict(before))
-        assert not unchanged
+        assert not unchanged.added and not unchanged.removed
+        assert unchanged.touched == {citizen}  # no key moved, but its cached pages are stale
     finally:
         list_index.SOURCES.pop("test_visits")
 

@@ -268,7 +268,7 @@ def _apply(ctx: RequestContext, live: list[_Pending], results: list[PushResult |
     new = [p for i, p in enumerate(live) if i not in duplicates]
     writes: list[dict] = []
     not_active = {p.citizen.id for p in live if p.citizen is not None and p.citizen.state != "active"}
-    with RecordWrites(not_active, citizens_read_at) as store:  # bumps records_version at the end
+    with RecordWrites(not_active, citizens_read_at) as store:  # updates the list indexes at the end
         _create(ctx, store, new, new_ids, results, writes)
         _update_existing(ctx, store, existing, keys, results, writes)
         if writes:
@@ -342,10 +342,9 @@ def _replace(
         updates.update({f"set__{name}": value for name, value in record_kind.stamped(pending.fields, ctx.now).items()})
         for name in record_kind.cleared_fields(pending.fields):
             updates[f"unset__{name}"] = True
-        # the citizen a correction moves the record away from is bumped too: their pages showed it
+        # a correction moves the record's keys from one citizen's lists to the other's
         updated = store.update(
-            model.objects(id=record.id, version=record.version), [pending.citizen.id],
-            moved_from=record.citizen_id if record.citizen_id != pending.citizen.id else None,
+            model.objects(id=record.id, version=record.version),
             set__citizen_id=pending.citizen.id, set__payload_hash=pending.payload_hash,
             set__provenance=Provenance(**_provenance(ctx, pending)), set__updated_at=ctx.now,
             inc__version=1, **updates,
