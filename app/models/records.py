@@ -109,7 +109,7 @@ class Visit(me.Document):
         "indexes": [
             {"fields": ["citizen_id", "-started_at", "-_id"], "name": "timeline"},
             {"fields": ["citizen_id", "facility_code", "-started_at"], "name": "timeline_by_facility"},
-            {"fields": ["citizen_id", "-prescribed_at"], "name": "prescriptions"},
+            {"fields": ["citizen_id", "-prescribed_at", "-_id"], "name": "prescriptions"},
         ],
     }
 

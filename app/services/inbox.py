@@ -35,9 +35,9 @@ def list_messages(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | Non
     unread message's key carries ``list_index.UNREAD``)."""
     keys, version, _ = list_index.read_index(citizen_id, "inbox", now)
     window = list_index.window(keys, version, cursor, limit)
-    query = list_index.range_filter(list_index.SOURCES["inbox"], citizen_id, window)
-    items = [] if query is None else list_index.in_page_order(
-        window, Notification.objects(__raw__=query).exclude("secret_encrypted"))
+    queries = list_index.range_filters(list_index.SOURCES["inbox"], citizen_id, window)
+    items = list_index.in_page_order(window, [message for query in queries for message in Notification.objects(
+        __raw__=query).exclude("secret_encrypted")])
     return InboxPage(items, window.next_cursor, list_index.tagged(keys, list_index.UNREAD))
 
 

@@ -49,6 +49,9 @@ ORDER_BYTES = TIME_BYTES + ID_BYTES  # a key's order is its first 20 bytes; then
 # Writers and builders run on different servers: a write that began this long before a build's
 # recorded time still looks for it (clock skew between app servers is far smaller).
 CLOCK_SKEW = timedelta(minutes=2)
+# A page's one time range may also match this many items off the page (sharing its end times);
+# with more, its ends are asked for by time and id (see ``range_filters``).
+EDGE_TIES = 4
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,7 @@ class Window:
     keys: list[bytes]
     next_cursor: dict[str, str] | None
     version: int
+    edge_ties: int = 0  # items not on the page sharing its newest or oldest time (any facility)
 
 
 def cursor_key(cursor: dict[str, str] | None) -> bytes | None:
@@ -357,19 +361,44 @@ def window(keys: list[bytes], version: int, cursor: dict[str, str] | None, limit
     if len(chosen) > limit:
         last = page[-1]
         next_cursor = {"t": key_time(last).replace(tzinfo=UTC).isoformat(), "id": str(key_id(last))}
-    return Window(page, next_cursor, version)
+    return Window(page, next_cursor, version, _edge_ties(keys, page))
 
 
-def range_filter(source: ListSource, citizen_id: ObjectId, page: Window) -> dict[str, Any] | None:
-    """The filter that finds a page's documents: one index range of the citizen (None: no items)."""
+def _edge_ties(keys: list[bytes], page: list[bytes]) -> int:
+    """How many items of ``keys`` off ``page`` a range from its oldest to its newest time matches."""
+    if not page:
+        return 0
+    ends = {page[0][:TIME_BYTES], page[-1][:TIME_BYTES]}
+    on_page = set(page)
+    return sum(1 for k in _distinct(keys) if k[:TIME_BYTES] in ends and k not in on_page)
+
+
+def range_filters(source: ListSource, citizen_id: ObjectId, page: Window) -> list[dict[str, Any]]:
+    """The filters that find a page's documents (none: no items): index ranges of the citizen.
+
+    Usually one: ``{citizen, <time>: oldest..newest}``, which also matches the items sharing the
+    page's end times that are not on it (``page.edge_ties``). When those are many (a bulk upload
+    notifies hundreds of records at one instant), the ends are asked for by time and id instead:
+    ``{<time>: t, _id: lowest..highest}`` on the list's ``(citizen, time, _id)`` index, plus the
+    times strictly between (at most three ranges, each holding only the page's items).
+    """
     if not page.keys:
-        return None
-    query: dict[str, Any] = {source.citizen_field: citizen_id, **source.member_filter,
-                             source.time_field: inclusive_time_range(key_time(page.keys[-1]), key_time(page.keys[0]))}
+        return []
+    base: dict[str, Any] = {source.citizen_field: citizen_id, **source.member_filter}
     facilities = {key_facility(k) for k in page.keys}
     if source.facility_field and len(facilities) == 1:
-        query[source.facility_field] = facilities.pop()
-    return query
+        base[source.facility_field] = facilities.pop()
+    newest, oldest = page.keys[0][:TIME_BYTES], page.keys[-1][:TIME_BYTES]
+    if newest != oldest and page.edge_ties <= EDGE_TIES:
+        return [{**base, source.time_field: inclusive_time_range(key_time(page.keys[-1]), key_time(page.keys[0]))}]
+    filters = []
+    for moment in dict.fromkeys((newest, oldest)):
+        ids = [key_id(k) for k in page.keys if k[:TIME_BYTES] == moment]
+        filters.append({**base, source.time_field: key_time(moment + bytes(ID_BYTES)),
+                        "_id": {"$gte": min(ids), "$lte": max(ids)}})
+    if any(oldest < k[:TIME_BYTES] < newest for k in page.keys):
+        filters.append({**base, source.time_field: {"$gt": key_time(page.keys[-1]), "$lt": key_time(page.keys[0])}})
+    return filters
 
 
 def in_page_order(page: Window, items: Iterable[Any], id_of: Callable[[Any], ObjectId] = lambda item: item.id

@@ -124,14 +124,13 @@ def _read(ctx: RequestContext, citizen_id: ObjectId, action: str, target_type: s
 
 def indexed_page(list_name: str, queryset: Callable[[dict[str, Any]], Any], page: list_index.Window,
                  citizen_id: ObjectId) -> Page:
-    """The documents of ``page`` (one bounded index range of the citizen), in the page's order.
+    """The documents of ``page`` (bounded index ranges of the citizen), in the page's order.
 
-    ``queryset`` makes the list's query (its field exclusions) from the range filter.
+    ``queryset`` makes the list's query (its field exclusions) from a range filter.
     """
-    query = list_index.range_filter(list_index.SOURCES[list_name], citizen_id, page)
-    if query is None:
-        return Page([], page.next_cursor)
-    return Page(list_index.in_page_order(page, queryset(query)), page.next_cursor)
+    queries = list_index.range_filters(list_index.SOURCES[list_name], citizen_id, page)
+    found = [item for query in queries for item in queryset(query)]
+    return Page(list_index.in_page_order(page, found), page.next_cursor)
 
 
 def list_visits(

@@ -166,7 +166,7 @@ def test_timeline_query_uses_the_timeline_index(app, world):
     citizen_id = Visit.objects(source_id="LK1").first().citizen_id
     keys, version, _ = list_index.read_index(citizen_id, "visits", utcnow())
     page = list_index.window(keys, version, None, 20)
-    query = list_index.range_filter(list_index.SOURCES["visits"], citizen_id, page)
+    [query] = list_index.range_filters(list_index.SOURCES["visits"], citizen_id, page)
     text = str(Visit._get_collection().find(query).explain()["queryPlanner"]["winningPlan"])
     assert "IXSCAN" in text and "COLLSCAN" not in text
     assert "'indexName': 'timeline'" in text

@@ -82,7 +82,7 @@ def test_build_then_apply_then_page(app: Flask) -> None:
     assert not set(first.keys) & set(second.keys)
     by_facility = list_index.window(keys, newer, None, 50, facility="79002")
     assert len(by_facility.keys) == 15
-    query = list_index.range_filter(list_index.SOURCES["visits"], citizen, second)
+    [query] = list_index.range_filters(list_index.SOURCES["visits"], citizen, second)
     found = list(Visit._get_collection().find(query))
     assert len(found) == 11
     assert [d["_id"] for d in list_index.in_page_order(second, found, lambda d: d["_id"])] == [
