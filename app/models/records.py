@@ -108,7 +108,9 @@ class Visit(me.Document):
         "collection": "visits",
         "indexes": [
             {"fields": ["citizen_id", "-started_at", "-_id"], "name": "timeline"},
-            {"fields": ["citizen_id", "facility_code", "-started_at"], "name": "timeline_by_facility"},
+            # ends with the id, like every list's index: a page's end times are asked for by time
+            # and id (``list_index.range_filters``); replaces ``timeline_by_facility`` (without it)
+            {"fields": ["citizen_id", "facility_code", "-started_at", "-_id"], "name": "facility_timeline"},
             {"fields": ["citizen_id", "-prescribed_at", "-_id"], "name": "prescriptions"},
         ],
     }
