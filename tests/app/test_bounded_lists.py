@@ -249,3 +249,16 @@ def test_pages_are_the_sorted_list_for_any_record(app, records, limit, facility,
         newest_first(messages, "created_at")
     unread = inbox.list_messages(citizen, 1, None, ctx.now).unread_count
     assert unread == len(newest_first(messages, "created_at", lambda d: d["read_at"] is None))
+
+
+def test_marking_messages_read_keeps_the_inbox_and_counts_them_once(client, world):
+    alice = world["alice"]
+    before = client.get(f"{V1}/me/notifications?limit=100", headers=alice.headers).json
+    assert len(before["items"]) >= 3 and before["unread_count"] == len(before["items"])
+    chosen = [item["id"] for item in before["items"][:3]]
+    for message_id in [*chosen, chosen[0]]:  # the first one twice
+        assert client.post(f"{V1}/me/notifications/{message_id}/read", headers=alice.headers).status_code == 200
+    after = client.get(f"{V1}/me/notifications?limit=100", headers=alice.headers).json
+    assert after["unread_count"] == before["unread_count"] - 3
+    assert [item["id"] for item in after["items"]] == [item["id"] for item in before["items"]]
+    assert all(item["read_at"] for item in after["items"] if item["id"] in chosen)
