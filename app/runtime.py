@@ -53,7 +53,7 @@ class Runtime:
     citizen_reads: CitizenReads  # the citizen principal's recent reads (app.web.auth), forgotten on writes
     clock: Callable[[], datetime] = field(default=utcnow)
     verify_cache: dict[str, Any] = field(default_factory=dict)
-    pages: PageCache = field(default_factory=PageCache)  # the timeline's pages, keyed on records_version
+    pages: PageCache = field(default_factory=PageCache)  # the timeline's pages, keyed on the list index version
     facility_names: FacilityNames = field(default_factory=FacilityNames)
 
     def now(self) -> datetime:
