@@ -5,17 +5,22 @@ a filter's index range matches before it sorts and cuts the page, so a page must
 a filter that matches the page and little more. A keyset filter ("older than the cursor") matches
 the whole rest of the record. So each citizen has one *list index* document (``ListIndex``, ``_id``
 = the citizen id, on the citizen's shard) holding, per list, the keys of its items: 8 bytes of time
-and the item's 12-byte id (and, for lists that can be filtered by facility, its code). A page is:
+and the item's 12-byte id, then a tag (for lists that can be filtered by facility, its code; in
+the inbox, whether the message is unread, which makes the unread count). A page is:
 
 1. the citizen's index document (one read by ``_id``), sorted in memory newest first (a lifetime
    record holds a few thousand keys, 20-odd bytes each; see README "Bounded lists");
 2. the ``limit + 1`` keys after the cursor (and inside the filters);
 3. the page's documents with ``{citizen_id, <time>: {$gte: oldest, $lte: newest}}`` on the list's
-   (citizen, time) index: an index range that holds the page and the items sharing its end times.
+   (citizen, time, _id) index: an index range that holds the page and the items sharing its end
+   times; when those are many (hundreds of messages of one upload share an instant), the ends
+   are asked for by time and id (:func:`range_filters`: at most three ranges).
 
 How it is kept true: every write to a listed collection goes through :func:`apply` with what it
-added and removed (the one write path of each collection calls it: ``RecordWrites`` for health
-records, the audit trail for the access log, the outbox for the inbox). :func:`apply` only changes
+added and removed, and the citizens whose listed documents changed in place (their ``version``
+changes: it keys the app's page cache). The one write path of each collection calls it:
+``RecordWrites`` for health records, the audit trail for the access log, the outbox for the inbox
+(and marking a message read). :func:`apply` only changes
 index documents that exist: a citizen gets one when their lists become readable (activation: see
 :func:`build`), built from the collections. A write that began before a build and skipped the
 citizen as not yet readable asks :func:`built_since` afterwards and adds its items then: the build
