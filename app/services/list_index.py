@@ -25,7 +25,10 @@ index documents that exist: a citizen gets one when their lists become readable 
 :func:`build`), built from the collections. A write that began before a build and skipped the
 citizen as not yet readable asks :func:`built_since` afterwards and adds its items then: the build
 is recorded before it reads, so every item is either seen by the build or added by its writer.
-``$addToSet``/``$pull`` make both orders give the same set.
+Either order gives the same items: keys are added with ``$push`` (``$addToSet`` compares each
+new key with the whole list on the embedded server: 0.6 s for 500 keys into an empty list, 3.5 s
+into 1,500; ``$push`` 2-20 ms), so a writer and a build may both add one key, and a page reads one
+key per item (:func:`window`); ``$pull`` removes every copy.
 """
 
 from __future__ import annotations
@@ -239,7 +242,7 @@ def apply(changes: Changes, *, not_indexed: Iterable[ObjectId] = (), read_at: da
     requests: list[UpdateOne] = []
     for citizen_id in changes.citizens() - skipped:
         added, removed = changes.added.get(citizen_id, {}), changes.removed.get(citizen_id, {})
-        # $pull and $addToSet may not name one field in one update: a list that loses and gains a
+        # $pull and $push may not name one field in one update: a list that loses and gains a
         # key (a corrected time) takes two.
         both = set(added) & set(removed)
         pulls = {f"lists.{name}": {"$in": [Binary(k) for k in keys]} for name, keys in removed.items()}
@@ -249,10 +252,10 @@ def apply(changes: Changes, *, not_indexed: Iterable[ObjectId] = (), read_at: da
         if pulls:
             update["$pull"] = pulls
         if adds:
-            update["$addToSet"] = adds
+            update["$push"] = adds
         requests.append(UpdateOne({"_id": citizen_id}, update))
         if both:
-            requests.append(UpdateOne({"_id": citizen_id}, {"$addToSet": {
+            requests.append(UpdateOne({"_id": citizen_id}, {"$push": {
                 f"lists.{name}": {"$each": [Binary(k) for k in added[name]]} for name in both}}))
     if requests:
         _collection().bulk_write(requests, ordered=True)
@@ -282,18 +285,25 @@ def build(citizen_ids: Iterable[ObjectId], now: datetime) -> None:
         if source.prepare is not None:
             for citizen_id in targets:
                 source.prepare(citizen_id)
+    present = {citizen_id: _stored_keys(citizen_id) for citizen_id in targets}  # a build again adds what is new
     changes = Changes()
     for source in SOURCES.values():
         projection = source.projection()
         for citizen_id in targets:
+            known = present[citizen_id].get(source.name, set())
             for document in source.model._get_collection().find(
                     {source.citizen_field: citizen_id, **source.member_filter}, projection):
-                if source.is_member(document):
+                if source.is_member(document) and source.key_of(document) not in known:
                     changes.add(citizen_id, source.name, source.key_of(document))
     for citizen_id in targets:  # a citizen with no items yet still gets every list
         for name in SOURCES:
             changes.added[citizen_id].setdefault(name, [])
     apply(changes)
+
+
+def _stored_keys(citizen_id: ObjectId) -> dict[str, set[bytes]]:
+    document = _collection().find_one({"_id": citizen_id}, {"lists": 1}) or {}
+    return {name: {bytes(k) for k in keys} for name, keys in document.get("lists", {}).items()}
 
 
 @dataclass(frozen=True)

@@ -188,3 +188,15 @@ def test_record_writes_add_to_a_citizen_who_activated_during_the_batch(app: Flas
     keys, _, _ = list_index.read_index(pending, "visits", utcnow())
     assert [list_index.key_id(k) for k in keys] == [visit["_id"]]
     assert ListIndex.objects(id=never).first() is None  # still pending: no index to keep
+
+
+def test_a_second_build_adds_only_what_is_new(app: Flask) -> None:
+    citizen = ObjectId()
+    first = {**_visit(citizen, datetime(2026, 5, 1)), "source_id": "R1"}
+    Visit._get_collection().insert_one(first)
+    list_index.build([citizen], utcnow())
+    second = {**_visit(citizen, datetime(2026, 5, 2)), "source_id": "R2"}
+    Visit._get_collection().insert_one(second)  # (written while the index was not kept: a re-activation)
+    list_index.build([citizen], utcnow())
+    keys, _, _ = list_index.read_index(citizen, "visits", utcnow())
+    assert sorted(list_index.key_id(k) for k in keys) == sorted([first["_id"], second["_id"]])
