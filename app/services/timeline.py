@@ -147,16 +147,18 @@ def list_visits(
 
     With the app's ``pages``, the page may come from the cache (keyed on the index version).
     """
-    keys, version, _ = list_index.read_index(citizen_id, "visits", ctx.now)
     after = list_index.cursor_key(cursor)  # a bad cursor is a 422 before the cache is asked
-    cache_key = ("visits", citizen_id, limit, after, start, end, facility, version)
-    page = pages.get(cache_key) if pages is not None else None
+    key = ("visits", citizen_id, limit, after, start, end, facility)
+    page = None
+    if pages is not None:  # a cached page costs one small read: the version (the keys are five times that)
+        page = pages.get((*key, list_index.read_version(citizen_id, ctx.now)))
     if page is None:
+        keys, version, _ = list_index.read_index(citizen_id, "visits", ctx.now)
         window = list_index.window(keys, version, cursor, limit, start=start, end=end, facility=facility)
         page = indexed_page("visits", lambda query: Visit.objects(__raw__=query).exclude(
             "lab_results", "prescriptions", "notes", "provenance", "payload_hash"), window, citizen_id)
         if pages is not None:
-            pages.put(cache_key, page)
+            pages.put((*key, version), page)  # the version of the keys read: at least the one asked for
     _read(ctx, citizen_id, "visits.list", "visit", count=len(page.items))
     return page
 

@@ -200,3 +200,11 @@ def test_a_second_build_adds_only_what_is_new(app: Flask) -> None:
     list_index.build([citizen], utcnow())
     keys, _, _ = list_index.read_index(citizen, "visits", utcnow())
     assert sorted(list_index.key_id(k) for k in keys) == sorted([first["_id"], second["_id"]])
+
+
+def test_the_version_alone_builds_a_missing_index_too(app: Flask) -> None:
+    citizen = ObjectId()
+    Visit._get_collection().insert_one({**_visit(citizen, datetime(2026, 5, 1)), "source_id": "V1"})
+    assert list_index.read_version(citizen, utcnow()) >= 1  # a citizen active before indexes existed
+    keys, version, _ = list_index.read_index(citizen, "visits", utcnow())
+    assert len(keys) == 1 and version == list_index.read_version(citizen, utcnow())
