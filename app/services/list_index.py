@@ -358,6 +358,14 @@ def tagged(keys: list[bytes], tag: str) -> int:
     return sum(1 for k in _distinct(keys) if key_facility(k) == tag)
 
 
+def versions(citizen_ids: list[ObjectId]) -> list[int | None]:
+    """The index ``version`` of each of ``citizen_ids`` (None: no index yet), in one query (for
+    the app's group commit of concurrent page requests: ``timeline.index_versions``)."""
+    found = {document["_id"]: int(document.get("version", 0))
+             for document in _collection().find({"_id": {"$in": list(set(citizen_ids))}}, {"version": 1})}
+    return [found.get(citizen_id) for citizen_id in citizen_ids]
+
+
 def read_version(citizen_id: ObjectId, now: datetime) -> int:
     """The citizen's index ``version`` alone (what keys a cached page: a fifth of the cost of
     reading a list's keys, measured 0.6 ms against 2.0 ms for 200 keys); built first if missing."""

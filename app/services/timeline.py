@@ -24,8 +24,11 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from app.infra.batching import GroupCommit
+from app.infra.recent_reads import RecentReads
 from app.models.citizen import Citizen
 from app.models.facility import Facility
+from app.models.list_index import ListIndex
 from app.models.records import VOIDED, Immunization, Reaction, Visit
 from app.services import audit, list_index, outbox
 from app.services.audit import RequestContext
@@ -34,6 +37,22 @@ from app.services.ingest.writes import RecordWrites
 
 WITHDRAWN_NOTE = "Withdrawn by the facility"
 FACILITY_NAME_TTL = 300.0
+# A citizen's index version, read for a cached page, serves this app's page requests this long
+# (and is forgotten on any write to list indexes sent on the app's connection): a write is seen
+# at once by the app that made it and within this by every other, as the citizen reads of
+# authentication (``app.web.auth.CITIZEN_MAX_AGE``).
+INDEX_VERSION_MAX_AGE = 0.1
+IndexVersions = RecentReads[ObjectId, "int | None"]
+
+
+def index_versions(on_write: Callable[[str, Callable[[], None]], None]) -> IndexVersions:
+    """The app's recent index versions (``Runtime.index_versions``): concurrent page requests
+    share one query, reused for ``INDEX_VERSION_MAX_AGE``; ``on_write`` is the app's write watch's
+    (``WriteWatch.on_write``)."""
+    batch: GroupCommit[ObjectId, int | None] = GroupCommit(list_index.versions)
+    reads: IndexVersions = RecentReads(batch.submit, INDEX_VERSION_MAX_AGE)
+    on_write(ListIndex._get_collection_name(), reads.forget_all)
+    return reads
 
 
 class RecordWithdrawn(Conflict):
@@ -142,16 +161,19 @@ def list_visits(
     end: datetime | None = None,
     facility: str | None = None,
     pages: PageCache | None = None,
+    versions: IndexVersions | None = None,
 ) -> Page:
     """Visits across all facilities, newest first (withdrawn ones marked, without content).
 
-    With the app's ``pages``, the page may come from the cache (keyed on the index version).
+    With the app's ``pages``, the page may come from the cache (keyed on the index version, read
+    through the app's recent ``versions`` when given).
     """
     after = list_index.cursor_key(cursor)  # a bad cursor is a 422 before the cache is asked
     key = ("visits", citizen_id, limit, after, start, end, facility)
     page = None
     if pages is not None:  # a cached page costs one small read: the version (the keys are five times that)
-        page = pages.get((*key, list_index.read_version(citizen_id, ctx.now)))
+        version = versions.get(citizen_id) if versions is not None else None
+        page = pages.get((*key, list_index.read_version(citizen_id, ctx.now) if version is None else version))
     if page is None:
         keys, version, _ = list_index.read_index(citizen_id, "visits", ctx.now)
         window = list_index.window(keys, version, cursor, limit, start=start, end=end, facility=facility)
@@ -175,13 +197,14 @@ def visits_page(
     pages: PageCache,
     facility_names: FacilityNames,
     render: Callable[[Page, dict[str, str]], bytes],
+    versions: IndexVersions | None = None,
 ) -> bytes:
     """``GET /me/visits`` as bytes: a page of :func:`list_visits`, serialised once per cached page.
 
     ``render`` (the presenter) turns a page and its facilities' names into the response body;
     its bytes are kept beside the cached page, so a page served again is not serialised again.
     """
-    page = list_visits(ctx, citizen_id, limit, cursor, start, end, facility, pages=pages)
+    page = list_visits(ctx, citizen_id, limit, cursor, start, end, facility, pages=pages, versions=versions)
     if page.rendered is None:
         page.rendered = render(page, facility_names.names({visit.facility_code for visit in page.items}))
     return page.rendered

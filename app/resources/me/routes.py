@@ -97,7 +97,8 @@ class VisitViews(MethodView):
         body = timeline.visits_page(
             request_context(), stored["_id"], args["limit"], _cursor(args),
             args.get("from_"), args.get("to"), args.get("facility"),
-            pages=rt.pages, facility_names=rt.facility_names, render=present.visit_page)
+            pages=rt.pages, facility_names=rt.facility_names, render=present.visit_page,
+            versions=rt.index_versions)
         return Response(body, mimetype="application/json")
 
 
