@@ -208,3 +208,16 @@ def test_the_version_alone_builds_a_missing_index_too(app: Flask) -> None:
     assert list_index.read_version(citizen, utcnow()) >= 1  # a citizen active before indexes existed
     keys, version, _ = list_index.read_index(citizen, "visits", utcnow())
     assert len(keys) == 1 and version == list_index.read_version(citizen, utcnow())
+
+
+def test_the_apps_recent_index_versions_are_forgotten_on_its_writes(app: Flask) -> None:
+    versions = app.extensions["hoso"].index_versions
+    citizen = ObjectId()
+    assert versions.get(citizen) is None  # no index yet (the timeline then builds it)
+    list_index.build([citizen], utcnow())
+    first = versions.get(citizen)
+    assert first is not None and versions.get(citizen) == first
+    changes = Changes()
+    changes.touched.add(citizen)
+    list_index.apply(changes)  # a write to list indexes on this app's connection
+    assert versions.get(citizen) == first + 1
