@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.security.crypto import SecretBox
     from app.security.passwords import PasswordHasher
     from app.security.tokens import TokenService
+    from app.services import timeline
     from app.services.audit import AuditTrail
     from app.web import auth, docs, http, logs, problems, ratelimiting
     from app.web.api import build_api, refine_spec
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         write_watch=write_watch,
         audit_trail=AuditTrail(),
         citizen_reads=auth.citizen_reads(write_watch),
+        index_versions=timeline.index_versions(write_watch.on_write),
     )
 
     if settings.trusted_proxy_count:

@@ -25,7 +25,7 @@ from app.security.passwords import PasswordHasher
 from app.security.tokens import TokenService
 from app.services.audit import AuditTrail
 from app.services.sessions import Accounts
-from app.services.timeline import FacilityNames, PageCache
+from app.services.timeline import FacilityNames, IndexVersions, PageCache
 from app.settings import Settings
 from app.web.auth import CitizenReads
 
@@ -51,9 +51,10 @@ class Runtime:
     write_watch: WriteWatch  # the app's connection's write listener (app.infra.db.WriteWatch)
     audit_trail: AuditTrail  # reaches services as RequestContext.trail
     citizen_reads: CitizenReads  # the citizen principal's recent reads (app.web.auth), forgotten on writes
+    index_versions: IndexVersions  # recent list index versions (app.services.timeline), forgotten on writes
     clock: Callable[[], datetime] = field(default=utcnow)
     verify_cache: dict[str, Any] = field(default_factory=dict)
-    pages: PageCache = field(default_factory=PageCache)  # the timeline's pages, keyed on records_version
+    pages: PageCache = field(default_factory=PageCache)  # the timeline's pages, keyed on the list index version
     facility_names: FacilityNames = field(default_factory=FacilityNames)
 
     def now(self) -> datetime:

@@ -46,7 +46,9 @@ class Notification(me.Document):
 
     meta = {
         "collection": "notifications",
-        # The claim's two indexes: due messages by priority then due time, and expired leases.
-        "indexes": [("citizen_id", "channel", "-created_at"), ("status", "priority", "next_attempt_at"),
+        # The inbox's (with the id: a page's end times are asked for by time and id, see
+        # ``list_index.range_filters``); the claim's two: due messages by priority then due time,
+        # and expired leases.
+        "indexes": [("citizen_id", "channel", "-created_at", "-_id"), ("status", "priority", "next_attempt_at"),
                     ("status", "lease_until")],
     }

@@ -94,6 +94,10 @@ class Visit(me.Document):
     diagnoses = me.EmbeddedDocumentListField(Diagnosis)
     lab_results = me.EmbeddedDocumentListField(LabResult)
     prescriptions = me.EmbeddedDocumentListField(Prescription)
+    # ``started_at`` while the visit carries prescriptions and is not voided, absent otherwise (set
+    # by the visit's stored fields, ``app.services.ingest.kinds``): the prescription list's own
+    # index range, which holds no visit without prescriptions (see ``app.services.list_index``).
+    prescribed_at = me.DateTimeField()
     follow_up_date = me.StringField()
     notes = me.StringField()
     status = me.StringField(default="final", choices=RECORD_STATUSES_VISIT)
@@ -107,7 +111,10 @@ class Visit(me.Document):
         "collection": "visits",
         "indexes": [
             {"fields": ["citizen_id", "-started_at", "-_id"], "name": "timeline"},
-            {"fields": ["citizen_id", "facility_code", "-started_at"], "name": "timeline_by_facility"},
+            # ends with the id, like every list's index: a page's end times are asked for by time
+            # and id (``list_index.range_filters``); replaces ``timeline_by_facility`` (without it)
+            {"fields": ["citizen_id", "facility_code", "-started_at", "-_id"], "name": "facility_timeline"},
+            {"fields": ["citizen_id", "-prescribed_at", "-_id"], "name": "prescriptions"},
         ],
     }
 

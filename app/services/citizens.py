@@ -20,7 +20,7 @@ from app.models.registries import CitizenKey
 from app.security import totp
 from app.security.passwords import password_problems
 from app.security.tokens import InvalidToken, TokenType
-from app.services import audit, outbox
+from app.services import audit, list_index, outbox
 from app.services.audit import Actor, RequestContext
 from app.services.errors import AuthenticationFailed, Conflict, DomainError, InvalidInput, LockedOut
 from app.services.facilities import get_facility
@@ -503,6 +503,7 @@ def confirm_enrollment(
         audit.record(ctx, "citizen.enroll_totp", "failure", citizen_id=citizen.id,
                      target_type="citizen", target_id=str(citizen.id))
         raise AuthenticationFailed("The code was not accepted.")
+    list_index.build([citizen.id], ctx.now)  # active: the citizen's lists become readable
     accounts.citizen_login_failures.remember(citizen.national_id, ctx.ip, ctx.now)  # the first sign-in
     ctx = ctx.acting_as(Actor("citizen", str(citizen.id), "citizen"))
     citizen.reload()

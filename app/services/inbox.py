@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from mongoengine import NotUniqueError, Q
+from mongoengine import NotUniqueError
 
 from app.models.device import Device
 from app.models.notification import Notification
-from app.services import audit
+from app.services import audit, list_index
 from app.services.audit import RequestContext
 from app.services.errors import NotFound
-from app.services.paging import after, newest_first
 
 
 @dataclass(frozen=True)
@@ -30,19 +30,28 @@ def _id(value: str, what: str) -> ObjectId:
         raise NotFound(f"No such {what}.") from None
 
 
-def list_messages(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None) -> InboxPage:
-    """In-app messages, newest first."""
-    query = Q(citizen_id=citizen_id, channel="in_app") & after(cursor, "created_at")
-    items, next_cursor = newest_first(Notification.objects(query).exclude("secret_encrypted"), "created_at", limit)
-    unread = Notification.objects(citizen_id=citizen_id, channel="in_app", read_at=None).count()
-    return InboxPage(items, next_cursor, unread)
+def list_messages(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None, now: datetime) -> InboxPage:
+    """In-app messages, newest first, and how many are unread (both from the list index: an
+    unread message's key carries ``list_index.UNREAD``)."""
+    keys, version, _ = list_index.read_index(citizen_id, "inbox", now)
+    window = list_index.window(keys, version, cursor, limit)
+    queries = list_index.range_filters(list_index.SOURCES["inbox"], citizen_id, window)
+    items = list_index.in_page_order(window, [message for query in queries for message in Notification.objects(
+        __raw__=query).exclude("secret_encrypted")])
+    return InboxPage(items, window.next_cursor, list_index.tagged(keys, list_index.UNREAD))
 
 
 def mark_read(ctx: RequestContext, citizen_id: ObjectId, message_id: str) -> Notification:
     """Mark an in-app message read (404 for anyone else's)."""
     oid = _id(message_id, "message")
-    Notification.objects(id=oid, citizen_id=citizen_id, channel="in_app", read_at=None).update_one(
-        set__read_at=ctx.now)
+    unread = Notification._get_collection().find_one(
+        {"_id": oid, "citizen_id": citizen_id, "channel": "in_app", "read_at": None},
+        list_index.projection_of("notifications"))
+    if unread is not None and Notification.objects(id=oid, citizen_id=citizen_id, channel="in_app",
+                                                   read_at=None).update_one(set__read_at=ctx.now):
+        changes = list_index.Changes()
+        changes.replaced("notifications", unread, {**unread, "read_at": ctx.now})
+        list_index.apply(changes)
     message = Notification.objects(id=oid, citizen_id=citizen_id, channel="in_app").first()
     if message is None:
         raise NotFound("No such message.")

@@ -10,6 +10,7 @@ from app.models.citizen import Citizen
 from app.models.device import Device
 from app.models.notification import ROUTINE, SECURITY, Notification
 from app.security.crypto import SecretBox
+from app.services import list_index
 from app.services.audit import RequestContext
 from notifications import SECURITY_KINDS, render
 
@@ -86,6 +87,10 @@ def notify(
         except NotUniqueError:
             continue  # the same event already queued this message (a retried request)
         written.append(message)
+    changes = list_index.Changes()  # in-app messages are the citizen's inbox list
+    for message in written:
+        changes.inserted("notifications", message.to_mongo().to_dict())
+    list_index.apply(changes)
     return written
 
 

@@ -3,10 +3,12 @@
 Every query filters by the owner (``citizen_id``) in the query itself; another citizen's id is
 simply not found. Every read of health data leaves exactly one audit event.
 
-The timeline's pages are cached per app (a :class:`PageCache` held on the app's ``Runtime``)
-keyed on the citizen's ``records_version``, which every write to a health collection bumps
-(``app.services.ingest.writes.RecordWrites``): a changed record makes a new key, so a cached page
-is never stale (see ``ACTIVATION_SETTLE`` for the one measured exception).
+Every list is paged through the citizen's list index (``app.services.list_index``): the index
+document gives the page's keys, and one bounded index range of the citizen fetches its documents,
+so a page costs the page whatever the size of the record. The timeline's pages are cached per app
+(a :class:`PageCache` held on the app's ``Runtime``) keyed on the index's ``version``, which every
+write to a listed collection changes (``app.services.ingest.writes.RecordWrites``): a changed
+record makes a new key, so a cached page is never stale.
 """
 
 from __future__ import annotations
@@ -16,29 +18,41 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from mongoengine import Q
 
+from app.infra.batching import GroupCommit
+from app.infra.recent_reads import RecentReads
 from app.models.citizen import Citizen
 from app.models.facility import Facility
+from app.models.list_index import ListIndex
 from app.models.records import VOIDED, Immunization, Reaction, Visit
-from app.services import audit, outbox
+from app.services import audit, list_index, outbox
 from app.services.audit import RequestContext
 from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.ingest.writes import RecordWrites
-from app.services.paging import after, newest_first
 
 WITHDRAWN_NOTE = "Withdrawn by the facility"
 FACILITY_NAME_TTL = 300.0
-# A batch of pushes does not bump the citizens it read as not yet active (see
-# app.services.ingest.writes); pages are not cached this long after an activation, so a push that
-# read the citizen as pending cannot leave a stale page behind (a batch slower than a minute bumps
-# everyone it wrote for).
-ACTIVATION_SETTLE = timedelta(minutes=5)
+# A citizen's index version, read for a cached page, serves this app's page requests this long
+# (and is forgotten on any write to list indexes sent on the app's connection): a write is seen
+# at once by the app that made it and within this by every other, as the citizen reads of
+# authentication (``app.web.auth.CITIZEN_MAX_AGE``).
+INDEX_VERSION_MAX_AGE = 0.1
+IndexVersions = RecentReads[ObjectId, "int | None"]
+
+
+def index_versions(on_write: Callable[[str, Callable[[], None]], None]) -> IndexVersions:
+    """The app's recent index versions (``Runtime.index_versions``): concurrent page requests
+    share one query, reused for ``INDEX_VERSION_MAX_AGE``; ``on_write`` is the app's write watch's
+    (``WriteWatch.on_write``)."""
+    batch: GroupCommit[ObjectId, int | None] = GroupCommit(list_index.versions)
+    reads: IndexVersions = RecentReads(batch.submit, INDEX_VERSION_MAX_AGE)
+    on_write(ListIndex._get_collection_name(), reads.forget_all)
+    return reads
 
 
 class RecordWithdrawn(Conflict):
@@ -88,9 +102,9 @@ class FacilityNames:
 
 
 class PageCache:
-    """Recent pages per citizen, keyed on the citizen's ``records_version``.
+    """Recent pages per citizen, keyed on the citizen's list index ``version``.
 
-    Every write to a citizen's records increments that version (read with the citizen on every
+    Every write to a citizen's lists increments that version (read with the page's keys on every
     request anyway), so a cached page can never be stale: a changed record makes a new key. One
     per app (``Runtime.pages``), bounded, and its entries expire after a couple of minutes.
     """
@@ -121,33 +135,21 @@ class PageCache:
                 self._entries.popitem(last=False)
 
 
-def _cached(pages: PageCache | None, key: tuple, version: int | None, load: Any) -> Page:
-    if pages is None or version is None:
-        return load()  # type: ignore[no-any-return]
-    full_key = (*key, version)
-    page = pages.get(full_key)
-    if page is None:
-        page = load()
-        pages.put(full_key, page)
-    return page
-
-
-def cache_version(activated_at: datetime | None, records_version: int, now: datetime) -> int | None:
-    """The version that keys a citizen's cached pages, or None when pages may not be cached yet."""
-    if activated_at is None or now - activated_at < ACTIVATION_SETTLE:
-        return None
-    return records_version
-
-
 def _read(ctx: RequestContext, citizen_id: ObjectId, action: str, target_type: str,
           target_id: str | None = None, **details: Any) -> None:
     audit.record(ctx, action, citizen_id=citizen_id, target_type=target_type, target_id=target_id,
                  access="read", details=details or None)
 
 
-def _page(query: Any, field: str, limit: int) -> Page:
-    items, next_cursor = newest_first(query, field, limit)
-    return Page(items, next_cursor)
+def indexed_page(list_name: str, queryset: Callable[[dict[str, Any]], Any], page: list_index.Window,
+                 citizen_id: ObjectId) -> Page:
+    """The documents of ``page`` (bounded index ranges of the citizen), in the page's order.
+
+    ``queryset`` makes the list's query (its field exclusions) from a range filter.
+    """
+    queries = list_index.range_filters(list_index.SOURCES[list_name], citizen_id, page)
+    found = [item for query in queries for item in queryset(query)]
+    return Page(list_index.in_page_order(page, found), page.next_cursor)
 
 
 def list_visits(
@@ -158,25 +160,27 @@ def list_visits(
     start: datetime | None = None,
     end: datetime | None = None,
     facility: str | None = None,
-    version: int | None = None,
     pages: PageCache | None = None,
+    versions: IndexVersions | None = None,
 ) -> Page:
     """Visits across all facilities, newest first (withdrawn ones marked, without content).
 
-    ``version`` is the citizen's ``records_version``; with it and the app's ``pages``, the page
-    may come from the cache.
+    With the app's ``pages``, the page may come from the cache (keyed on the index version, read
+    through the app's recent ``versions`` when given).
     """
-    query = Q(citizen_id=citizen_id) & after(cursor, "started_at")
-    if start:
-        query &= Q(started_at__gte=start)
-    if end:
-        query &= Q(started_at__lt=end)
-    if facility:
-        query &= Q(facility_code=facility)
-    key = ("visits", citizen_id, limit, tuple(sorted((cursor or {}).items())), start, end, facility)
-    page = _cached(pages, key, version, lambda: _page(
-        Visit.objects(query).exclude("lab_results", "prescriptions", "notes", "provenance", "payload_hash"),
-        "started_at", limit))
+    after = list_index.cursor_key(cursor)  # a bad cursor is a 422 before the cache is asked
+    key = ("visits", citizen_id, limit, after, start, end, facility)
+    page = None
+    if pages is not None:  # a cached page costs one small read: the version (the keys are five times that)
+        version = versions.get(citizen_id) if versions is not None else None
+        page = pages.get((*key, list_index.read_version(citizen_id, ctx.now) if version is None else version))
+    if page is None:
+        keys, version, _ = list_index.read_index(citizen_id, "visits", ctx.now)
+        window = list_index.window(keys, version, cursor, limit, start=start, end=end, facility=facility)
+        page = indexed_page("visits", lambda query: Visit.objects(__raw__=query).exclude(
+            "lab_results", "prescriptions", "notes", "provenance", "payload_hash"), window, citizen_id)
+        if pages is not None:
+            pages.put((*key, version), page)  # the version of the keys read: at least the one asked for
     _read(ctx, citizen_id, "visits.list", "visit", count=len(page.items))
     return page
 
@@ -184,8 +188,6 @@ def list_visits(
 def visits_page(
     ctx: RequestContext,
     citizen_id: ObjectId,
-    records_version: int,
-    activated_at: datetime | None,
     limit: int,
     cursor: dict[str, str] | None = None,
     start: datetime | None = None,
@@ -195,15 +197,14 @@ def visits_page(
     pages: PageCache,
     facility_names: FacilityNames,
     render: Callable[[Page, dict[str, str]], bytes],
+    versions: IndexVersions | None = None,
 ) -> bytes:
     """``GET /me/visits`` as bytes: a page of :func:`list_visits`, serialised once per cached page.
 
     ``render`` (the presenter) turns a page and its facilities' names into the response body;
     its bytes are kept beside the cached page, so a page served again is not serialised again.
-    ``records_version`` and ``activated_at`` are the citizen's (read with them on every request).
     """
-    version = cache_version(activated_at, records_version, ctx.now)
-    page = list_visits(ctx, citizen_id, limit, cursor, start, end, facility, version=version, pages=pages)
+    page = list_visits(ctx, citizen_id, limit, cursor, start, end, facility, pages=pages, versions=versions)
     if page.rendered is None:
         page.rendered = render(page, facility_names.names({visit.facility_code for visit in page.items}))
     return page.rendered
@@ -221,8 +222,9 @@ def get_visit(ctx: RequestContext, citizen_id: ObjectId, visit_id: str) -> Visit
 def list_immunizations(ctx: RequestContext, citizen_id: ObjectId, limit: int,
                        cursor: dict[str, str] | None = None) -> Page:
     """Vaccinations, newest first."""
-    query = Q(citizen_id=citizen_id) & after(cursor, "administered_at")
-    page = _page(Immunization.objects(query), "administered_at", limit)
+    keys, version, _ = list_index.read_index(citizen_id, "immunizations", ctx.now)
+    window = list_index.window(keys, version, cursor, limit)
+    page = indexed_page("immunizations", lambda query: Immunization.objects(__raw__=query), window, citizen_id)
     _read(ctx, citizen_id, "immunizations.list", "immunization", count=len(page.items))
     return page
 
@@ -251,7 +253,7 @@ def report_reaction(
     reaction = Reaction(onset_at=onset_at, description=description, severity=severity,
                         reported_by="citizen", recorded_at=ctx.now)
     with RecordWrites() as writes:
-        writes.update(Immunization.objects(id=record.id, citizen_id=citizen.id), [citizen.id],
+        writes.update(Immunization.objects(id=record.id, citizen_id=citizen.id),
                       push__citizen_reactions=reaction)
     audit.record(ctx, "immunization.reaction_report", citizen_id=citizen.id,
                  target_type="immunization", target_id=str(record.id), access="write",
@@ -263,10 +265,10 @@ def report_reaction(
 def list_prescriptions(ctx: RequestContext, citizen_id: ObjectId, limit: int,
                        cursor: dict[str, str] | None = None) -> Page:
     """Visits that carry prescriptions, newest first (each shows its national codes)."""
-    query = (Q(citizen_id=citizen_id) & Q(status__ne=VOIDED) & Q(prescriptions__0__exists=True)
-             & after(cursor, "started_at"))
-    page = _page(Visit.objects(query).only("id", "facility_code", "started_at", "prescriptions",
-                                           "practitioner"), "started_at", limit)
+    keys, version, _ = list_index.read_index(citizen_id, "prescriptions", ctx.now)
+    window = list_index.window(keys, version, cursor, limit)
+    page = indexed_page("prescriptions", lambda query: Visit.objects(__raw__=query).only(
+        "id", "facility_code", "started_at", "prescriptions", "practitioner"), window, citizen_id)
     _read(ctx, citizen_id, "prescriptions.list", "visit", count=len(page.items))
     return page
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from app.clock import utcnow
 from app.models.audit import AuditEvent
 from app.models.citizen import Citizen
+from app.models.list_index import ListIndex
 from app.models.notification import Notification
 from app.models.records import Visit
-from app.services import timeline
-from app.services.ingest import writes
+from app.services import list_index, timeline
 from tests.helpers import assert_problem, line, upload
 from tests.records_data import immunization_body, visit_body
 
@@ -165,46 +163,26 @@ def test_profile_patch_refuses_identity_and_bad_values(client, world, body):
 
 
 def test_timeline_query_uses_the_timeline_index(app, world):
-    from app.services import timeline
-    from tests.helpers import system_context
-
     citizen_id = Visit.objects(source_id="LK1").first().citizen_id
-    captured = {}
-    original = timeline._page
-
-    def spy(query, field, limit):
-        captured["plan"] = query.order_by(f"-{field}", "-id").limit(limit + 1).explain()
-        return original(query, field, limit)
-
-    timeline._page = spy
-    try:
-        timeline.list_visits(system_context(), citizen_id, 20)
-    finally:
-        timeline._page = original
-    text = str(captured["plan"]["queryPlanner"]["winningPlan"])
+    keys, version, _ = list_index.read_index(citizen_id, "visits", utcnow())
+    page = list_index.window(keys, version, None, 20)
+    [query] = list_index.range_filters(list_index.SOURCES["visits"], citizen_id, page)
+    text = str(Visit._get_collection().find(query).explain()["queryPlanner"]["winningPlan"])
     assert "IXSCAN" in text and "COLLSCAN" not in text
     assert "'indexName': 'timeline'" in text
 
 
-def settled(account) -> Citizen:
-    """The citizen of ``account`` as if they had activated an hour ago (their pages may be cached)."""
-    Citizen.objects(national_id=account.national_id).update_one(
-        set__activated_at=utcnow() - timedelta(hours=1))
-    return Citizen.objects.get(national_id=account.national_id)
-
-
 def test_timeline_never_serves_a_stale_page(client, world, monkeypatch):
     alice = world["alice"]
-    settled(alice)
     first = get(client, "/me/visits?limit=3", alice).json["items"]
-    load_page = timeline._page
+    load_page = timeline.indexed_page
 
     def no_query(*args, **kwargs):
         raise AssertionError("the page should have come from the cache")
 
-    monkeypatch.setattr(timeline, "_page", no_query)
+    monkeypatch.setattr(timeline, "indexed_page", no_query)
     assert get(client, "/me/visits?limit=3", alice).json["items"] == first  # served from the cache
-    monkeypatch.setattr(timeline, "_page", load_page)
+    monkeypatch.setattr(timeline, "indexed_page", load_page)
     client.put(f"{V1}/facility/visits/LK9", json=visit_body(started_at="2026-06-08T08:00:00+07:00",
                                                             ended_at=None, follow_up_date=None),
                headers=world["hanoi"])
@@ -219,36 +197,44 @@ def test_timeline_never_serves_a_stale_page(client, world, monkeypatch):
     assert AuditEvent.objects(action="visits.list").count() == before + 1  # cached or not, audited
 
 
-def test_pages_are_not_cached_in_the_first_minutes_after_activation(client, world):
-    citizen = Citizen.objects.get(national_id=world["alice"].national_id)
-    assert timeline.cache_version(citizen.activated_at, citizen.records_version, utcnow()) is None
-    settled_citizen = settled(world["alice"])
-    assert timeline.cache_version(settled_citizen.activated_at, settled_citizen.records_version,
-                                  utcnow()) == citizen.records_version
+def _index(national_id: str) -> ListIndex | None:
+    return ListIndex.objects(id=Citizen.objects.get(national_id=national_id).id).first()
 
 
-def test_pushes_bump_the_records_version_of_active_citizens_only(client, world, monkeypatch):
-    alice = settled(world["alice"])
+def test_activation_builds_the_list_index(client, world):
+    index = _index(world["alice"].national_id)
+    assert index is not None  # built when the enrolment was confirmed, before any page was read
+    visits = Visit.objects(citizen_id=index.id)
+    assert {list_index.key_id(bytes(k)) for k in index.lists["visits"]} == {v.id for v in visits}
+    assert {list_index.key_id(bytes(k)) for k in index.lists["prescriptions"]} == {
+        v.id for v in visits if v.prescriptions and v.status != "entered-in-error"}
+
+
+def test_pushes_change_the_index_of_readable_citizens_only(client, world):
+    alice = _index(world["alice"].national_id)
     first = upload(client, world["hanoi"], [line("visit", "BUMP1", visit_body()),
                                             line("visit", "BUMP2", visit_body(serial=333333))])
     assert [answer["status"] for answer in first] == [201, 201]
-    carol = Citizen.objects.get(national_id=visit_body(serial=333333)["national_id"])  # created by the push
-    assert Citizen.objects.get(id=alice.id).records_version == alice.records_version + 1
-    assert carol.records_version == 0
+    carol_id = visit_body(serial=333333)["national_id"]  # created by the push, not yet active
+    assert _index(world["alice"].national_id).version > alice.version
+    assert _index(carol_id) is None
     upload(client, world["hanoi"], [line("visit", "BUMP3", visit_body(serial=333333))])
-    assert Citizen.objects.get(id=carol.id).records_version == 0  # cannot read a timeline yet
-    monkeypatch.setattr(writes, "SLOW_BATCH_SECONDS", -1.0)  # a slow batch bumps everyone it wrote for
-    upload(client, world["hanoi"], [line("visit", "BUMP4", visit_body(serial=333333))])
-    assert Citizen.objects.get(id=carol.id).records_version == 1
+    assert _index(carol_id) is None  # cannot read a list yet: nothing to keep
+    world["citizens"].enrol(serial=333333)  # activation builds it from the records
+    carol = _index(carol_id)
+    assert carol is not None
+    assert {list_index.key_id(bytes(k)) for k in carol.lists["visits"]} == {
+        v.id for v in Visit.objects(citizen_id=carol.id)} and len(carol.lists["visits"]) == 2
 
 
-def test_a_reaction_report_bumps_the_records_version(client, world):
-    alice = settled(world["alice"])
+def test_a_reaction_report_changes_the_index_version(client, world):
+    alice = _index(world["alice"].national_id)
     record_id = client.get(f"{V1}/me/immunizations", headers=world["alice"].headers).json["items"][0]["id"]
     response = client.post(f"{V1}/me/immunizations/{record_id}/reactions", headers=world["alice"].headers,
                            json={"onset_at": "2021-09-16T08:00:00+07:00", "description": "Đau", "severity": "mild"})
     assert response.status_code == 201
-    assert Citizen.objects.get(id=alice.id).records_version == alice.records_version + 1
+    after = _index(world["alice"].national_id)
+    assert after.version > alice.version and after.lists["immunizations"] == alice.lists["immunizations"]
 
 
 def test_a_bulk_upload_is_one_write_event_per_action_in_each_citizens_log(client, world, staff):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from bson import ObjectId
 from flask import Flask
 from hypothesis import given
@@ -14,6 +16,7 @@ from app.models.list_index import ListIndex
 from app.models.records import Visit
 from app.services import list_index
 from app.services.list_index import Changes, ListSource
+from app.services.paging import InvalidCursor
 
 # BSON keeps whole milliseconds, and so do keys
 moments = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)).map(
@@ -50,7 +53,8 @@ def test_a_correction_moves_the_key() -> None:
         assert set(moved.removed) == {citizen} and set(moved.added) == {other}
         unchanged = Changes()
         unchanged.replaced("visits", before, dict(before))
-        assert not unchanged
+        assert not unchanged.added and not unchanged.removed
+        assert unchanged.touched == {citizen}  # no key moved, but its cached pages are stale
     finally:
         list_index.SOURCES.pop("test_visits")
 
@@ -81,7 +85,7 @@ def test_build_then_apply_then_page(app: Flask) -> None:
     assert not set(first.keys) & set(second.keys)
     by_facility = list_index.window(keys, newer, None, 50, facility="79002")
     assert len(by_facility.keys) == 15
-    query = list_index.range_filter(list_index.SOURCES["visits"], citizen, second)
+    [query] = list_index.range_filters(list_index.SOURCES["visits"], citizen, second)
     found = list(Visit._get_collection().find(query))
     assert len(found) == 11
     assert [d["_id"] for d in list_index.in_page_order(second, found, lambda d: d["_id"])] == [
@@ -104,3 +108,116 @@ def test_a_batch_that_began_before_a_build_adds_its_items(app: Flask) -> None:
     list_index.apply(changes, not_indexed=[citizen], read_at=read_at)
     keys, _, _ = list_index.read_index(citizen, "visits", utcnow())
     assert len(keys) == 1
+
+
+def test_a_page_across_a_large_tie_asks_for_its_ends_by_time_and_id() -> None:
+    citizen, base = ObjectId(), datetime(2026, 1, 1)
+    tied = [list_index.key(base, ObjectId()) for _ in range(30)]
+    others = [list_index.key(base + timedelta(days=n), ObjectId()) for n in range(1, 4)]
+    keys = tied + others
+    source = list_index.SOURCES["immunizations"]
+    page = list_index.window(keys, 1, None, 5)  # three days, then two of the thirty tied
+    assert page.edge_ties == 28
+    filters = list_index.range_filters(source, citizen, page)
+    assert len(filters) == 3
+    newest, oldest, between = filters
+    assert newest["administered_at"] == base + timedelta(days=3) and newest["_id"]["$gte"] == newest["_id"]["$lte"]
+    assert oldest["administered_at"] == base
+    assert {oldest["_id"]["$gte"], oldest["_id"]["$lte"]} == {list_index.key_id(k) for k in page.keys[-2:]}
+    assert between["administered_at"] == {"$gt": base, "$lt": base + timedelta(days=3)}
+    inside = list_index.window(keys, 1, page.next_cursor, 5)  # all five at one instant: one range
+    [only] = list_index.range_filters(source, citizen, inside)
+    assert only["administered_at"] == base and set(only["_id"]) == {"$gte", "$lte"}
+    few = list_index.window(others + tied[:2], 1, None, 4)  # one item off the page shares its end
+    assert few.edge_ties == 1 and len(list_index.range_filters(source, citizen, few)) == 1
+    assert list_index.range_filters(source, citizen, list_index.window([], 1, None, 5)) == []
+
+
+def test_an_item_with_two_keys_shows_once() -> None:
+    item, moment = ObjectId(), datetime(2026, 1, 1)
+    unread, read = list_index.key(moment, item, list_index.UNREAD), list_index.key(moment, item)
+    older = list_index.key(moment - timedelta(days=1), item)
+    page = list_index.window([unread, read, older], 1, None, 10)
+    assert page.keys == [read]  # the newest time; of one time, the message read
+    assert list_index.tagged([unread, read], list_index.UNREAD) == 0
+    assert list_index.tagged([unread], list_index.UNREAD) == 1
+
+
+@pytest.mark.parametrize("cursor", [{"t": "yesterday", "id": str(ObjectId())}, {"t": "2026-01-01T00:00:00"},
+                                    {"t": "2026-01-01T00:00:00", "id": "not-an-id"}, {"t": "9999-12-31", "id": 5}])
+def test_a_cursor_this_api_did_not_make_is_refused(cursor) -> None:
+    with pytest.raises(InvalidCursor):
+        list_index.window([], 1, cursor, 5)
+
+
+def test_a_change_that_moves_no_key_still_changes_the_version(app: Flask) -> None:
+    citizen = ObjectId()
+    list_index.build([citizen], utcnow())
+    _, version, _ = list_index.read_index(citizen, "visits", utcnow())
+    visit = _visit(citizen, datetime(2026, 1, 1))
+    changes = Changes()
+    changes.replaced("visits", visit, {**visit, "status": "entered-in-error"})
+    list_index.apply(changes)
+    keys, newer, _ = list_index.read_index(citizen, "visits", utcnow())
+    assert newer == version + 1 and keys == []  # (the visit was never added: only the version moved)
+
+
+def test_a_build_backfills_prescribed_at_and_lists_only_prescribing_visits(app: Flask) -> None:
+    citizen = ObjectId()
+    moment = datetime(2026, 2, 1)
+    shapes = [("final", [{"code": "a"}]), ("entered-in-error", [{"code": "b"}]), ("final", []),
+              ("final", [{"code": "c"}])]
+    stored = [{**_visit(citizen, moment + timedelta(days=n)), "source_id": f"B{n}", "status": status,
+               "prescriptions": prescriptions} for n, (status, prescriptions) in enumerate(shapes)]
+    Visit._get_collection().insert_many(stored)  # as stored before Visit.prescribed_at existed
+    keys, _, _ = list_index.read_index(citizen, "prescriptions", utcnow())  # built on first read
+    assert sorted(list_index.key_id(k) for k in keys) == sorted([stored[0]["_id"], stored[3]["_id"]])
+    assert Visit.objects(id=stored[3]["_id"]).first().prescribed_at == (moment + timedelta(days=3)).replace(tzinfo=UTC)
+    assert Visit.objects(id=stored[1]["_id"]).first().prescribed_at is None
+
+
+def test_record_writes_add_to_a_citizen_who_activated_during_the_batch(app: Flask) -> None:
+    from app.services.ingest.writes import RecordWrites
+
+    pending, never = ObjectId(), ObjectId()
+    writes = RecordWrites(not_active=[pending, never], citizens_read_at=time.monotonic() - 1)
+    list_index.build([pending], utcnow())  # activated after the batch read them as pending
+    visit = {**_visit(pending, datetime(2026, 4, 1)), "source_id": "MID"}
+    writes.insert(Visit, [visit, {**_visit(never, datetime(2026, 4, 1)), "source_id": "NEVER"}])
+    writes.flush()
+    keys, _, _ = list_index.read_index(pending, "visits", utcnow())
+    assert [list_index.key_id(k) for k in keys] == [visit["_id"]]
+    assert ListIndex.objects(id=never).first() is None  # still pending: no index to keep
+
+
+def test_a_second_build_adds_only_what_is_new(app: Flask) -> None:
+    citizen = ObjectId()
+    first = {**_visit(citizen, datetime(2026, 5, 1)), "source_id": "R1"}
+    Visit._get_collection().insert_one(first)
+    list_index.build([citizen], utcnow())
+    second = {**_visit(citizen, datetime(2026, 5, 2)), "source_id": "R2"}
+    Visit._get_collection().insert_one(second)  # (written while the index was not kept: a re-activation)
+    list_index.build([citizen], utcnow())
+    keys, _, _ = list_index.read_index(citizen, "visits", utcnow())
+    assert sorted(list_index.key_id(k) for k in keys) == sorted([first["_id"], second["_id"]])
+
+
+def test_the_version_alone_builds_a_missing_index_too(app: Flask) -> None:
+    citizen = ObjectId()
+    Visit._get_collection().insert_one({**_visit(citizen, datetime(2026, 5, 1)), "source_id": "V1"})
+    assert list_index.read_version(citizen, utcnow()) >= 1  # a citizen active before indexes existed
+    keys, version, _ = list_index.read_index(citizen, "visits", utcnow())
+    assert len(keys) == 1 and version == list_index.read_version(citizen, utcnow())
+
+
+def test_the_apps_recent_index_versions_are_forgotten_on_its_writes(app: Flask) -> None:
+    versions = app.extensions["hoso"].index_versions
+    citizen = ObjectId()
+    assert versions.get(citizen) is None  # no index yet (the timeline then builds it)
+    list_index.build([citizen], utcnow())
+    first = versions.get(citizen)
+    assert first is not None and versions.get(citizen) == first
+    changes = Changes()
+    changes.touched.add(citizen)
+    list_index.apply(changes)  # a write to list indexes on this app's connection
+    assert versions.get(citizen) == first + 1

@@ -1,10 +1,12 @@
-"""Every write path to a health collection invalidates the timeline cache of every citizen it concerns.
+"""Every write path to a health collection keeps the list index of every citizen it concerns.
 
-A citizen's timeline pages are cached keyed on ``records_version`` (``Runtime.pages``); each write
-goes through ``app.services.ingest.writes.RecordWrites``, which bumps it. This test pushes through
-each write path, after the citizen's pages were read (and so cached), and checks that the very
-next ``GET /me/visits`` and ``GET /me/immunizations`` show the change. A new write path (a
-dispensing, an inpatient stay, a guardian's report...) adds one entry to ``WRITE_PATHS``.
+A citizen's lists are paged through their list index, and the timeline's pages are cached keyed
+on its ``version`` (``Runtime.pages``); each write goes through
+``app.services.ingest.writes.RecordWrites``, which applies what it added, moved and changed to the
+index. This test pushes through each write path, after the citizen's pages were read (and so
+cached), and checks that the very next ``GET /me/visits``, ``GET /me/immunizations`` and
+``GET /me/prescriptions`` show the change. A new write path (a dispensing, an inpatient stay, a
+guardian's report...) adds one entry to ``WRITE_PATHS``.
 """
 
 from __future__ import annotations
@@ -12,12 +14,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 import pytest
 
-from app.clock import utcnow
-from app.models.citizen import Citizen
 from app.models.records import Immunization, Visit
 from tests.data.xml130 import make_fixtures as xml130
 from tests.records_data import immunization_body, visit_body
@@ -32,18 +31,16 @@ class Timeline:
 
     visits: list[dict]
     immunizations: list[dict]
-
-
-def settle(account) -> None:
-    """As if the citizen had activated an hour ago: their pages are cached (``timeline.ACTIVATION_SETTLE``)."""
-    Citizen.objects(national_id=account.national_id).update_one(set__activated_at=utcnow() - timedelta(hours=1))
+    prescribed: set[str]  # the visit ids of the prescription list
 
 
 def read(client, account) -> Timeline:
     visits = client.get(f"{V1}/me/visits", headers=account.headers)
     immunizations = client.get(f"{V1}/me/immunizations", headers=account.headers)
-    assert visits.status_code == 200 and immunizations.status_code == 200
-    return Timeline(visits.json["items"], immunizations.json["items"])
+    prescriptions = client.get(f"{V1}/me/prescriptions?limit=100", headers=account.headers)
+    assert visits.status_code == 200 and immunizations.status_code == 200 and prescriptions.status_code == 200
+    return Timeline(visits.json["items"], immunizations.json["items"],
+                    {item["visit_id"] for item in prescriptions.json["items"]})
 
 
 def on(day: int) -> dict:
@@ -124,7 +121,7 @@ def _reaction_seen(alice: Timeline, bob: Timeline) -> bool:
 
 
 WRITE_PATHS = [
-    WritePath("put visit", put_visit, lambda alice, bob: started(alice, 20)),
+    WritePath("put visit", put_visit, lambda alice, bob: started(alice, 20) and visit_id("WP-PUT") in alice.prescribed),
     WritePath("put immunization", put_immunization,
               lambda alice, bob: any(item.get("lot") == "WPLOT" for item in alice.immunizations)),
     WritePath("bulk ndjson", bulk, lambda alice, bob: started(alice, 21) and any(
@@ -132,18 +129,17 @@ WRITE_PATHS = [
     WritePath("xml 130 import", xml130_import, lambda alice, bob: started(alice, 22)),
     WritePath("citizen reaction report", reaction_report, _reaction_seen),
     WritePath("void", void, lambda alice, bob: any(
-        item["id"] == visit_id("LK1") and item["withdrawn"] for item in alice.visits)),
+        item["id"] == visit_id("LK1") and item["withdrawn"] for item in alice.visits)
+        and visit_id("LK1") not in alice.prescribed),
     WritePath("correction to another citizen", correction, lambda alice, bob: (
-        visit_id("BOB1") in {item["id"] for item in alice.visits}
-        and visit_id("BOB1") not in {item["id"] for item in bob.visits})),
+        visit_id("BOB1") in {item["id"] for item in alice.visits} and visit_id("BOB1") in alice.prescribed
+        and visit_id("BOB1") not in {item["id"] for item in bob.visits} and visit_id("BOB1") not in bob.prescribed)),
 ]
 
 
 @pytest.mark.parametrize("path", WRITE_PATHS, ids=[path.name for path in WRITE_PATHS])
 def test_the_next_read_after_any_write_shows_it(app, client, world, path):
     alice, bob = world["alice"], world["bob"]
-    settle(alice)
-    settle(bob)
     before = read(client, alice), read(client, bob)  # both timelines read: their pages are now cached
     assert len(app.extensions["hoso"].pages) >= 2
     assert read(client, alice).visits == before[0].visits  # (served from the cache)

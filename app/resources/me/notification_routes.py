@@ -20,7 +20,7 @@ class InboxViews(MethodView):
     def get(self, args):
         """My in-app messages, newest first, with the unread count"""
         cursor = decode_cursor(args["cursor"], ("t", "id")) if args.get("cursor") else None
-        page = inbox.list_messages(current_principal().subject.id, args["limit"], cursor)
+        page = inbox.list_messages(current_principal().subject.id, args["limit"], cursor, request_context().now)
         return {"items": page.items,
                 "next_cursor": encode_cursor(page.next_cursor) if page.next_cursor else None,
                 "unread_count": page.unread_count}

@@ -95,10 +95,10 @@ class VisitViews(MethodView):
         stored, rt = current_principal().stored, runtime()  # the citizen's fields, not a document
         assert stored is not None  # a citizen route: authentication kept the stored fields
         body = timeline.visits_page(
-            request_context(), stored["_id"], stored.get("records_version", 0), stored.get("activated_at"),
-            args["limit"], _cursor(args),
+            request_context(), stored["_id"], args["limit"], _cursor(args),
             args.get("from_"), args.get("to"), args.get("facility"),
-            pages=rt.pages, facility_names=rt.facility_names, render=present.visit_page)
+            pages=rt.pages, facility_names=rt.facility_names, render=present.visit_page,
+            versions=rt.index_versions)
         return Response(body, mimetype="application/json")
 
 

@@ -6,8 +6,8 @@
   id rule, the per-item answer).
 - ``records``: the batch path of all three channels (PUT, NDJSON, XML 130): citizens found or
   created, idempotency keys, creates and replacements, audit events, notifications.
-- ``writes``: ``RecordWrites``, the one way to write a health collection (it bumps the
-  citizens' ``records_version``, which keys the timeline cache).
+- ``writes``: ``RecordWrites``, the one way to write a health collection (it keeps the
+  citizens' list indexes, whose ``version`` keys the timeline cache).
 - ``bulk``: the NDJSON stream (read, batch, answer line by line); ``xml130`` (the parser) and
   ``xml130_import`` (envelope -> visits).
 

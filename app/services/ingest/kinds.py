@@ -18,7 +18,7 @@ from typing import Any
 import marshmallow as ma
 import mongoengine as me
 
-from app.models.records import Immunization, Visit
+from app.models.records import VOIDED, Immunization, Visit
 from app.schemas.records import ImmunizationPushSchema, VisitPushSchema
 from app.services.fhir_resources import immunization_resources, visit_resources
 
@@ -68,6 +68,8 @@ def _visit_fields(fields: dict[str, Any]) -> dict[str, Any]:
     for prescription in fields.get("prescriptions") or []:
         if prescription.get("code"):
             prescription["code"] = prescription["code"].lower()
+    if fields.get("prescriptions") and fields.get("status") != VOIDED:
+        fields["prescribed_at"] = fields["started_at"]  # the prescription list's range (Visit.prescribed_at)
     return fields
 
 
@@ -86,7 +88,8 @@ KINDS: Mapping[str, RecordKind] = MappingProxyType({kind.name: kind for kind in 
         name="visit", plural="visits", label="visit", model=Visit, push_schema=VisitPushSchema(),
         time_field="started_at",
         content_fields=("visit_type", "ended_at", "department", "practitioner", "reason", "diagnoses",
-                        "lab_results", "prescriptions", "follow_up_date", "notes"),
+                        "lab_results", "prescriptions", "follow_up_date", "notes",
+                        "prescribed_at"),  # derived: removed when the visit no longer prescribes
         fhir_resources=visit_resources, stored_fields=_visit_fields,
         put_description="`status: entered-in-error` voids the visit: it is kept, and the citizen sees it as\n"
                         "withdrawn by the facility.",

@@ -35,7 +35,8 @@ from app.services.ingest.kinds import RecordKind, kind, kinds
 from app.services.ingest.writes import RecordWrites, insert_ignoring_duplicates
 
 MAX_VERSION_RETRIES = 5
-# An upload reuses a citizen it has already found for this long (well inside SLOW_BATCH_SECONDS).
+# An upload reuses a citizen it has already found for this long (a state read this long ago is
+# still checked against the list index builds since: see ``list_index.apply``).
 CITIZEN_REUSE_SECONDS = 20.0
 
 
@@ -64,7 +65,7 @@ class KnownCitizens:
     Exports list the same patients again and again (several visits, a vaccination series). Only
     what cannot change is relied on (id, national id, birth date); the state, which can, is used
     for at most ``CITIZEN_REUSE_SECONDS`` and each batch reports when its oldest citizen was read
-    (see ``writes.SLOW_BATCH_SECONDS``). Bounded, so an upload of many different people stays flat.
+    (``list_index.apply`` then adds the items of citizens whose index was built since). Bounded, so an upload of many different people stays flat.
     """
 
     def __init__(self, max_size: int = 5_000) -> None:
@@ -307,7 +308,7 @@ def _apply(ctx: RequestContext, live: list[_Pending], results: list[PushResult |
     new = [p for i, p in enumerate(live) if i not in duplicates]
     writes: list[dict] = []
     not_active = {p.citizen.id for p in live if p.citizen is not None and p.citizen.state != "active"}
-    with RecordWrites(not_active, citizens_read_at) as store:  # bumps records_version at the end
+    with RecordWrites(not_active, citizens_read_at) as store:  # updates the list indexes at the end
         _create(ctx, store, new, new_ids, results, writes)
         _update_existing(ctx, store, existing, keys, results, writes)
         if writes:
@@ -381,10 +382,9 @@ def _replace(
         for name in record_kind.cleared_fields(pending.fields):
             updates[f"unset__{name}"] = True
         _may_hold(key, pending.citizen.id)  # a correction moves the record: its key lists the new citizen first
-        # the citizen a correction moves the record away from is bumped too: their pages showed it
+        # a correction moves the record's keys from one citizen's lists to the other's
         updated = store.update(
-            model.objects(id=record.id, citizen_id=record.citizen_id, version=record.version), [pending.citizen.id],
-            moved_from=record.citizen_id if record.citizen_id != pending.citizen.id else None,
+            model.objects(id=record.id, citizen_id=record.citizen_id, version=record.version),
             set__citizen_id=pending.citizen.id, set__payload_hash=pending.payload_hash,
             set__provenance=Provenance(**_provenance(ctx, pending)), set__updated_at=ctx.now,
             inc__version=1, **updates,

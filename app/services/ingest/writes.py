@@ -1,35 +1,32 @@
 """The one way to write a health collection (visits, immunizations, every later kind).
 
-A citizen's timeline pages are cached keyed on ``Citizen.records_version`` (see
-``app.services.timeline.PageCache``), so every write to a citizen's records must bump it, or a
-cached page goes on showing the old record. Writes go through :class:`RecordWrites`, which
-remembers the citizens each write concerned and bumps them once when the unit of work ends (also
-when it ends with an error: what was written is written). A new write path that uses it cannot
-forget the bump.
+A citizen's lists (timeline, vaccinations, prescriptions) are paged through their list index
+(``app.services.list_index``), and the app's page cache is keyed on that index's ``version``. So
+every write to a health collection must report what it added to and removed from the lists, or
+a page goes on missing the new record (or showing a moved one). Writes go through
+:class:`RecordWrites`, which collects each insert's and update's keys in a ``list_index.Changes``
+and applies them once when the unit of work ends (also when it ends with an error: what was
+written is written): one update of the index per citizen. A new write path that uses it cannot
+forget the index.
 
-The one exception, measured: a batch does not bump the citizens it read as not yet active (the
-citizens a bulk upload creates, by the thousand; bumping them too made ``make bench``'s bulk
-ratio fall from 0.58 to 0.15-0.35 on the embedded database). They cannot have read a timeline
-when they were read; one who activates while the batch is in flight is covered by the timeline
-not caching pages in the first minutes after activation (``timeline.ACTIVATION_SETTLE``) and by a
-batch slower than ``SLOW_BATCH_SECONDS`` bumping everyone it wrote for.
+Citizens the caller read as not yet active (the citizens a bulk upload creates, by the thousand)
+have no index: ``list_index.apply`` skips them, except one whose index was built (they activated)
+since the caller read them, whose items are then added like the others (see ``list_index``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
-from app.infra.embedded_quirks import in_chunks
-from app.models.citizen import Citizen
-
-# Well inside ``timeline.ACTIVATION_SETTLE`` (five minutes).
-SLOW_BATCH_SECONDS = 60.0
+from app.clock import utcnow
+from app.services import list_index
 
 
 def insert_ignoring_duplicates(collection: Any, documents: list[dict]) -> set[int]:
@@ -46,26 +43,17 @@ def insert_ignoring_duplicates(collection: Any, documents: list[dict]) -> set[in
     return set()
 
 
-def bump_records_versions(citizen_ids: Iterable[ObjectId]) -> None:
-    """Invalidate the cached timeline pages of these citizens (a few round trips per hundred)."""
-    targets = list(dict.fromkeys(citizen_ids))
-    for chunk in in_chunks(targets):
-        Citizen._get_collection().update_many({"_id": {"$in": chunk}}, {"$inc": {"records_version": 1}})
-
-
 class RecordWrites:
     """A unit of work on health collections: ``with RecordWrites() as writes: writes.insert(...)``.
 
-    Every citizen a write changed (and the citizen a correction moved a record away from) has
-    their ``records_version`` bumped once, at the end (and the citizens a correction moved a record
-    from, whatever their state), except ``not_active``: the citizens the
-    caller read as not yet active, ``citizens_read_at`` (``time.monotonic()``) at the oldest;
-    when that was more than ``SLOW_BATCH_SECONDS`` ago, they are bumped too.
+    What each write added to and removed from the citizens' lists is applied to their list
+    indexes at the end (:meth:`flush`). ``not_active``: the citizens the caller read as not yet
+    active, ``citizens_read_at`` (``time.monotonic()``) at the oldest: they have no index unless
+    they activated since (``list_index.apply``).
     """
 
     def __init__(self, not_active: Iterable[ObjectId] = (), citizens_read_at: float | None = None) -> None:
-        self.citizens: set[ObjectId] = set()
-        self.moved_from: set[ObjectId] = set()  # always bumped: their state was not read
+        self.changes = list_index.Changes()
         self._not_active = set(not_active)
         self._read_at = time.monotonic() if citizens_read_at is None else citizens_read_at
 
@@ -76,27 +64,39 @@ class RecordWrites:
                  traceback: TracebackType | None) -> None:
         self.flush()
 
+    def read_at(self) -> datetime:
+        """When the caller read its citizens, on the clock that ``list_index.build`` records."""
+        return utcnow() - timedelta(seconds=time.monotonic() - self._read_at)
+
     def flush(self) -> None:
-        """Bump the citizens written so far."""
-        citizens, self.citizens = self.citizens, set()
-        if time.monotonic() - self._read_at <= SLOW_BATCH_SECONDS:
-            citizens -= self._not_active
-        bump_records_versions(citizens | self.moved_from)
-        self.moved_from = set()
+        """Apply the changes written so far to the citizens' list indexes."""
+        changes, self.changes = self.changes, list_index.Changes()
+        list_index.apply(changes, not_indexed=self._not_active, read_at=self.read_at())
 
     def insert(self, model: Any, documents: list[dict]) -> set[int]:
         """Insert new records (each names its ``citizen_id``); returns the positions that were duplicates."""
-        duplicates = insert_ignoring_duplicates(model._get_collection(), documents)
-        self.citizens.update(doc["citizen_id"] for i, doc in enumerate(documents) if i not in duplicates)
+        collection = model._get_collection()
+        duplicates = insert_ignoring_duplicates(collection, documents)
+        for position, document in enumerate(documents):
+            if position not in duplicates:
+                self.changes.inserted(collection.name, document)
         return duplicates
 
-    def update(self, queryset: Any, citizens: Iterable[ObjectId | None], *, moved_from: ObjectId | None = None,
-               **updates: Any) -> int:
-        """``queryset.update_one(**updates)``; when it changed a record, ``citizens`` are bumped, and
-        ``moved_from`` (the citizen a correction took the record from) whatever their state."""
+    def update(self, queryset: Any, **updates: Any) -> int:
+        """``queryset.update_one(**updates)``; a record it changed has its keys moved in the lists
+        (its time, facility, citizen or membership may have changed).
+
+        The record is read before (with the queryset's own filter) and after (by id and its
+        citizen after the update), only the fields that decide its keys: two reads by id.
+        """
+        collection = queryset._document._get_collection()
+        projection = list_index.projection_of(collection.name)
+        before = collection.find_one(queryset._query, projection)
+        if before is None:
+            return 0  # nothing matches the filter (the caller's optimistic check failed)
         updated: int = queryset.update_one(**updates)
         if updated:
-            self.citizens.update(citizen for citizen in citizens if citizen is not None)
-            if moved_from is not None:
-                self.moved_from.add(moved_from)
+            citizen_id = updates.get("set__citizen_id", before["citizen_id"])
+            after = collection.find_one({"_id": before["_id"], "citizen_id": citizen_id}, projection)
+            self.changes.replaced(collection.name, before, after)
         return updated
