@@ -67,8 +67,9 @@ class Citizen(me.Document):
     notification_preferences = me.DictField()
     created_at = me.DateTimeField(default=utcnow)
     registered_by_facility = me.StringField()
-    # Incremented by every write to this citizen's records: read caches are keyed on it.
-    records_version = me.IntField(default=0)
+    # Retired (the timeline cache keys on the list index's version since issue 15); declared so
+    # that documents stored before load (mongoengine refuses undeclared fields).
+    records_version = me.IntField()
 
     # account
     state = me.StringField(default="pending_activation", choices=ACCOUNT_STATES)

@@ -65,7 +65,8 @@ class KnownCitizens:
     Exports list the same patients again and again (several visits, a vaccination series). Only
     what cannot change is relied on (id, national id, birth date); the state, which can, is used
     for at most ``CITIZEN_REUSE_SECONDS`` and each batch reports when its oldest citizen was read
-    (``list_index.apply`` then adds the items of citizens whose index was built since). Bounded, so an upload of many different people stays flat.
+    (``list_index.apply`` then adds the items of citizens whose index was built since). Bounded,
+    so an upload of many different people stays flat.
     """
 
     def __init__(self, max_size: int = 5_000) -> None:
