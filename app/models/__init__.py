@@ -5,6 +5,7 @@ from app.models.citizen import Citizen
 from app.models.device import Device
 from app.models.facility import Facility, FacilityClient
 from app.models.identity_check import IdentityCheck
+from app.models.list_index import ListIndex, RecentBuild
 from app.models.login_origin import LoginOrigin
 from app.models.notification import Notification
 from app.models.passports import Certificate, SigningKey
@@ -16,6 +17,6 @@ from app.models.staff import StaffUser
 
 __all__ = [
     "AuditEvent", "Certificate", "CertificateKey", "CertificateRevocation", "Citizen", "CitizenKey", "Device",
-    "Facility", "FacilityClient", "Immunization", "Notification", "IdentityCheck", "LoginOrigin", "PassportRuleSet",
-    "RecordKey", "Session", "Share", "ShareKey", "SigningKey", "StaffUser", "Visit",
+    "Facility", "FacilityClient", "Immunization", "Notification", "IdentityCheck", "ListIndex", "LoginOrigin",
+    "PassportRuleSet", "RecentBuild", "RecordKey", "Session", "Share", "ShareKey", "SigningKey", "StaffUser", "Visit",
 ]
