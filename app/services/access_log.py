@@ -1,22 +1,52 @@
-"""The citizen's access log: every read of their record by someone else, and every write."""
+"""The citizen's access log: every read of their record by someone else, and every write.
+
+Read from the citizen's own access-log entries (``AccessLogEntry``, one per citizen per event,
+written with the event by ``audit.insert_events``), paged through the citizen's list index: a page
+reads the index document and one index range of the citizen's entries, whatever the size of their
+log or of the audit trail.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bson import ObjectId
-from mongoengine import Q
+from bson.errors import InvalidId
 
-from app.models.audit import AuditEvent
-from app.services.paging import after, newest_first
+from app.models.access_log import AccessLogEntry
+from app.services import list_index
+from app.services.paging import InvalidCursor
 
 
-def access_log(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None = None
-               ) -> tuple[list[AuditEvent], dict[str, str] | None]:
-    """Newest first: reads by anyone but the citizen (doctors, support, facilities) and all writes.
+def checked_cursor(cursor: dict[str, str] | None) -> dict[str, str] | None:
+    """A list cursor ``{"t", "id"}`` whose values parse (else 422 on ``cursor``)."""
+    if cursor:
+        try:
+            datetime.fromisoformat(cursor["t"])
+            ObjectId(cursor["id"])
+        except (KeyError, ValueError, InvalidId, TypeError):
+            raise InvalidCursor from None
+    return cursor
+
+
+def entries_page(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None, now: datetime, *,
+                 start: datetime | None = None, end: datetime | None = None
+                 ) -> tuple[list[AccessLogEntry], dict[str, str] | None]:
+    """One page of a citizen's access-log entries, newest first (``start`` inclusive, ``end``
+    exclusive), and the next page's cursor."""
+    keys, version, _ = list_index.read_index(citizen_id, "access_log", now)
+    page = list_index.window(keys, version, checked_cursor(cursor), limit, start=start, end=end)
+    query = list_index.range_filter(list_index.SOURCES["access_log"], citizen_id, page)
+    entries = list(AccessLogEntry.objects(__raw__=query)) if query is not None else []
+    return list_index.in_page_order(page, entries), page.next_cursor
+
+
+def access_log(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None, now: datetime
+               ) -> tuple[list[AccessLogEntry], dict[str, str] | None]:
+    """Newest first: reads by anyone but the citizen (doctors, support, facilities) and all writes
+    (``audit.shown_in_access_log``); each entry's ``event_id`` is its audit event.
 
     A bulk upload is one write event listing every record it wrote (for several citizens): it
     appears once in the log of each of them.
     """
-    query = Q(citizen_ids=citizen_id) & (
-        Q(access="write") | (Q(access="read") & Q(actor_type__ne="citizen"))
-    )
-    return newest_first(AuditEvent.objects(query & after(cursor, "at")), "at", limit)
+    return entries_page(citizen_id, limit, cursor, now)

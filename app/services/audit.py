@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -10,11 +10,14 @@ from typing import Any
 
 import bson
 from bson import ObjectId
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from app.infra.batching import Failed, GroupCommit
 from app.infra.unstorable import UNSTORABLE
-from app.models.audit import ACCESS_KINDS, ACTOR_TYPES, OUTCOMES, REASON_MAX_LENGTH, AuditEvent
+from app.models.access_log import AccessLogEntry
+from app.models.audit import ACCESS_KINDS, ACTOR_TYPES, OUTCOMES, REASON_MAX_LENGTH, AuditCounter, AuditEvent
+from app.services import list_index
 
 
 class InvalidAuditEvent(ValueError):
@@ -99,15 +102,94 @@ def event_document(
     return stored
 
 
-def _insert_events(documents: list[dict[str, Any]]) -> list[ObjectId | Failed]:
+# What a citizen's access log shows, and so what gets an ``AccessLogEntry`` per citizen concerned:
+# every write to their record, and every read of it by someone else (not their own reads).
+ENTRY_FIELDS = ("at", "access", "action", "outcome", "actor_type", "actor_id", "actor_label", "facility_code",
+                "target_type", "target_id", "reason")
+COUNTER_ID = "audit_events"
+
+
+def shown_in_access_log(document: dict[str, Any]) -> bool:
+    """Whether the access log of the event's citizens shows it (writes, and reads by others)."""
+    access = document.get("access")
+    return access == "write" or (access == "read" and document.get("actor_type") != "citizen")
+
+
+def access_log_entries(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The access-log entries of a stored event (with its ``_id``): one per citizen it names, none
+    when the access log does not show it."""
+    if not shown_in_access_log(document):
+        return []
+    copied = {name: document[name] for name in ENTRY_FIELDS if document.get(name) is not None}
+    return [{"_id": ObjectId(), "citizen_id": citizen_id, "event_id": document["_id"], **copied}
+            for citizen_id in dict.fromkeys(document.get("citizen_ids") or [])]
+
+
+def allocate_numbers(count: int) -> int:
+    """Reserve ``count`` consecutive event numbers (``AuditEvent.seq``); returns the first.
+
+    One ``$inc`` on a one-document collection per stored batch. Without an upsert: the embedded
+    server may answer an upsert race with null (``embedded_quirks``), and a number read back then
+    could be another batch's; the counter is created once, a concurrent creation being a duplicate.
+    """
+    collection = AuditCounter._get_collection()
+    for _ in range(2):
+        answer = collection.find_one_and_update({"_id": COUNTER_ID}, {"$inc": {"value": count}},
+                                                projection=["value"], return_document=ReturnDocument.AFTER)
+        if answer is not None:
+            return int(answer["value"]) - count + 1
+        try:
+            collection.insert_one({"_id": COUNTER_ID, "value": 0, "low": 1})
+        except DuplicateKeyError:
+            pass
+    raise RuntimeError("the audit event counter could not be created")
+
+
+def insert_events(documents: list[dict[str, Any]], *, not_indexed: Iterable[ObjectId] = (),
+                  read_at: datetime | None = None) -> list[ObjectId | Failed]:
+    """Store events built by :func:`event_document`: the one way audit events are inserted.
+
+    Each event gets its number (``seq``, one allocation for the batch), the events are inserted,
+    then the access-log entries of those stored (:func:`access_log_entries`) are inserted and
+    reported to the citizens' list indexes. ``not_indexed``/``read_at``: the citizens the caller
+    read as not yet readable, and when (``list_index.apply``: a bulk upload's pending citizens).
+
+    The entries are written after their events, so no access is without its audit event. A crash
+    (or a failed entry insert, which raises to every caller) between the two leaves stored events
+    whose entries are missing from the access log; the events themselves are the record, and
+    :func:`copy_missing_entries` writes the missing entries again (``flask audit entries``).
+    """
+    results = _insert_numbered(documents)
+    stored = [document for document, result in zip(documents, results, strict=True)
+              if not isinstance(result, Failed)]
+    _store_entries(stored, not_indexed, read_at)
+    return results
+
+
+def _store_entries(events: list[dict[str, Any]], not_indexed: Iterable[ObjectId] = (),
+                   read_at: datetime | None = None) -> None:
+    entries = [entry for event in events for entry in access_log_entries(event)]
+    if not entries:
+        return
+    AccessLogEntry._get_collection().insert_many(entries, ordered=False)
+    changes = list_index.Changes()
+    for entry in entries:
+        changes.inserted("access_log", entry)
+    list_index.apply(changes, not_indexed=not_indexed, read_at=read_at)
+
+
+def _insert_numbered(documents: list[dict[str, Any]]) -> list[ObjectId | Failed]:
     """Insert the events of concurrent requests at once; one that cannot be stored fails alone.
 
     :func:`event_document` has checked each event, so a failure here is unexpected; if it is one
-    event's (it cannot be encoded), the others are stored one by one and only its caller fails.
+    event's (it cannot be encoded), the others are stored one by one and only its caller fails
+    (its number is then unused: numbers may have gaps, never repeats).
     """
     collection = AuditEvent._get_collection()
-    for document in documents:
+    first = allocate_numbers(len(documents)) if documents else 0
+    for position, document in enumerate(documents):
         document.setdefault("_id", ObjectId())
+        document["seq"] = first + position
     try:
         collection.insert_many(documents)
         return [document["_id"] for document in documents]
@@ -126,6 +208,11 @@ def _insert_events(documents: list[dict[str, Any]]) -> list[ObjectId | Failed]:
     return results
 
 
+def _insert_events(documents: list[dict[str, Any]]) -> list[ObjectId | Failed]:
+    """One batch of the trail's group commit."""
+    return insert_events(documents)
+
+
 class AuditTrail:
     """One app's audit trail writer: concurrent requests store their events with one insert
     (``app.infra.batching``), and each waits for its own event to be stored."""
@@ -136,6 +223,17 @@ class AuditTrail:
     def store(self, document: dict[str, Any]) -> ObjectId:
         """Store one event built by :func:`event_document`; returns its id once stored."""
         return self._events.submit(document)
+
+
+def store_all(documents: list[dict[str, Any]], *, not_indexed: Iterable[ObjectId] = (),
+              read_at: datetime | None = None) -> list[ObjectId]:
+    """Store events built by :func:`event_document` with one insert of their own (a batch write's
+    events); raises if one could not be stored (the others are). See :func:`insert_events`."""
+    results = insert_events(documents, not_indexed=not_indexed, read_at=read_at)
+    for result in results:
+        if isinstance(result, Failed):
+            raise result.error
+    return results  # type: ignore[return-value]
 
 
 def _store_alone(document: dict[str, Any]) -> ObjectId:
@@ -180,3 +278,45 @@ def recording(ctx: RequestContext, action: str, **fields: Any) -> Iterator[dict[
     except UNSTORABLE:
         document["details"] = {"unstorable_details": sorted(str(key) for key in details)}
     store(document, ctx.trail)
+
+
+def copy_missing_entries(first_seq: int, last_seq: int) -> int:
+    """Write the access-log entries missing for the events numbered ``first_seq..last_seq`` (after
+    a crash between an event and its entries); returns how many were written. Idempotent: an entry
+    is looked for by its citizen, time and event (the access log's index) before it is written."""
+    events = AuditEvent._get_collection().find({"seq": {"$gte": first_seq, "$lte": last_seq}})
+    entries = AccessLogEntry._get_collection()
+    missing = [entry for event in events for entry in access_log_entries(event)
+               if entries.find_one({"citizen_id": entry["citizen_id"], "at": entry["at"],
+                                    "event_id": entry["event_id"]}, {"_id": 1}) is None]
+    if missing:
+        entries.insert_many(missing, ordered=False)
+        changes = list_index.Changes()
+        for entry in missing:
+            changes.inserted("access_log", entry)
+        list_index.apply(changes)
+    return len(missing)
+
+
+def number_unnumbered(chunk: int = 500) -> int:
+    """Number the events stored before numbers existed (no ``seq``), newest first downwards from
+    the counter's ``low`` (so they page after every numbered event, oldest last); returns how many.
+
+    A one-time upgrade step (``flask audit number``), the only change ever made to stored events:
+    it reads the time of every unnumbered event (a collection scan). Numbers are reserved (``low``
+    lowered) before they are written, so a run stopped midway leaves a gap, never a repeat, and the
+    next run numbers the rest.
+    """
+    events = AuditEvent._get_collection()
+    counters = AuditCounter._get_collection()
+    allocate_numbers(0)  # the counter exists
+    unnumbered = sorted(((document["at"], document["_id"]) for document in
+                         events.find({"seq": {"$exists": False}}, {"at": 1})), reverse=True)
+    for start in range(0, len(unnumbered), chunk):
+        part = unnumbered[start:start + chunk]
+        answer = counters.find_one_and_update({"_id": COUNTER_ID}, {"$inc": {"low": -len(part)}},
+                                              projection=["low"], return_document=ReturnDocument.AFTER)
+        top = int(answer["low"]) + len(part) - 1  # the reserved numbers: low .. top
+        events.bulk_write([UpdateOne({"_id": event_id, "seq": {"$exists": False}}, {"$set": {"seq": top - n}})
+                           for n, (_, event_id) in enumerate(part)], ordered=False)
+    return len(unnumbered)

@@ -128,11 +128,19 @@ class AuditViews(MethodView):
     @blp.arguments(AuditQueryArgsSchema, location="query")
     @blp.response(200, AuditPageSchema)
     def get(self, args):
-        """Read the audit log, newest first, with filters"""
+        """Read the audit log, newest first, with filters
+
+        Events are listed in the order they were stored, newest first. Without filters a page holds
+        `limit` events. With filters, a page looks at a bounded number of stored events (2,000) and
+        holds those that match: it may hold fewer than `limit` items, even none, with a
+        `next_cursor` to go on; `next_cursor` is null only when no older event remains. `citizen_id`
+        lists the events of that citizen's access log (reads by others and every write; their own
+        actions: `actor_type=citizen` and `actor_id`). A cursor is valid for the same kind of search
+        (by citizen or not) only.
+        """
         raw_cursor, limit = args.pop("cursor"), args.pop("limit")
-        cursor = decode_cursor(raw_cursor, ("t", "id")) if raw_cursor else None
-        events, next_cursor = audit_log.search(args, cursor, limit)
-        return {"items": events, "next_cursor": encode_cursor(next_cursor) if next_cursor else None}
+        events, next_cursor = audit_log.search(args, raw_cursor, limit, request_context().now)
+        return {"items": events, "next_cursor": next_cursor}
 
 
 @blp.route("/admin/passport-rules/<country>")
