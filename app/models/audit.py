@@ -46,12 +46,13 @@ class AuditEvent(me.Document):
         "collection": "audit_events",
         # The busiest collection (every read of a record adds an event), so each index must earn
         # its cost on every insert: the number, whose windows page the admin's list (every filter
-        # is applied inside a window), and the actor with the number, so that a window of one
-        # staff member's or client's events reads only theirs. No multikey index on
-        # ``citizen_ids`` (a bulk event names hundreds): a citizen's events are found through
-        # their access-log entries (``AccessLogEntry``, sharded by citizen).
+        # is applied inside a window); the citizens and the actor, each with the number, so that a
+        # window of one citizen's or one actor's events reads only theirs (the admin's search by
+        # citizen and oversight of one staff member or client). The citizen's access log reads
+        # its own entries (``AccessLogEntry``, sharded by citizen), not this collection.
         "indexes": [
             "seq",
+            {"fields": ["citizen_ids", "seq"], "name": "citizen"},
             ("actor_id", "seq"),
         ],
     }

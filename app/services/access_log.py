@@ -29,18 +29,6 @@ def checked_cursor(cursor: dict[str, str] | None) -> dict[str, str] | None:
     return cursor
 
 
-def entries_page(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None, now: datetime, *,
-                 start: datetime | None = None, end: datetime | None = None
-                 ) -> tuple[list[AccessLogEntry], dict[str, str] | None]:
-    """One page of a citizen's access-log entries, newest first (``start`` inclusive, ``end``
-    exclusive), and the next page's cursor."""
-    keys, version, _ = list_index.read_index(citizen_id, "access_log", now)
-    page = list_index.window(keys, version, checked_cursor(cursor), limit, start=start, end=end)
-    query = list_index.range_filter(list_index.SOURCES["access_log"], citizen_id, page)
-    entries = list(AccessLogEntry.objects(__raw__=query)) if query is not None else []
-    return list_index.in_page_order(page, entries), page.next_cursor
-
-
 def access_log(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None, now: datetime
                ) -> tuple[list[AccessLogEntry], dict[str, str] | None]:
     """Newest first: reads by anyone but the citizen (doctors, support, facilities) and all writes
@@ -49,4 +37,8 @@ def access_log(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None, 
     A bulk upload is one write event listing every record it wrote (for several citizens): it
     appears once in the log of each of them.
     """
-    return entries_page(citizen_id, limit, cursor, now)
+    keys, version, _ = list_index.read_index(citizen_id, "access_log", now)
+    page = list_index.window(keys, version, checked_cursor(cursor), limit)
+    query = list_index.range_filter(list_index.SOURCES["access_log"], citizen_id, page)
+    entries = list(AccessLogEntry.objects(__raw__=query)) if query is not None else []
+    return list_index.in_page_order(page, entries), page.next_cursor

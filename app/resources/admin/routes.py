@@ -131,15 +131,13 @@ class AuditViews(MethodView):
         """Read the audit log, newest first, with filters
 
         Events are listed in the order they were stored, newest first. Without filters a page holds
-        `limit` events. With filters, a page looks at a bounded number of stored events (2,000) and
-        holds those that match: it may hold fewer than `limit` items, even none, with a
-        `next_cursor` to go on; `next_cursor` is null only when no older event remains. `citizen_id`
-        lists the events of that citizen's access log (reads by others and every write; their own
-        actions: `actor_type=citizen` and `actor_id`). A cursor is valid for the same kind of search
-        (by citizen or not) only.
+        `limit` events. With filters, a page looks at a bounded stretch of the stored events (2,000;
+        200,000 when `citizen_id` or `actor_id` is given) and holds those that match: it may hold
+        fewer than `limit` items, even none, with a `next_cursor` to go on; `next_cursor` is null
+        only when no older event remains.
         """
         raw_cursor, limit = args.pop("cursor"), args.pop("limit")
-        events, next_cursor = audit_log.search(args, raw_cursor, limit, request_context().now)
+        events, next_cursor = audit_log.search(args, raw_cursor, limit)
         return {"items": events, "next_cursor": next_cursor}
 
 
