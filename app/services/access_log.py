@@ -2,8 +2,8 @@
 
 Read from the citizen's own access-log entries (``AccessLogEntry``, one per citizen per event,
 written with the event by ``audit.insert_events``), paged through the citizen's list index: a page
-reads the index document and one index range of the citizen's entries, whatever the size of their
-log or of the audit trail.
+reads the index document, one index range of the citizen's entries and the page's events by id,
+whatever the size of their log or of the audit trail.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 
 from app.models.access_log import AccessLogEntry
+from app.models.audit import AuditEvent
 from app.services import list_index
 from app.services.paging import InvalidCursor
 
@@ -30,9 +31,9 @@ def checked_cursor(cursor: dict[str, str] | None) -> dict[str, str] | None:
 
 
 def access_log(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None, now: datetime
-               ) -> tuple[list[AccessLogEntry], dict[str, str] | None]:
+               ) -> tuple[list[AuditEvent], dict[str, str] | None]:
     """Newest first: reads by anyone but the citizen (doctors, support, facilities) and all writes
-    (``audit.shown_in_access_log``); each entry's ``event_id`` is its audit event.
+    (``audit.shown_in_access_log``): the audit events, and the next page's cursor.
 
     A bulk upload is one write event listing every record it wrote (for several citizens): it
     appears once in the log of each of them.
@@ -40,5 +41,7 @@ def access_log(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None, 
     keys, version, _ = list_index.read_index(citizen_id, "access_log", now)
     page = list_index.window(keys, version, checked_cursor(cursor), limit)
     query = list_index.range_filter(list_index.SOURCES["access_log"], citizen_id, page)
-    entries = list(AccessLogEntry.objects(__raw__=query)) if query is not None else []
-    return list_index.in_page_order(page, entries), page.next_cursor
+    entries = list(AccessLogEntry.objects(__raw__=query).only("id", "event_id")) if query is not None else []
+    entries = list_index.in_page_order(page, entries)
+    events = {event.id: event for event in AuditEvent.objects(id__in=[entry.event_id for entry in entries])}
+    return [events[entry.event_id] for entry in entries if entry.event_id in events], page.next_cursor

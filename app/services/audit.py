@@ -102,15 +102,13 @@ def event_document(
     return stored
 
 
-# What a citizen's access log shows, and so what gets an ``AccessLogEntry`` per citizen concerned:
-# every write to their record, and every read of it by someone else (not their own reads).
-ENTRY_FIELDS = ("at", "access", "action", "outcome", "actor_type", "actor_id", "actor_label", "facility_code",
-                "target_type", "target_id", "reason")
 COUNTER_ID = "audit_events"
 
 
 def shown_in_access_log(document: dict[str, Any]) -> bool:
-    """Whether the access log of the event's citizens shows it (writes, and reads by others)."""
+    """Whether the access log of the event's citizens shows it, and so whether it gets an
+    ``AccessLogEntry`` per citizen: every write to their record, and every read of it by someone
+    else (not their own reads, nor events that are not accesses: sign-ins, activation)."""
     access = document.get("access")
     return access == "write" or (access == "read" and document.get("actor_type") != "citizen")
 
@@ -120,8 +118,7 @@ def access_log_entries(document: dict[str, Any]) -> list[dict[str, Any]]:
     when the access log does not show it."""
     if not shown_in_access_log(document):
         return []
-    copied = {name: document[name] for name in ENTRY_FIELDS if document.get(name) is not None}
-    return [{"_id": ObjectId(), "citizen_id": citizen_id, "event_id": document["_id"], **copied}
+    return [{"_id": ObjectId(), "citizen_id": citizen_id, "at": document["at"], "event_id": document["_id"]}
             for citizen_id in dict.fromkeys(document.get("citizen_ids") or [])]
 
 
