@@ -286,3 +286,19 @@ def test_the_access_log_through_the_api_keeps_its_fields(client, world) -> None:
     assert len(ids) == len(set(ids)) and rest.json["next_cursor"] is None
     bad = client.get("/api/v1/me/access-log?cursor=" + encode_cursor({"t": "x", "id": "y"}), headers=alice.headers)
     assert bad.status_code == 422 and bad.json["errors"] == {"cursor": ["Not a valid cursor."]}
+
+
+def test_the_audit_commands_number_and_repair(app: Flask) -> None:
+    citizen = ObjectId()
+    AuditEvent._get_collection().insert_one({"at": T0, "actor_type": "system", "action": "old",
+                                             "outcome": "success", "citizen_ids": []})
+    event_id = audit.record(ctx(), "visit.read", citizen_id=citizen, access="read")
+    seq = AuditEvent._get_collection().find_one({"_id": event_id})["seq"]
+    AccessLogEntry._get_collection().delete_many({})
+    runner = app.test_cli_runner()
+    numbered = runner.invoke(args=["audit", "number"])
+    assert numbered.exit_code == 0 and "numbered 1 events" in numbered.output
+    repaired = runner.invoke(args=["audit", "entries", str(seq), str(seq)])
+    assert repaired.exit_code == 0 and "wrote 1 entries" in repaired.output
+    assert AuditEvent._get_collection().count_documents({"seq": {"$exists": False}}) == 0
+    assert [entry["event_id"] for entry in entries_of(citizen)] == [event_id]
