@@ -3,7 +3,8 @@
 Every audit event has a dense number (``AuditEvent.seq``: the order in which events were stored),
 so the list pages by windows of numbers: the unfiltered list's page is the window of the next
 ``limit + 1`` numbers, one index range that holds the page (and no more). Filters are applied
-inside windows, at most :data:`MAX_WINDOWS` per page: a page holds what those windows held
+inside windows, at most :data:`MAX_WINDOWS` per page (a time filter first finds where its
+windows start and end, by a binary search over the numbers): a page holds what those windows held
 (possibly fewer than ``limit`` items, even none) and a cursor to go on while older events remain.
 A filter by action, outcome or time reads windows of :data:`WINDOW` numbers. A filter by citizen or
 by actor reads its index, (citizen_ids, seq) or (actor_id, seq), so a window costs only that
@@ -16,6 +17,7 @@ sign-ins, activation), which the access log leaves out and which are most of a c
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -28,6 +30,10 @@ FILTER_FIELDS = ("action", "actor_type", "actor_id", "outcome")
 WINDOW = 200  # numbers per window of a filter without an index of its own
 PREFIX_WINDOW = 20_000  # numbers per window of a citizen's or an actor's events (read on their index)
 MAX_WINDOWS = 10  # windows read per page at most
+# An event is stored within this of its time (a request's start; a bulk upload's batches all carry
+# the upload's): a time filter starts and ends its windows by it (``_last_before``).
+STORED_WITHIN = timedelta(days=1)
+PROBE = 16  # numbers read to find one event near a number
 SEQ_CURSOR = ("s",)
 
 
@@ -48,8 +54,10 @@ def search(filters: dict[str, Any], cursor: str | None, limit: int) -> tuple[lis
         query["at"] = {}
         if filters.get("from_"):
             query["at"]["$gte"] = filters["from_"]
+            low = max(low, _first_after(filters["from_"] - STORED_WITHIN, low, upper))
         if filters.get("to"):
             query["at"]["$lt"] = filters["to"]
+            upper = min(upper, _last_before(filters["to"] + STORED_WITHIN, low, upper))
     span = PREFIX_WINDOW if ("citizen_ids" in query or "actor_id" in query) else WINDOW
     found: list[AuditEvent] = []
     for _ in range(MAX_WINDOWS):
@@ -63,6 +71,51 @@ def search(filters: dict[str, Any], cursor: str | None, limit: int) -> tuple[lis
     if len(found) > limit:
         return found[:limit], encode_cursor({"s": str(found[limit - 1].seq)})
     return found, encode_cursor({"s": str(upper)}) if upper > low else None
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """A time as naive UTC, as stored (the client may read times back aware or naive)."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _probe(number: int) -> dict[str, Any] | None:
+    """An event numbered ``number`` or a little above (numbers may have gaps)."""
+    return AuditEvent._get_collection().find_one({"seq": {"$gte": number, "$lt": number + PROBE}},
+                                                 {"seq": 1, "at": 1})
+
+
+def _last_before(moment: datetime, low: int, upper: int) -> int:
+    """An upper bound (exclusive) of the numbers of events older than ``moment`` - STORED_WITHIN.
+
+    Numbers follow the order of storing, and an event is stored within ``STORED_WITHIN`` of its
+    time: so an event at or after ``moment`` proves that every later-numbered one is at or after
+    ``moment - STORED_WITHIN``. A binary search finds such an event low down (times need not be
+    in order for that proof, only for the search to find the lowest); about 30 probes of a few
+    documents each.
+    """
+    best, lo, hi = upper, low, upper
+    while lo < hi:
+        mid = (lo + hi) // 2
+        event = _probe(mid)
+        if event is not None and _naive_utc(event["at"]) >= _naive_utc(moment):
+            best, hi = min(best, event["seq"]), mid
+        else:
+            lo = mid + 1
+    return best
+
+
+def _first_after(moment: datetime, low: int, upper: int) -> int:
+    """A lower bound (inclusive) of the numbers of events newer than ``moment`` + STORED_WITHIN:
+    one past an event older than ``moment`` found high up (see :func:`_last_before`)."""
+    best, lo, hi = low, low, upper
+    while lo < hi:
+        mid = (lo + hi) // 2
+        event = _probe(mid)
+        if event is not None and _naive_utc(event["at"]) < _naive_utc(moment):
+            best, lo = max(best, event["seq"] + 1), mid + 1
+        else:
+            hi = mid
+    return best
 
 
 def _bounds() -> tuple[int, int]:

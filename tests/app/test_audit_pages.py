@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import mongoengine
@@ -302,3 +302,24 @@ def test_the_audit_commands_number_and_repair(app: Flask) -> None:
     assert repaired.exit_code == 0 and "wrote 1 entries" in repaired.output
     assert AuditEvent._get_collection().count_documents({"seq": {"$exists": False}}) == 0
     assert [entry["event_id"] for entry in entries_of(citizen)] == [event_id]
+
+
+def test_a_time_filter_reads_only_windows_near_its_times(app: Flask) -> None:
+    """300 days of events stored in order: from/to jump to their windows (a binary search), the
+    answer is exactly the events in range, and far fewer windows are read than the trail holds."""
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    documents = [audit.event_document(ctx(now=(start + timedelta(hours=n)).replace(tzinfo=None)), "test.tick")
+                 for n in range(300 * 24)]
+    for chunk in range(0, len(documents), 1000):
+        audit.store_all(documents[chunk:chunk + 1000])
+    hanoi = timezone(timedelta(hours=7))
+    since, until = datetime(2025, 3, 1, 7, tzinfo=hanoi), datetime(2025, 3, 4, 7, tzinfo=hanoi)  # 72 hours
+    with finds("audit_events") as sent:
+        listed = _all_pages({"from_": since, "to": until}, 100)
+    expected = [d["_id"] for d in documents if since <= d["at"].replace(tzinfo=UTC) < until][::-1]
+    assert [event.id for event in listed] == expected and len(expected) == 72
+    windows = [query for query in sent if "at" in query]
+    assert len(windows) <= 4  # the 72 hours and the day either side: 3 x 24 + 2 x 24 numbers, 1 window
+    assert all(query["seq"]["$lt"] - query["seq"]["$gte"] <= audit_log.WINDOW for query in windows)
+    assert len(sent) < 80  # the probes of two binary searches and the windows
+    assert _all_pages({"to": start}, 10) == [] and _all_pages({"from_": start + timedelta(days=400)}, 10) == []
