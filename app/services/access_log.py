@@ -15,7 +15,7 @@ from bson.errors import InvalidId
 
 from app.models.access_log import AccessLogEntry
 from app.models.audit import AuditEvent
-from app.services import list_index
+from app.services import audit, list_index
 from app.services.paging import InvalidCursor
 
 
@@ -38,7 +38,10 @@ def access_log(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None, 
     A bulk upload is one write event listing every record it wrote (for several citizens): it
     appears once in the log of each of them.
     """
-    keys, version, _ = list_index.read_index(citizen_id, "access_log", now)
+    keys, version, counters = list_index.read_index(citizen_id, "access_log", now)
+    if not counters.get(audit.FILLED):  # first read: what uploads left out while they were pending
+        audit.fill_access_log(citizen_id, now)
+        keys, version, counters = list_index.read_index(citizen_id, "access_log", now)
     page = list_index.window(keys, version, checked_cursor(cursor), limit)
     query = list_index.range_filter(list_index.SOURCES["access_log"], citizen_id, page)
     entries = list(AccessLogEntry.objects(__raw__=query).only("id", "event_id")) if query is not None else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -11,12 +12,13 @@ from typing import Any
 import bson
 from bson import ObjectId
 from pymongo import ReturnDocument, UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from app.infra.batching import Failed, GroupCommit
 from app.infra.unstorable import UNSTORABLE
 from app.models.access_log import AccessLogEntry
 from app.models.audit import ACCESS_KINDS, ACTOR_TYPES, OUTCOMES, REASON_MAX_LENGTH, AuditCounter, AuditEvent
+from app.models.list_index import ListIndex, RecentBuild
 from app.services import list_index
 
 
@@ -113,13 +115,21 @@ def shown_in_access_log(document: dict[str, Any]) -> bool:
     return access == "write" or (access == "read" and document.get("actor_type") != "citizen")
 
 
-def access_log_entries(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """The access-log entries of a stored event (with its ``_id``): one per citizen it names, none
-    when the access log does not show it."""
+def entry_id(event_id: ObjectId, citizen_id: ObjectId) -> ObjectId:
+    """The id of an event's entry in one citizen's access log: derived from both, so that writing
+    an entry twice (its writer and a fill, see :func:`fill_access_log`) stores it once."""
+    return ObjectId(hashlib.blake2b(event_id.binary + citizen_id.binary, digest_size=12).digest())
+
+
+def access_log_entries(document: dict[str, Any], citizens: Iterable[ObjectId] | None = None) -> list[dict[str, Any]]:
+    """The access-log entries of a stored event (with its ``_id``): one per citizen it names (or
+    those of ``citizens`` it names), none when the access log does not show it."""
     if not shown_in_access_log(document):
         return []
-    return [{"_id": ObjectId(), "citizen_id": citizen_id, "at": document["at"], "event_id": document["_id"]}
-            for citizen_id in dict.fromkeys(document.get("citizen_ids") or [])]
+    named = dict.fromkeys(document.get("citizen_ids") or [])
+    chosen = named if citizens is None else [citizen for citizen in citizens if citizen in named]
+    return [{"_id": entry_id(document["_id"], citizen_id), "citizen_id": citizen_id, "at": document["at"],
+             "event_id": document["_id"]} for citizen_id in chosen]
 
 
 def allocate_numbers(count: int) -> int:
@@ -149,7 +159,10 @@ def insert_events(documents: list[dict[str, Any]], *, not_indexed: Iterable[Obje
     Each event gets its number (``seq``, one allocation for the batch), the events are inserted,
     then the access-log entries of those stored (:func:`access_log_entries`) are inserted and
     reported to the citizens' list indexes. ``not_indexed``/``read_at``: the citizens the caller
-    read as not yet readable, and when (``list_index.apply``: a bulk upload's pending citizens).
+    read as not yet active, and when (a bulk upload's pending citizens, most of whom never use the
+    app): they get no entries, except those whose list index was built since (``list_index.
+    built_since``); a citizen's access log is filled from the audit trail when first read
+    (:func:`fill_access_log`), so nothing is lost either way.
 
     The entries are written after their events, so no access is without its audit event. A crash
     (or a failed entry insert, which raises to every caller) between the two leaves stored events
@@ -159,20 +172,50 @@ def insert_events(documents: list[dict[str, Any]], *, not_indexed: Iterable[Obje
     results = _insert_numbered(documents)
     stored = [document for document, result in zip(documents, results, strict=True)
               if not isinstance(result, Failed)]
-    _store_entries(stored, not_indexed, read_at)
+    skipped = set(not_indexed)
+    if skipped:
+        skipped -= list_index.built_since(skipped, read_at)
+    entries = [entry for event in stored for entry in access_log_entries(event)
+               if entry["citizen_id"] not in skipped]
+    _store_entries(entries)
     return results
 
 
-def _store_entries(events: list[dict[str, Any]], not_indexed: Iterable[ObjectId] = (),
-                   read_at: datetime | None = None) -> None:
-    entries = [entry for event in events for entry in access_log_entries(event)]
+def _store_entries(entries: list[dict[str, Any]]) -> None:
+    """Insert entries (one already stored is left as it is) and add them to the list indexes."""
     if not entries:
         return
-    AccessLogEntry._get_collection().insert_many(entries, ordered=False)
+    try:
+        AccessLogEntry._get_collection().insert_many(entries, ordered=False)
+    except BulkWriteError as error:
+        if any(problem.get("code") != 11000 for problem in error.details.get("writeErrors", [])):
+            raise
     changes = list_index.Changes()
     for entry in entries:
         changes.inserted("access_log", entry)
-    list_index.apply(changes, not_indexed=not_indexed, read_at=read_at)
+    list_index.apply(changes)
+
+
+FILLED = "access_log_filled"  # the list index's counter that says the citizen's log was filled
+
+
+def fill_access_log(citizen_id: ObjectId, now: datetime) -> int:
+    """Write every access-log entry of a citizen that the audit trail holds and their log lacks
+    (the entries a bulk upload left out while they were pending, those of events stored before
+    entries existed), then mark their list index as filled; returns how many entries it read.
+
+    The build is recorded first (``RecentBuild``), as ``list_index.build`` does: a writer that read
+    the citizen as pending and stores its event after this read writes the entry itself
+    (:func:`insert_events` asks ``built_since``); one that stored it before is read here.
+    """
+    RecentBuild._get_collection().update_one({"_id": citizen_id}, {"$set": {"at": now}}, upsert=True)
+    # the citizen's index only: a filter on another field would be a collection scan (embedded server)
+    events = AuditEvent._get_collection().find({"citizen_ids": citizen_id}, {"at": 1, "access": 1, "actor_type": 1})
+    entries = [entry for event in events
+               for entry in access_log_entries({**event, "citizen_ids": [citizen_id]})]
+    _store_entries(entries)
+    ListIndex._get_collection().update_one({"_id": citizen_id}, {"$set": {f"counters.{FILLED}": 1}})
+    return len(entries)
 
 
 def _insert_numbered(documents: list[dict[str, Any]]) -> list[ObjectId | Failed]:
@@ -278,21 +321,14 @@ def recording(ctx: RequestContext, action: str, **fields: Any) -> Iterator[dict[
 
 
 def copy_missing_entries(first_seq: int, last_seq: int) -> int:
-    """Write the access-log entries missing for the events numbered ``first_seq..last_seq`` (after
-    a crash between an event and its entries); returns how many were written. Idempotent: an entry
-    is looked for by its citizen, time and event (the access log's index) before it is written."""
-    events = AuditEvent._get_collection().find({"seq": {"$gte": first_seq, "$lte": last_seq}})
-    entries = AccessLogEntry._get_collection()
-    missing = [entry for event in events for entry in access_log_entries(event)
-               if entries.find_one({"citizen_id": entry["citizen_id"], "at": entry["at"],
-                                    "event_id": entry["event_id"]}, {"_id": 1}) is None]
-    if missing:
-        entries.insert_many(missing, ordered=False)
-        changes = list_index.Changes()
-        for entry in missing:
-            changes.inserted("access_log", entry)
-        list_index.apply(changes)
-    return len(missing)
+    """Write the access-log entries of the events numbered ``first_seq..last_seq`` again (after a
+    crash between an event and its entries); returns how many entries it wrote or found. Idempotent:
+    an entry's id is derived from its event and citizen."""
+    events = AuditEvent._get_collection().find({"seq": {"$gte": first_seq, "$lte": last_seq}},
+                                               {"at": 1, "access": 1, "actor_type": 1, "citizen_ids": 1})
+    entries = [entry for event in events for entry in access_log_entries(event)]
+    _store_entries(entries)
+    return len(entries)
 
 
 def number_unnumbered(chunk: int = 500) -> int:
