@@ -181,18 +181,24 @@ def insert_events(documents: list[dict[str, Any]], *, not_indexed: Iterable[Obje
     return results
 
 
-def _store_entries(entries: list[dict[str, Any]]) -> None:
-    """Insert entries (one already stored is left as it is) and add them to the list indexes."""
+def _store_entries(entries: list[dict[str, Any]], *, report_stored: bool = False) -> None:
+    """Insert entries and add to the list indexes those this call stored (an entry already stored
+    was reported by its writer: the list index keeps every key it is given); ``report_stored``:
+    report those too (a repair, whose entries may be stored and not yet reported)."""
     if not entries:
         return
+    duplicates: set[int] = set()
     try:
         AccessLogEntry._get_collection().insert_many(entries, ordered=False)
     except BulkWriteError as error:
-        if any(problem.get("code") != 11000 for problem in error.details.get("writeErrors", [])):
+        problems = error.details.get("writeErrors", [])
+        if any(problem.get("code") != 11000 for problem in problems):
             raise
+        duplicates = {problem["index"] for problem in problems}
     changes = list_index.Changes()
-    for entry in entries:
-        changes.inserted("access_log", entry)
+    for position, entry in enumerate(entries):
+        if report_stored or position not in duplicates:
+            changes.inserted("access_log", entry)
     list_index.apply(changes)
 
 
@@ -327,7 +333,7 @@ def copy_missing_entries(first_seq: int, last_seq: int) -> int:
     events = AuditEvent._get_collection().find({"seq": {"$gte": first_seq, "$lte": last_seq}},
                                                {"at": 1, "access": 1, "actor_type": 1, "citizen_ids": 1})
     entries = [entry for event in events for entry in access_log_entries(event)]
-    _store_entries(entries)
+    _store_entries(entries, report_stored=True)
     return len(entries)
 
 

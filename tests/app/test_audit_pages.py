@@ -97,6 +97,8 @@ def test_an_upload_that_read_a_citizen_as_pending_writes_their_entry_once_they_a
                                                         access="write")], not_indexed=[citizen], read_at=T0)
     assert [entry["event_id"] for entry in entries_of(citizen)] == [event_id]
     assert len(index_keys(citizen)) == 1
+    assert audit.fill_access_log(citizen, T0 + timedelta(seconds=6)) == 1  # a fill again finds it stored
+    assert len(entries_of(citizen)) == 1 and len(index_keys(citizen)) == 1
     # and the other order: stored before the fill, read by it (no entry twice)
     other = ObjectId()
     (second,) = audit.store_all([audit.event_document(ctx(), "visit.create", citizen_ids=[other, citizen],
@@ -104,6 +106,7 @@ def test_an_upload_that_read_a_citizen_as_pending_writes_their_entry_once_they_a
     list_index.build([other], T0 + timedelta(days=2))
     page, _ = access_log.access_log(other, 10, None, T0 + timedelta(days=2))
     assert [event.id for event in page] == [second] and len(entries_of(other)) == 1
+    assert len(index_keys(citizen)) == 2 and len(index_keys(other)) == 1  # each entry reported once
     assert audit.copy_missing_entries(0, 10**9) == 4 and len(entries_of(citizen)) == 2  # idempotent
 
 
