@@ -24,4 +24,6 @@ class AccessLogEntry(me.Document):
     at = me.DateTimeField(required=True)
     event_id = me.ObjectIdField(required=True)
 
-    meta = {"collection": "access_log", "indexes": [("citizen_id", "-at")]}
+    # ending with the id: a page whose end time many entries share (one upload's batches) asks
+    # for that time by id range (``list_index.range_filters``)
+    meta = {"collection": "access_log", "indexes": [("citizen_id", "-at", "-_id")]}

@@ -9,6 +9,7 @@ whatever the size of their log or of the audit trail.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -30,6 +31,18 @@ def checked_cursor(cursor: dict[str, str] | None) -> dict[str, str] | None:
     return cursor
 
 
+def _page_filters(citizen_id: ObjectId, page: list_index.Window) -> list[dict[str, Any]]:
+    """The index ranges of a page's entries: ``list_index.range_filters`` (the lists branch: the
+    page's end times asked for by time and id when many entries share them) or the one range of
+    ``range_filter``. Once both are merged, call ``range_filters`` directly."""
+    source = list_index.SOURCES["access_log"]
+    several = getattr(list_index, "range_filters", None)
+    if several is not None:
+        return list(several(source, citizen_id, page))
+    query = list_index.range_filter(source, citizen_id, page)
+    return [query] if query is not None else []
+
+
 def access_log(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None, now: datetime
                ) -> tuple[list[AuditEvent], dict[str, str] | None]:
     """Newest first: reads by anyone but the citizen (doctors, support, facilities) and all writes
@@ -43,8 +56,8 @@ def access_log(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None, 
         audit.fill_access_log(citizen_id, now)
         keys, version, counters = list_index.read_index(citizen_id, "access_log", now)
     page = list_index.window(keys, version, checked_cursor(cursor), limit)
-    query = list_index.range_filter(list_index.SOURCES["access_log"], citizen_id, page)
-    entries = list(AccessLogEntry.objects(__raw__=query).only("id", "event_id")) if query is not None else []
+    entries = [entry for query in _page_filters(citizen_id, page)
+               for entry in AccessLogEntry.objects(__raw__=query).only("id", "event_id")]
     entries = list_index.in_page_order(page, entries)
     events = {event.id: event for event in AuditEvent.objects(id__in=[entry.event_id for entry in entries])}
     return [events[entry.event_id] for entry in entries if entry.event_id in events], page.next_cursor
