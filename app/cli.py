@@ -17,6 +17,7 @@ from app.services.audit import SYSTEM_ACTOR, RequestContext
 admin_cli = AppGroup("admin", help="Administrator accounts.")
 demo_cli = AppGroup("demo", help="Demonstration data for development.")
 data_cli = AppGroup("data", help="Data migrations.")
+audit_cli = AppGroup("audit", help="The audit trail's upgrade and repair steps.")
 
 
 def cli_context() -> RequestContext:
@@ -228,10 +229,29 @@ def import_xml130(files: tuple[str, ...]) -> None:
         raise SystemExit(1)
 
 
+@audit_cli.command("number")
+def audit_number() -> None:
+    """Number the audit events stored before events had numbers (once, on upgrade)."""
+    from app.services import audit
+
+    click.echo(f"numbered {audit.number_unnumbered()} events")
+
+
+@audit_cli.command("entries")
+@click.argument("first", type=int)
+@click.argument("last", type=int)
+def audit_entries(first: int, last: int) -> None:
+    """Write the access-log entries missing for the events numbered FIRST..LAST (after a crash)."""
+    from app.services import audit
+
+    click.echo(f"wrote {audit.copy_missing_entries(first, last)} entries")
+
+
 def init_app(app: Flask) -> None:
     """Register the command groups."""
     app.cli.add_command(admin_cli)
     app.cli.add_command(data_cli)
+    app.cli.add_command(audit_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(import_xml130)
     app.cli.add_command(keys_cli)

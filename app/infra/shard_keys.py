@@ -76,6 +76,7 @@ UNSHARDED: frozenset[str] = frozenset({
     # (cached ten seconds) and by the gateway upload: a few thousand rows at most.
     "certificate_revocations",
     "identity_checks",  # per-caller counters of identity checks, expiring (TTL) within a day
+    "counters",  # named sequences: the audit events' numbers, one $inc per stored batch
     # Citizens whose list index was built in the last day (TTL): every batch write reads it by
     # time (``at >= since``), which only one shard can answer from one index range.
     "list_index_builds",
@@ -100,6 +101,14 @@ class ScatterAllowed:
 # scheduled job, a migration command. A location matches when it is any app frame of the query's
 # call stack (so an admin search that calls a shared paging helper names the admin search).
 SCATTER_ALLOWED: tuple[ScatterAllowed, ...] = (
+    ScatterAllowed("app.services.audit:fill_access_log", "audit_events",
+                   "a citizen's access log is filled from the audit trail once, on its first read (the entries "
+                   "a bulk upload leaves out while the citizen is pending, and events from before entries "
+                   "existed): once per citizen in a lifetime, one (citizen_ids, seq) range on each shard"),
+    ScatterAllowed("app.services.audit:copy_missing_entries", "audit_events",
+                   "the repair command (flask audit entries) after a crash between events and their entries"),
+    ScatterAllowed("app.services.audit:number_unnumbered", "audit_events",
+                   "the one-time upgrade command (flask audit number)"),
     ScatterAllowed("app.services.audit_log:search", "audit_events",
                    "the admin's audit search (by time, actor, action, outcome or citizen over every event): "
                    "staff only, paged, a few a day; events are spread by _id, so any search is every shard's"),

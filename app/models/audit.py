@@ -37,18 +37,23 @@ class AuditEvent(me.Document):
     details = me.DictField()
     # "read" or "write" when the event is an access to a citizen's health record (access log)
     access = me.StringField(choices=ACCESS_KINDS)
+    # The order in which events were stored, dense (1, 2, 3...: a page of the admin's list is one
+    # window of numbers), allocated per stored batch (``AuditCounter``); events stored before it
+    # existed are numbered below 1 by ``audit.number_unnumbered`` (the ``flask audit number`` command).
+    seq = me.IntField()
 
     meta = {
         "collection": "audit_events",
         # The busiest collection (every read of a record adds an event), so each index must earn
-        # its cost on every insert: time for the admin's recent events, the citizen's access log
-        # (whose prefix also finds the events of one citizen for the admin's search), and the
-        # actor for oversight of what one staff member or client did. A search by action alone
-        # walks the time index.
+        # its cost on every insert: the number, whose windows page the admin's list (every filter
+        # is applied inside a window); the citizens and the actor, each with the number, so that a
+        # window of one citizen's or one actor's events reads only theirs (the admin's search by
+        # citizen and oversight of one staff member or client). The citizen's access log reads
+        # its own entries (``AccessLogEntry``, sharded by citizen), not this collection.
         "indexes": [
-            "-at",
-            {"fields": ["citizen_ids", "access", "-at"], "name": "access_log"},
-            ("actor_id", "-at"),
+            "seq",
+            {"fields": ["citizen_ids", "seq"], "name": "citizen"},
+            ("actor_id", "seq"),
         ],
     }
 
@@ -66,3 +71,14 @@ class AuditEvent(me.Document):
 
     def delete(self, signal_kwargs=None, **write_concern):  # type: ignore[no-untyped-def]
         raise AppendOnlyError("audit events are append-only")
+
+
+class AuditCounter(me.Document):
+    """The last number given to an audit event (``_id`` "audit_events") and the lowest one
+    (``low``: below 1 once events stored before numbers existed are numbered)."""
+
+    id = me.StringField(primary_key=True)
+    value = me.IntField(required=True, default=0)
+    low = me.IntField(required=True, default=1)
+
+    meta = {"collection": "counters"}

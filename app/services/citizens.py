@@ -12,7 +12,6 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from app.infra.embedded_quirks import in_chunks
-from app.models.audit import AuditEvent
 from app.models.citizen import Citizen, PendingActivation, PendingEnrollment
 from app.models.identity_check import IdentityCheck
 from app.models.records import Immunization, Visit
@@ -301,12 +300,12 @@ def find_or_create_citizens(
     found.update((doc["national_id"], _projected(doc, fields)) for doc in created)
     found.update(_read_citizens({missing[i]: ids[missing[i]] for i in duplicates}, fields))
     if len(created) == 1:
-        AuditEvent._get_collection().insert_one(audit.event_document(
+        audit.store_all([audit.event_document(
             ctx, "citizen.create", citizen_id=created[0]["_id"], target_type="citizen",
-            target_id=str(created[0]["_id"])))
+            target_id=str(created[0]["_id"]))])
     elif created:  # one event for the batch, naming each citizen (as for the records they come with)
-        AuditEvent._get_collection().insert_one(audit.event_document(
-            ctx, "citizen.create", citizen_ids=[doc["_id"] for doc in created], target_type="citizen"))
+        audit.store_all([audit.event_document(
+            ctx, "citizen.create", citizen_ids=[doc["_id"] for doc in created], target_type="citizen")])
     return found, {doc["national_id"] for doc in created}
 
 

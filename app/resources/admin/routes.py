@@ -128,11 +128,17 @@ class AuditViews(MethodView):
     @blp.arguments(AuditQueryArgsSchema, location="query")
     @blp.response(200, AuditPageSchema)
     def get(self, args):
-        """Read the audit log, newest first, with filters"""
+        """Read the audit log, newest first, with filters
+
+        Events are listed in the order they were stored, newest first. Without filters a page holds
+        `limit` events. With filters, a page looks at a bounded stretch of the stored events (2,000;
+        200,000 when `citizen_id` or `actor_id` is given) and holds those that match: it may hold
+        fewer than `limit` items, even none, with a `next_cursor` to go on; `next_cursor` is null
+        only when no older event remains.
+        """
         raw_cursor, limit = args.pop("cursor"), args.pop("limit")
-        cursor = decode_cursor(raw_cursor, ("t", "id")) if raw_cursor else None
-        events, next_cursor = audit_log.search(args, cursor, limit)
-        return {"items": events, "next_cursor": encode_cursor(next_cursor) if next_cursor else None}
+        events, next_cursor = audit_log.search(args, raw_cursor, limit)
+        return {"items": events, "next_cursor": next_cursor}
 
 
 @blp.route("/admin/passport-rules/<country>")

@@ -165,7 +165,8 @@ class AccessLogViews(MethodView):
     @blp.response(200, AccessLogPageSchema)
     def get(self, args):
         """Who read or changed my record, when, on what basis"""
-        events, next_cursor = access_log.access_log(_citizen().id, args["limit"], _cursor(args))
+        events, next_cursor = access_log.access_log(_citizen().id, args["limit"], _cursor(args),
+                                                    request_context().now)
         names = _names({e.facility_code for e in events if e.facility_code})
         return {"items": [{"id": str(e.id), "at": e.at, "access": e.access, "action": e.action,
                            "actor_type": e.actor_type, "actor_label": e.actor_label,

@@ -23,7 +23,6 @@ from typing import Any
 from bson import ObjectId
 
 from app.infra.embedded_quirks import in_chunks
-from app.models.audit import AuditEvent
 from app.models.citizen import Citizen
 from app.models.records import VOIDED, Provenance, RecordKey
 from app.services import audit, outbox
@@ -313,7 +312,8 @@ def _apply(ctx: RequestContext, live: list[_Pending], results: list[PushResult |
         _create(ctx, store, new, new_ids, results, writes)
         _update_existing(ctx, store, existing, keys, results, writes)
         if writes:
-            AuditEvent._get_collection().insert_many(_write_events(ctx, writes))
+            # the access-log entries of pending citizens are built with their index (activation)
+            audit.store_all(_write_events(ctx, writes), not_indexed=not_active, read_at=ctx.now)
 
 
 def _create(
