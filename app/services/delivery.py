@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from bson import ObjectId
+from mongoengine.queryset import QuerySet
 
 from app.models.citizen import Citizen
 from app.models.device import Device
@@ -173,13 +174,17 @@ def _text(message: Notification, box: SecretBox) -> str:
 def _fail(message: Notification, error: Exception, now: datetime, permanent: bool,
           rng: random.Random, persist: Persist) -> str:
     reason = f"{type(error).__name__}: {error}"[:300]
+
+    def held() -> QuerySet:  # the claimed message, by id and citizen (its shard key); built inside persist
+        return Notification.objects(id=message.id, citizen_id=message.citizen_id, status="sending")
+
     if permanent or is_exhausted(message.attempts):
-        persist(lambda: Notification.objects(id=message.id, citizen_id=message.citizen_id, status="sending").update_one(
+        persist(lambda: held().update_one(
             set__status="dead", set__last_error=reason, unset__lease_until=True, unset__secret_encrypted=True,
             unset__address=True))
         return "dead"
     retry_at = retry_delay(error, message.attempts, now, rng)
-    persist(lambda: Notification.objects(id=message.id, citizen_id=message.citizen_id, status="sending").update_one(
+    persist(lambda: held().update_one(
         set__status="pending", set__last_error=reason, unset__lease_until=True, set__next_attempt_at=retry_at))
     return "retried"
 
