@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from app.models.login_origin import LoginOrigin
-from tests.app.pinned import describe, shapes_sent
+from tests.app.helpers import describe, shapes_sent
 from tests.conftest import encode_basic, make_settings
 from tests.helpers import DEFAULT_PASSWORD, CitizenActions, assert_problem, citizen_body, create_facility_client
 

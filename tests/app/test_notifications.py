@@ -16,7 +16,7 @@ from app.runtime import runtime
 from app.services import delivery
 from app.services.reminders import run_reminders
 from notifications import HttpProviderChannel, SmtpChannel
-from tests.app.pinned import describe, shapes_sent
+from tests.app.helpers import describe, shapes_sent
 from tests.helpers import CitizenActions, assert_problem, citizen_body, facility_token, system_context
 from tests.notifications.helpers import LoopbackController
 from tests.records_data import immunization_body, visit_body

@@ -1,4 +1,4 @@
-"""What a block of a test sent to one collection, as the session's query-shape recorder saw it."""
+"""Helpers of the app tests: what a block sent to one collection, as the query-shape recorder saw it."""
 
 from __future__ import annotations
 
