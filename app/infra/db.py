@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import mongoengine
 import pymongo
 from flask import Flask, request
 from pymongo import monitoring
-from pymongo.errors import PyMongoError
+from pymongo.collection import Collection
+from pymongo.errors import OperationFailure, PyMongoError
 
 from app.infra.embedded_db import development_uri
 from app.settings import Settings
@@ -138,11 +140,40 @@ class SchemaGuard:
                 self._done = True
 
 
+# Indexes that earlier versions created and the models no longer declare, by collection: creating
+# the models' indexes leaves an old one in place (another name), where it would still hold its old
+# constraint, and a unique index that does not start with the shard key stops a collection from
+# being sharded. Each is dropped after its model's current indexes are built, so the constraint
+# that replaces it is in force first. Names only grow here; an index not found is already gone.
+RETIRED_INDEXES: dict[str, tuple[str, ...]] = {
+    # dedupe_key was unique across citizens; now (citizen_id, dedupe_key) is (Notification).
+    "notifications": ("dedupe_key_1",),
+}
+INDEX_NOT_FOUND = 27
+
+
+def drop_retired_indexes(collection: Collection[Any]) -> list[str]:
+    """Drop ``collection``'s indexes named in ``RETIRED_INDEXES``; returns the names it dropped."""
+    retired = [name for name in RETIRED_INDEXES.get(collection.name, ()) if name in collection.index_information()]
+    dropped = []
+    for name in retired:
+        try:
+            collection.drop_index(name)
+        except OperationFailure as error:
+            if error.code == INDEX_NOT_FOUND:  # another process dropped it first
+                continue
+            raise
+        dropped.append(name)
+    return dropped
+
+
 def ensure_indexes() -> None:
-    """Create the collections and indexes of every document class (idempotent).
+    """Create the collections and indexes of every document class, then drop retired ones (idempotent).
 
     Every record kind's model is included whether or not ``app.models`` lists it, so a new kind
-    (one entry in ``app.services.ingest.kinds``) is indexed before its first push.
+    (one entry in ``app.services.ingest.kinds``) is indexed before its first push. A changed
+    index is a new one (its fields name it; the same fields with other options would fail to
+    build): ``RETIRED_INDEXES`` names the one it replaces.
     """
     from app import models
     from app.services.ingest.kinds import kinds
@@ -150,6 +181,7 @@ def ensure_indexes() -> None:
     documents = [getattr(models, name) for name in models.__all__]
     for model in dict.fromkeys([*documents, *(kind.model for kind in kinds())]):
         model.ensure_indexes()
+        drop_retired_indexes(model._get_collection())
 
 
 def init_app(app: Flask, settings: Settings) -> tuple[str, WriteWatch]:

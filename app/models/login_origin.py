@@ -9,7 +9,8 @@ class LoginOrigin(me.Document):
     """One (account, address) pair that signed in successfully, remembered for a bounded time.
 
     ``_id`` is an HMAC of the scope, the account and the address; ``account`` an HMAC of the scope
-    and the account, so an account's entries can be counted and trimmed without naming it.
+    and the account, so an account's entries can be counted and trimmed without naming it. The
+    collection is sharded by ``account``: every query of ``LoginGuard`` names it, so one shard answers.
     """
 
     id = me.StringField(primary_key=True)

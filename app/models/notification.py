@@ -12,7 +12,8 @@ SECURITY, ROUTINE = 0, 1  # claim order: lower first (set when queued, from the 
 
 
 class Notification(me.Document):
-    """One message on one channel. ``dedupe_key`` makes a retried request write it only once.
+    """One message on one channel. ``dedupe_key`` (with the citizen) makes a retried request write
+    it only once.
 
     ``address`` (phone, e-mail or push token) is fixed when the message is queued, so a change of
     contact data never redirects a message already queued, least of all the warning about that
@@ -23,14 +24,17 @@ class Notification(me.Document):
     the message is delivered.
     """
 
-    citizen_id = me.ObjectIdField(required=True)
+    # ``dedupe_key`` is unique per citizen, an index that starts with the notifications' shard key
+    # (a sharded collection allows no other unique index): every key names one event of its
+    # citizen. ``app.infra.db.RETIRED_INDEXES`` drops the global ``dedupe_key_1`` of older versions.
+    citizen_id = me.ObjectIdField(required=True, unique_with="dedupe_key")
     kind = me.StringField(required=True)
     channel = me.StringField(required=True, choices=CHANNELS)
     language = me.StringField(default="vi")
     subject = me.StringField()
     body = me.StringField(required=True)
     secret_encrypted = me.StringField()
-    dedupe_key = me.StringField(required=True, unique=True)
+    dedupe_key = me.StringField(required=True)
     status = me.StringField(default="pending", choices=STATUSES)
     attempts = me.IntField(default=0)
     next_attempt_at = me.DateTimeField(default=utcnow)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from limits.storage import Storage
+from pymongo import DeleteOne
 
 from app.models.login_origin import LoginOrigin
 from app.security.attempts import AttemptLimiter
@@ -76,7 +77,9 @@ class LoginGuard:
             counter, known = self._origin_key(account, f"device:{device}"), True
         else:
             counter = origin_key
-            known = bool(address) and LoginOrigin.objects(id=origin_key, expires_at__gt=now).count() > 0
+            # The account is login_origins' shard key: naming it keeps the look-up on one shard.
+            known = bool(address) and LoginOrigin.objects(
+                account=account_key, id=origin_key, expires_at__gt=now).count() > 0
         self._limiter.hit(f"{account_key}:{counter}")
         if not known:
             self._limiter.hit(account_key)
@@ -96,15 +99,18 @@ class LoginGuard:
             self._remember_origin(self._account_key(account), self._origin_key(account, address), now)
 
     def _remember_origin(self, account_key: str, origin_key: str, now: datetime) -> None:
-        result = LoginOrigin._get_collection().update_one(
-            {"_id": origin_key},
-            {"$set": {"account": account_key, "seen_at": now, "expires_at": now + self._remember}},
+        # Every filter names the account (the shard key): an upsert must, and so one shard answers.
+        collection = LoginOrigin._get_collection()
+        result = collection.update_one(
+            {"_id": origin_key, "account": account_key},
+            {"$set": {"seen_at": now, "expires_at": now + self._remember}},
             upsert=True,
         )
         if result.upserted_id is None:
             return
         # A new address: keep only the most recent ones, so the memory stays bounded per account.
+        # Deleted one by one (usually one): ``{account, _id: {$in}}`` is a collection scan on SecantusDB.
         stale = LoginOrigin.objects(account=account_key).order_by("-seen_at").skip(self._remember_count)
-        stale_ids = [origin.id for origin in stale.only("id")]
-        if stale_ids:
-            LoginOrigin.objects(id__in=stale_ids).delete()
+        deletes = [DeleteOne({"_id": origin.id, "account": account_key}) for origin in stale.only("id")]
+        if deletes:
+            collection.bulk_write(deletes, ordered=False)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from bson import ObjectId
+from mongoengine.queryset import QuerySet
 
 from app.models.citizen import Citizen
 from app.models.device import Device
@@ -76,7 +77,7 @@ def claim_queries(now: datetime) -> list[tuple[dict[str, object], list[tuple[str
 
 
 def claim(now: datetime, worker: str, lease: timedelta = LEASE,
-          backlog: list[ObjectId] | None = None) -> Notification | None:
+          backlog: list[tuple[ObjectId, ObjectId]] | None = None) -> Notification | None:
     """Take the next message: an expired lease, else the oldest due security message, else routine.
 
     Candidates are read in order, then taken with a conditional update by id that only one worker
@@ -85,20 +86,24 @@ def claim(now: datetime, worker: str, lease: timedelta = LEASE,
     match; hence the two steps.) ``backlog``,
     kept by the caller across claims, holds routine candidates in due order, so a long backlog is
     read once per ``BACKLOG_BATCH`` claims; security messages are looked for before every claim.
+    A candidate is read with its citizen (``(id, citizen_id)``): the take and every later write of
+    the message name its citizen, the notifications' shard key, so each reaches one shard.
     """
     collection = Notification._get_collection()
     update = {"$set": {"status": "sending", "lease_until": now + lease, "claimed_by": worker},
               "$inc": {"attempts": 1}}
     (expired, expired_sort), (security, security_sort), (routine, routine_sort) = claim_queries(now)
 
-    def take(query: dict[str, object], candidate: ObjectId) -> Notification | None:
-        if not collection.update_one({"_id": candidate, **query}, update).modified_count:
+    def take(query: dict[str, object], candidate: tuple[ObjectId, ObjectId]) -> Notification | None:
+        pinned = {"_id": candidate[0], "citizen_id": candidate[1]}
+        if not collection.update_one({**pinned, **query}, update).modified_count:
             return None
-        return Notification._from_son(collection.find_one({"_id": candidate}))
+        return Notification._from_son(collection.find_one(pinned))
 
+    candidate = {"_id": 1, "citizen_id": 1}
     for query, sort in ((expired, expired_sort), (security, security_sort)):
-        for found in collection.find(query, {"_id": 1}).sort(sort).limit(CANDIDATES):
-            if message := take(query, found["_id"]):
+        for found in collection.find(query, candidate).sort(sort).limit(CANDIDATES):
+            if message := take(query, (found["_id"], found["citizen_id"])):
                 return message
     backlog = [] if backlog is None else backlog
     read = False
@@ -106,8 +111,8 @@ def claim(now: datetime, worker: str, lease: timedelta = LEASE,
         if not backlog:
             if read:
                 return None  # every fresh candidate went to other workers: the next pass looks again
-            backlog[:] = [found["_id"] for found in
-                          collection.find(routine, {"_id": 1}).sort(routine_sort).limit(BACKLOG_BATCH)]
+            backlog[:] = [(found["_id"], found["citizen_id"]) for found in
+                          collection.find(routine, candidate).sort(routine_sort).limit(BACKLOG_BATCH)]
             read = True
             if not backlog:
                 return None
@@ -169,13 +174,17 @@ def _text(message: Notification, box: SecretBox) -> str:
 def _fail(message: Notification, error: Exception, now: datetime, permanent: bool,
           rng: random.Random, persist: Persist) -> str:
     reason = f"{type(error).__name__}: {error}"[:300]
+
+    def held() -> QuerySet:  # the claimed message, by id and citizen (its shard key); built inside persist
+        return Notification.objects(id=message.id, citizen_id=message.citizen_id, status="sending")
+
     if permanent or is_exhausted(message.attempts):
-        persist(lambda: Notification.objects(id=message.id, status="sending").update_one(
+        persist(lambda: held().update_one(
             set__status="dead", set__last_error=reason, unset__lease_until=True, unset__secret_encrypted=True,
             unset__address=True))
         return "dead"
     retry_at = retry_delay(error, message.attempts, now, rng)
-    persist(lambda: Notification.objects(id=message.id, status="sending").update_one(
+    persist(lambda: held().update_one(
         set__status="pending", set__last_error=reason, unset__lease_until=True, set__next_attempt_at=retry_at))
     return "retried"
 
@@ -201,7 +210,7 @@ def deliver(message: Notification, channels: Mapping[str, Channel], box: SecretB
         return _fail(message, error, now, True, rng, persist)
     except TemporaryFailure as error:
         return _fail(message, error, now, False, rng, persist)
-    persist(lambda: outbox.mark_sent(message.id, now))
+    persist(lambda: outbox.mark_sent(message.id, message.citizen_id, now))
     return "sent"
 
 
@@ -216,7 +225,7 @@ def run_once(channels: Mapping[str, Channel], box: SecretBox, now: datetime, wor
     """
     report = RunReport()
     rng = rng or random.Random()
-    backlog: list[ObjectId] = []
+    backlog: list[tuple[ObjectId, ObjectId]] = []
     for _ in range(limit):
         moment = clock() if clock is not None else now
         message = claim(moment, worker, backlog=backlog)

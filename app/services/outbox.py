@@ -94,11 +94,11 @@ def notify(
     return written
 
 
-def mark_sent(message_id: object, now: datetime) -> bool:
+def mark_sent(message_id: object, citizen_id: object, now: datetime) -> bool:
     """Record a delivery; a secret the message carried (an activation code) and its address are
-    erased with it."""
+    erased with it. The message's citizen is its shard key: the update reaches one shard."""
     return bool(
-        Notification.objects(id=message_id, status__in=["pending", "sending"]).update_one(
+        Notification.objects(id=message_id, citizen_id=citizen_id, status__in=["pending", "sending"]).update_one(
             set__status="sent", set__sent_at=now, unset__secret_encrypted=True, unset__lease_until=True,
             unset__address=True
         )

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from app.models.login_origin import LoginOrigin
+from tests.app.helpers import describe, shapes_sent
 from tests.conftest import encode_basic, make_settings
 from tests.helpers import DEFAULT_PASSWORD, CitizenActions, assert_problem, citizen_body, create_facility_client
 
@@ -226,3 +227,66 @@ def test_after_a_support_reset_the_citizen_activates_from_a_known_address(client
     right = {**wrong, "activation_code": code}
     assert_problem(client.post("/api/v1/auth/activate", json=right, **at(STRANGER)), 429)
     assert client.post("/api/v1/auth/activate", json=right, **at("127.0.0.1")).status_code == 200
+
+
+def test_every_login_origin_query_names_the_account(request, mongodb_server, tmp_path):
+    """login_origins is sharded by account: the look-up, the upsert and the trimming name it."""
+    from app import create_app
+    from tests.conftest import drop_database
+
+    settings = make_settings(mongodb_server, tmp_path, login_known_addresses=1)
+    app = create_app(settings)
+    try:
+        with app.app_context():
+            client = app.test_client()
+            client_id, secret = create_facility_client("01003")
+            basic = {"Authorization": encode_basic(client_id, secret)}
+
+            def sign_ins() -> None:
+                for address in ("198.51.100.1", "198.51.100.2", "198.51.100.2"):  # new, new (trims), known
+                    assert client.post(TOKEN, data={"grant_type": "client_credentials"}, headers=basic,
+                                       **at(address)).status_code == 200
+                assert client.post(TOKEN, data={"grant_type": "client_credentials"},
+                                   headers={"Authorization": encode_basic(client_id, "wrong")},
+                                   **at("198.51.100.3")).status_code == 401
+
+            shapes = shapes_sent(request.config, "login_origins", sign_ins)
+    finally:
+        drop_database(settings)
+    assert {shape.command for shape in shapes} >= {"update", "delete", "aggregate", "find"}
+    assert [shape for shape in shapes if not shape.pinned] == [], describe(shapes)
+
+
+def test_trimming_known_addresses_keeps_the_newest_of_that_account_only(mongodb_server, tmp_path):
+    from app import create_app
+    from tests.conftest import drop_database
+
+    settings = make_settings(mongodb_server, tmp_path, login_known_addresses=2, login_max_failures=MAX_FAILURES,
+                             rate_limit_auth_per_ip="1000 per minute")
+    app = create_app(settings)
+    try:
+        with app.app_context():
+            client = app.test_client()
+            first, other = (create_facility_client(code) for code in ("01003", "01004"))
+
+            def token(account: tuple[str, str], address: str, secret: str | None = None) -> int:
+                client_id, right = account
+                return client.post(TOKEN, data={"grant_type": "client_credentials"},
+                                   headers={"Authorization": encode_basic(client_id, secret or right)},
+                                   **at(address)).status_code
+
+            for address in ("198.51.100.1", "198.51.100.2"):
+                assert token(other, address) == 200
+            for address in ("198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"):
+                assert token(first, address) == 200
+            accounts = [origin["account"] for origin in LoginOrigin._get_collection().find()]
+            assert sorted(accounts.count(account) for account in set(accounts)) == [2, 2]  # the other kept its two
+            for account in (first, other):  # lock each account for every address it does not know
+                for _ in range(MAX_FAILURES + 1):
+                    token(account, ATTACKER, "wrong secret")
+            # the first account knows its two newest addresses only; the other still knows its own two
+            assert [token(first, address) for address in ("198.51.100.3", "198.51.100.4")] == [200, 200]
+            assert [token(first, address) for address in ("198.51.100.1", "198.51.100.2")] == [429, 429]
+            assert [token(other, address) for address in ("198.51.100.1", "198.51.100.2")] == [200, 200]
+    finally:
+        drop_database(settings)

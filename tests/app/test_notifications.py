@@ -9,12 +9,14 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from bson import ObjectId
 
 from app.models.notification import Notification
 from app.runtime import runtime
 from app.services import delivery
 from app.services.reminders import run_reminders
 from notifications import HttpProviderChannel, SmtpChannel
+from tests.app.helpers import describe, shapes_sent
 from tests.helpers import CitizenActions, assert_problem, citizen_body, facility_token, system_context
 from tests.notifications.helpers import LoopbackController
 from tests.records_data import immunization_body, visit_body
@@ -317,3 +319,37 @@ def test_a_removed_device_receives_no_push(app, client, channels, sms):
     assert "fcm-token-lost" not in [m["to"] for m in sms.received]
     message = Notification.objects.get(channel="push")
     assert message.status == "dead" and message.address is None
+
+
+def test_every_write_of_a_claimed_message_names_its_citizen(request, app, client, channels, sms):
+    """notifications is sharded by citizen: only the claim's candidate reads may reach every shard."""
+    CitizenActions(client).register()  # SMS and e-mail
+    now = runtime().now()
+    sms.status = 503
+
+    def passes() -> None:
+        assert run(channels, now=now).sent == 1  # the e-mail; the SMS is retried
+        sms.status = 400
+        assert run({"sms": channels["sms"]}, now=now + timedelta(days=1)).dead == 1
+
+    shapes = shapes_sent(request.config, "notifications", passes)
+    claim = "app.services.delivery:claim"  # the claim's own reads (a comprehension is a frame of its own)
+    candidates = [shape for shape in shapes if shape.location in (claim, f"{claim}.<locals>.<listcomp>")]
+    rest = [shape for shape in shapes if shape not in candidates]
+    assert {shape.command for shape in candidates} == {"find"}
+    assert {shape.location for shape in rest} >= {"app.services.delivery:claim.<locals>.take",
+                                                  "app.services.outbox:mark_sent"}
+    assert any(shape.location.startswith("app.services.delivery:_fail") for shape in rest)
+    assert [shape for shape in rest if not shape.pinned] == [], describe(rest)
+
+
+def test_mark_sent_for_another_citizen_changes_nothing(app, client, channels):
+    from app.services.outbox import mark_sent
+
+    CitizenActions(client).register()
+    message = Notification.objects.get(channel="sms")
+    assert not mark_sent(message.id, ObjectId(), runtime().now())
+    message.reload()
+    assert message.status == "pending" and message.address
+    assert mark_sent(message.id, message.citizen_id, runtime().now())
+    assert Notification.objects.get(id=message.id).status == "sent"

@@ -153,7 +153,7 @@ def test_delivered_code_is_erased_from_the_outbox(client, citizens, support):
     client.post(support_url(account.national_id, "access-reset"), json=RESET, headers=support)
     delivery = Notification.objects.get(kind="activation_code_delivery")
     assert delivery.secret_encrypted
-    assert mark_sent(delivery.id, utcnow())
+    assert mark_sent(delivery.id, delivery.citizen_id, utcnow())
     delivery.reload()
     assert delivery.status == "sent" and delivery.secret_encrypted is None
-    assert not mark_sent(delivery.id, utcnow())  # sent once only
+    assert not mark_sent(delivery.id, delivery.citizen_id, utcnow())  # sent once only
