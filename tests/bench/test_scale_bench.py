@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from bson import ObjectId
 
 from app.services.identity import cccd_problems
 from bench import scale_bench
+from bench.records_bench import _secrets_env
 from bench.scale_bench import Health, Reads
 
 
@@ -122,3 +124,18 @@ def test_bench_citizens_have_distinct_national_ids_the_app_accepts():
     ids = {scale_bench.scale_national_id(n) for n in (0, 1, 999_999)}
     assert len(ids) == 3
     assert all(cccd_problems(value, date(1990, 5, 1), "female") == [] for value in ids)
+
+
+def test_citizens_are_created_by_the_app_and_activated_now_with_a_token_each(bench_uri, tmp_path):
+    env = _secrets_env(bench_uri, str(tmp_path))
+    created = scale_bench.create_citizens(env, range(3))
+    assert set(created) == {scale_bench.scale_national_id(n) for n in range(3)}
+    assert scale_bench.create_citizens(env, range(3)) == created  # found, not created twice
+    activation = scale_bench.activate_now(env, list(created.values()))
+    assert set(activation.tokens) == set(created.values()) and len(set(activation.tokens.values())) == 3
+    # the read model is built exactly when the app has one ("before" and "after" say which they are)
+    assert (importlib.util.find_spec("app.services.list_index") is None) == (activation.built_seconds is None)
+    with pymongo.MongoClient(bench_uri) as client:
+        stored = list(client.get_default_database().citizens.find({"_id": {"$in": list(created.values())}}))
+    assert len(stored) == 3 and all(c["state"] == "active" for c in stored)
+    assert all(datetime.now(UTC) - c["activated_at"].replace(tzinfo=UTC) < timedelta(minutes=2) for c in stored)
