@@ -136,6 +136,20 @@ with app.app_context():
 """
 
 
+# A new access token for the facility client SETUP made (tokens last 15 minutes; the fill may take longer).
+FACILITY_TOKEN = """
+from app import create_app
+from app.clock import utcnow
+from app.models.facility import FacilityClient
+from app.runtime import runtime
+from app.security.tokens import TokenType
+app = create_app()
+with app.app_context():
+    client = FacilityClient.objects(facility_code="01001").first()
+    print(runtime().tokens.issue(client.client_id, TokenType.FACILITY, utcnow(), facility="01001").token)
+"""
+
+
 def scale_national_id(serial: int) -> str:
     """A CCCD for the bench's citizens: province 002, a woman born in 1990, ``serial`` (< 10^6)."""
     return f"002190{serial:06d}"
@@ -476,6 +490,7 @@ class Stage:
 
 def growth_stage(s: Setting, stage: int, probe_serials: range, bulk_lines: list[bytes]) -> Stage:
     """Bulk ingestion, then fresh citizens' first pages (each once), at the database's current size."""
+    s.facility_token = _in_app(s.env, FACILITY_TOKEN)  # a fresh one: the fill before may outlast a token
     probes = list(create_citizens(s.env, probe_serials).values())
     seed_visits(s.uri, s.template, probes, PROBE_VISITS, f"probe{stage}")
     with pymongo.MongoClient(s.uri) as client:
