@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-SUITES = ["bench.passport_bench", "bench.records_bench"]
+SUITES = ["bench.passport_bench", "bench.records_bench", "bench.scale_bench"]
 
 
 def main() -> int:

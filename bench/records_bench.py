@@ -118,10 +118,12 @@ def api_server(env: dict[str, str], workers: int, threads: int):  # type: ignore
         process.wait(timeout=30)
 
 
-def _in_app(env: dict[str, str], code: str) -> str:
-    """Run set-up code inside the app (same settings as the server) and return what it prints."""
+def _in_app(env: dict[str, str], code: str, stdin: str | None = None) -> str:
+    """Run set-up code inside the app (same settings as the server) and return what it prints.
+
+    ``stdin`` is handed to the code on its standard input (e.g. a JSON list of citizens)."""
     return subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, capture_output=True,
-                          text=True).stdout.strip()
+                          text=True, input=stdin).stdout.strip()
 
 
 SETUP = """
@@ -209,11 +211,12 @@ def bulk_ratio(uri: str, env: dict[str, str], token: str, port: int) -> list[str
             f"insert_many -> ratio {api_rate / raw_rate:.2f} (goal >= 0.5)"]
 
 
-def _load(port: int, path: str, headers: dict[str, str]) -> tuple[float, list[float]]:
-    """Requests per second and latencies (ms) at CONCURRENCY keep-alive clients for LOAD_SECONDS."""
+def _load(port: int, path: str, headers: dict[str, str],
+          seconds: float = LOAD_SECONDS) -> tuple[float, list[float]]:
+    """Requests per second and latencies (ms) at CONCURRENCY keep-alive clients for ``seconds``."""
     latencies: list[float] = []
     lock = threading.Lock()
-    stop = time.perf_counter() + LOAD_SECONDS
+    stop = time.perf_counter() + seconds
     errors: list[int] = []
 
     def client() -> None:
