@@ -117,6 +117,8 @@ SCATTER_ALLOWED: tuple[ScatterAllowed, ...] = (
     ScatterAllowed("app.services.delivery:claim", "notifications",
                    "the delivery worker's claim: one query per batch for due messages of every citizen "
                    "(and the conditional take of each candidate), in the background, never per request"),
+    ScatterAllowed("app.services.delivery:release_claims", "notifications",
+                   "the delivery worker hands back its own claims once after a database outage (background)"),
     ScatterAllowed("app.services.delivery:backfill_priority", "notifications",
                    "a one-off migration run when the worker starts: messages queued before priorities existed"),
     ScatterAllowed("app.services.reminders:run_reminders", "citizens",

@@ -1,39 +1,19 @@
-"""Keyset paging shared by every list (newest first by a time field, ties broken by id; or by a
-unique key) and the opaque cursors that carry a page's position to the client and back."""
+"""The opaque cursors that carry a page's position to the client and back, and keyset pages by one
+unique key for the small admin lists (facilities, clients, the outbox by status).
+
+A citizen's lists page through ``app.services.list_index`` and the audit trail by its numbers
+(``app.services.audit_log``): a keyset filter "older than the cursor" matches the rest of a list,
+and the embedded server reads every document a filter matches (see the list index's docstring).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-from datetime import datetime
 from typing import Any
 
-from bson import ObjectId
-from bson.errors import InvalidId
-from mongoengine import Q
-
 from app.services.errors import InvalidInput
-
-
-def after(cursor: dict[str, str] | None, field: str) -> Q:
-    """The filter for the items after ``cursor`` (``{"t": ISO time, "id": object id}``)."""
-    if not cursor:
-        return Q()
-    try:
-        moment, last = datetime.fromisoformat(cursor["t"]), ObjectId(cursor["id"])
-    except (KeyError, ValueError, InvalidId, TypeError):
-        raise InvalidInput({"cursor": ["Not a valid cursor."]}) from None
-    return Q(**{f"{field}__lt": moment}) | Q(**{field: moment, "id__lt": last})
-
-
-def newest_first(query: Any, field: str, limit: int) -> tuple[list[Any], dict[str, str] | None]:
-    """One page of ``query`` and the cursor of the next page (None on the last one)."""
-    items = list(query.order_by(f"-{field}", "-id").limit(limit + 1))
-    if len(items) <= limit:
-        return items, None
-    items = items[:limit]
-    return items, {"t": getattr(items[-1], field).isoformat(), "id": str(items[-1].id)}
 
 
 def by_key(query: Any, order: str, limit: int) -> tuple[list[Any], dict[str, str] | None]:
