@@ -211,6 +211,16 @@ def bulk_ratio(uri: str, env: dict[str, str], token: str, port: int) -> list[str
             f"insert_many -> ratio {api_rate / raw_rate:.2f} (goal >= 0.5)"]
 
 
+def run_clients(threads: list[threading.Thread]) -> float:
+    """Start the client threads together, wait for them all; the seconds it took."""
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def _load(port: int, path: str, headers: dict[str, str],
           seconds: float = LOAD_SECONDS) -> tuple[float, list[float]]:
     """Requests per second and latencies (ms) at CONCURRENCY keep-alive clients for ``seconds``."""
@@ -234,15 +244,10 @@ def _load(port: int, path: str, headers: dict[str, str],
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=client) for _ in range(CONCURRENCY)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    elapsed = run_clients([threading.Thread(target=client) for _ in range(CONCURRENCY)])
     if errors:
         raise RuntimeError(f"{path}: {len(errors)} non-200 answers, e.g. {errors[0]}")
-    return len(latencies) / (time.perf_counter() - started), latencies
+    return len(latencies) / elapsed, latencies
 
 
 def _percentiles(latencies: list[float]) -> str:

@@ -56,6 +56,7 @@ from bench.records_bench import (
     api_server,
     database,
     national_id,
+    run_clients,
 )
 
 COLD_CITIZENS = 1_000
@@ -301,13 +302,7 @@ def read_each_once(port: int, requests: list[tuple[str, dict[str, str]]], keep_b
                     reads.bodies[index] = body
         connection.close()
 
-    threads = [threading.Thread(target=client) for _ in range(CONCURRENCY)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    reads.seconds = time.perf_counter() - started
+    reads.seconds = run_clients([threading.Thread(target=client) for _ in range(CONCURRENCY)])
     return reads
 
 
@@ -337,13 +332,7 @@ def read_repeatedly(port: int, requests: list[tuple[str, dict[str, str]]], secon
         with lock:
             reads.latencies.extend(mine)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CONCURRENCY)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    reads.seconds = time.perf_counter() - started
+    reads.seconds = run_clients([threading.Thread(target=client, args=(i,)) for i in range(CONCURRENCY)])
     reads.wanted = reads.done
     return reads
 
