@@ -5,11 +5,10 @@ the access log a citizen reads is kept here instead, one entry each, so that one
 one index range on one shard. Written only with the audit event it points to
 (``app.services.audit.insert_events``), after it.
 
-An entry holds only what pages the log (citizen, time) and its event's id: the page then reads its
-events by id (one ``$in`` of at most a page of ids, each on its own shard). A bulk upload writes
-one entry per citizen per batch, so the entry's size is paid on every upload: measured on the
-embedded server, 500 entries with the event's fields copied cost 150-180 ms to insert, these cost
-about 90 ms.
+An entry holds what the log shows of its event (who, what, when, outcome) and the event's id, so
+that a page of the log reads one index range of one shard and nothing else. Only the fields the
+log shows are copied (about 90 bytes): a bulk upload writes one entry per active citizen per batch
+(pending citizens get theirs when they first read the log), so the entry's size is paid on uploads.
 """
 
 from __future__ import annotations
@@ -18,11 +17,18 @@ import mongoengine as me
 
 
 class AccessLogEntry(me.Document):
-    """One audit event in one citizen's access log: the citizen, the event's time and its id."""
+    """One audit event in one citizen's access log: the citizen, the event's id and what the log
+    shows of it (``app.services.audit.SHOWN_IN_ACCESS_LOG``)."""
 
     citizen_id = me.ObjectIdField(required=True)
     at = me.DateTimeField(required=True)
     event_id = me.ObjectIdField(required=True)
+    access = me.StringField()
+    action = me.StringField()
+    actor_type = me.StringField()
+    actor_label = me.StringField()
+    facility_code = me.StringField()
+    outcome = me.StringField()
 
     # ending with the id: a page whose end time many entries share (one upload's batches) asks
     # for that time by id range (``list_index.range_filters``)

@@ -15,7 +15,6 @@ from bson import ObjectId
 from bson.errors import InvalidId
 
 from app.models.access_log import AccessLogEntry
-from app.models.audit import AuditEvent
 from app.services import audit, list_index
 from app.services.paging import InvalidCursor
 
@@ -38,9 +37,9 @@ def _page_filters(citizen_id: ObjectId, page: list_index.Window) -> list[dict[st
 
 
 def access_log(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None, now: datetime
-               ) -> tuple[list[AuditEvent], dict[str, str] | None]:
+               ) -> tuple[list[AccessLogEntry], dict[str, str] | None]:
     """Newest first: reads by anyone but the citizen (doctors, support, facilities) and all writes
-    (``audit.shown_in_access_log``): the audit events, and the next page's cursor.
+    (``audit.shown_in_access_log``): their entries (each names its event), and the next page's cursor.
 
     A bulk upload is one write event listing every record it wrote (for several citizens): it
     appears once in the log of each of them.
@@ -51,7 +50,5 @@ def access_log(citizen_id: ObjectId, limit: int, cursor: dict[str, str] | None, 
         keys, version, counters = list_index.read_index(citizen_id, "access_log", now)
     page = list_index.window(keys, version, checked_cursor(cursor), limit)
     entries = [entry for query in _page_filters(citizen_id, page)
-               for entry in AccessLogEntry.objects(__raw__=query).only("id", "event_id")]
-    entries = list_index.in_page_order(page, entries)
-    events = {event.id: event for event in AuditEvent.objects(id__in=[entry.event_id for entry in entries])}
-    return [events[entry.event_id] for entry in entries if entry.event_id in events], page.next_cursor
+               for entry in AccessLogEntry.objects(__raw__=query)]
+    return list_index.in_page_order(page, entries), page.next_cursor

@@ -107,6 +107,10 @@ def event_document(
 COUNTER_ID = "audit_events"
 
 
+# What an access-log entry copies of its event: what the log shows, so a page reads the entries only.
+SHOWN_IN_ACCESS_LOG = ("access", "action", "actor_type", "actor_label", "facility_code", "outcome")
+
+
 def shown_in_access_log(document: dict[str, Any]) -> bool:
     """Whether the access log of the event's citizens shows it, and so whether it gets an
     ``AccessLogEntry`` per citizen: every write to their record, and every read of it by someone
@@ -128,8 +132,9 @@ def access_log_entries(document: dict[str, Any], citizens: Iterable[ObjectId] | 
         return []
     named = dict.fromkeys(document.get("citizen_ids") or [])
     chosen = named if citizens is None else [citizen for citizen in citizens if citizen in named]
+    shown = {field: document[field] for field in SHOWN_IN_ACCESS_LOG if document.get(field) is not None}
     return [{"_id": entry_id(document["_id"], citizen_id), "citizen_id": citizen_id, "at": document["at"],
-             "event_id": document["_id"]} for citizen_id in chosen]
+             "event_id": document["_id"], **shown} for citizen_id in chosen]
 
 
 def allocate_numbers(count: int) -> int:

@@ -168,7 +168,7 @@ class AccessLogViews(MethodView):
         events, next_cursor = access_log.access_log(_citizen().id, args["limit"], _cursor(args),
                                                     request_context().now)
         names = _names({e.facility_code for e in events if e.facility_code})
-        return {"items": [{"id": str(e.id), "at": e.at, "access": e.access, "action": e.action,
+        return {"items": [{"id": str(e.event_id), "at": e.at, "access": e.access, "action": e.action,
                            "actor_type": e.actor_type, "actor_label": e.actor_label,
                            "facility_code": e.facility_code,
                            "facility_name": names.get(e.facility_code or ""), "outcome": e.outcome}
