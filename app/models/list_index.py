@@ -12,7 +12,8 @@ from app.clock import utcnow
 
 
 class ListIndex(me.Document):
-    """One citizen's lists: per list name, the keys of its items (``list_index.key``), unsorted.
+    """One citizen's lists: per list name, the keys of its items (``list_index.key``), packed in
+    one binary value, sorted (``list_index.PackedKeys``; older documents hold an array of keys).
 
     ``_id`` is the citizen id (so the document shards with the citizen). ``version`` grows with
     every change and keys the app's page cache.
@@ -21,7 +22,8 @@ class ListIndex(me.Document):
     id = me.ObjectIdField(primary_key=True)
     version = me.IntField(default=0)
     built_at = me.DateTimeField(default=utcnow)
-    lists = me.DictField()  # list name -> [key bytes]
+    # list name -> packed keys (a plain DictField would load bytes as a list of ints)
+    lists = me.DictField(field=me.BinaryField())
     counters = me.DictField()  # e.g. the inbox's unread count, kept beside its list
 
     meta = {"collection": "list_index"}

@@ -8,9 +8,9 @@ the whole rest of the record. So each citizen has one *list index* document (``L
 and the item's 12-byte id, then a tag (for lists that can be filtered by facility, its code; in
 the inbox, whether the message is unread, which makes the unread count). A page is:
 
-1. the citizen's index document (one read by ``_id``), sorted in memory newest first (a lifetime
-   record holds a few thousand keys, 20-odd bytes each; see README "Bounded lists");
-2. the ``limit + 1`` keys after the cursor (and inside the filters);
+1. the citizen's index document (one read by ``_id``): each list's keys packed in one binary value,
+   sorted, one fixed-width slot per item (:class:`PackedKeys`; see "Why packed" below);
+2. the ``limit + 1`` keys after the cursor (and inside the filters), found by binary search;
 3. the page's documents with ``{citizen_id, <time>: {$gte: oldest, $lte: newest}}`` on the list's
    (citizen, time, _id) index: an index range that holds the page and the items sharing its end
    times; when those are many (hundreds of messages of one upload share an instant), the ends
@@ -25,17 +25,26 @@ index documents that exist: a citizen gets one when their lists become readable 
 :func:`build`), built from the collections. A write that began before a build and skipped the
 citizen as not yet readable asks :func:`built_since` afterwards and adds its items then: the build
 is recorded before it reads, so every item is either seen by the build or added by its writer.
-Either order gives the same items: keys are added with ``$push`` (``$addToSet`` compares each
-new key with the whole list on the embedded server: 0.6 s for 500 keys into an empty list, 3.5 s
-into 1,500; ``$push`` 2-20 ms), so a writer and a build may both add one key, and a page reads one
-key per item (:func:`window`); ``$pull`` removes every copy.
+The build adds only items the index does not hold yet (a writer that added one since read it
+later than the build did).
+
+Why packed: a document's read costs what it decodes, on the embedded server even for a projection
+of ``version`` alone: an array of 2,000 binary keys took 1.2-2.3 ms to read against 0.6 ms for 20,
+one binary value of the same keys 1.0 ms whatever their number. So the keys of a list are one
+value, and a write to it is a read, a merge and a conditional write of the new value
+(:func:`apply`: ``version`` is the condition; a write that lost the race to another writer of the
+same citizen reads and merges again). Documents written before the keys were packed hold an
+array of keys; they are read as well (:func:`stored_keys`) and packed by their next write.
 """
 
 from __future__ import annotations
 
+import random
 import struct
+import time
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +52,7 @@ from typing import Any
 from bson import Binary, ObjectId
 from bson.errors import InvalidId
 from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
 
 from app.infra.embedded_quirks import inclusive_time_range
 from app.models.access_log import AccessLogEntry
@@ -54,6 +64,13 @@ from app.services.paging import InvalidCursor
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TIME_BYTES, ID_BYTES = 8, 12
 ORDER_BYTES = TIME_BYTES + ID_BYTES  # a key's order is its first 20 bytes; then the facility code
+# A stored key's slot: its order, the tag's length, the tag padded (a facility code is 5 bytes).
+SLOT_BYTES = 32
+TAG_BYTES = SLOT_BYTES - ORDER_BYTES - 1
+# A conditional write that lost to another writer of the same citizen reads and merges again, for
+# this long at most (then the write fails: the caller's unit of work reports the error).
+CONTENTION_SECONDS = 10.0
+DUPLICATE_KEY = 11000
 # Writers and builders run on different servers: a write that began this long before a build's
 # recorded time still looks for it (clock skew between app servers is far smaller).
 CLOCK_SKEW = timedelta(minutes=2)
@@ -150,7 +167,10 @@ def _micros(moment: datetime) -> int:
 def key(moment: datetime, item_id: ObjectId, facility: str = "") -> bytes:
     """An item's key: sortable time (microseconds, offset so that dates before 1970 sort too),
     the item's id, then the facility code (not part of the order)."""
-    return struct.pack(">Q", _micros(moment) + (1 << 63)) + item_id.binary + facility.encode("ascii")
+    tag = facility.encode("ascii")
+    if len(tag) > TAG_BYTES:
+        raise ValueError(f"a list key's tag holds at most {TAG_BYTES} bytes: {facility!r}")
+    return struct.pack(">Q", _micros(moment) + (1 << 63)) + item_id.binary + tag
 
 
 def key_time(item_key: bytes) -> datetime:
@@ -227,38 +247,141 @@ def _collection() -> Any:
     return ListIndex._get_collection()
 
 
-def apply(changes: Changes, *, not_indexed: Iterable[ObjectId] = (), read_at: datetime | None = None) -> None:
-    """Write ``changes`` to the index documents that exist (one update per citizen).
+# ---------------------------------------------------------------- stored keys
+
+class PackedKeys(Sequence[bytes]):
+    """One list's keys as stored: ascending, one per item, in fixed ``SLOT_BYTES`` slots of one
+    ``bytes`` value (order, tag length, tag padded). Indexing unpacks one key, so a page's binary
+    search reads a few slots whatever the size of the list."""
+
+    def __init__(self, packed: bytes) -> None:
+        if len(packed) % SLOT_BYTES:
+            raise ValueError("a packed key list is a whole number of slots")
+        self._packed = packed
+
+    def __len__(self) -> int:
+        return len(self._packed) // SLOT_BYTES
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        start = index * SLOT_BYTES
+        tag_length = self._packed[start + ORDER_BYTES]
+        return self._packed[start:start + ORDER_BYTES] + self._packed[
+            start + ORDER_BYTES + 1:start + ORDER_BYTES + 1 + tag_length]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return (self[i] for i in range(len(self)))
+
+
+def pack(keys: Iterable[bytes]) -> bytes:
+    """Keys (ascending, one per item) in their stored form (see :class:`PackedKeys`)."""
+    return b"".join(k[:ORDER_BYTES] + bytes([len(k) - ORDER_BYTES]) + k[ORDER_BYTES:].ljust(TAG_BYTES, b"\0")
+                    for k in keys)
+
+
+def sorted_keys(keys: Iterable[bytes]) -> Sequence[bytes]:
+    """``keys`` ascending and one per item (packed keys already are)."""
+    if isinstance(keys, PackedKeys):
+        return keys
+    return sorted(_distinct([bytes(k) for k in keys]))
+
+
+def stored_keys(value: Any) -> Sequence[bytes]:
+    """A list as an index document holds it: packed (``bytes``), or an array of keys written
+    before keys were packed (read as well: the next write to the list packs it), or absent."""
+    if value is None:
+        return []
+    if isinstance(value, bytes):
+        return PackedKeys(value)
+    return sorted_keys(value)
+
+
+def merged(stored: Sequence[bytes], added: list[bytes], removed: list[bytes], fill_only: bool = False) -> bytes:
+    """A list's new packed value: ``stored`` without ``removed``, with ``added`` (``fill_only``:
+    only the items it does not hold yet), one key per item (:func:`_distinct`)."""
+    gone = set(removed)
+    keys = [k for k in stored if k not in gone]
+    if fill_only:
+        held = {k[TIME_BYTES:ORDER_BYTES] for k in keys}
+        added = [k for k in added if k[TIME_BYTES:ORDER_BYTES] not in held]
+    return pack(sorted(_distinct(keys + added)))
+
+
+# ---------------------------------------------------------------- writing
+
+class ListIndexContention(RuntimeError):
+    """The index document of one citizen kept changing under this write (see :func:`apply`)."""
+
+
+def apply(changes: Changes, *, not_indexed: Iterable[ObjectId] = (), read_at: datetime | None = None,
+          fill_only: bool = False) -> None:
+    """Write ``changes`` to the index documents that exist (one read and one write for all the
+    citizens, again for those another writer changed meanwhile).
 
     ``not_indexed`` are citizens the caller read as not yet readable (no index: pending accounts,
     by the thousand in a bulk upload) at ``read_at``: they are skipped, except those whose index
-    was built since then (:func:`built_since`), which are updated like the others.
+    was built since then (:func:`built_since`), which are updated like the others. ``fill_only``
+    (a build): add only items a list does not hold yet.
     """
     if not changes:
         return
     skipped = set(not_indexed) & changes.citizens()
     if skipped:
         skipped -= built_since(skipped, read_at)
+    pending = changes.citizens() - skipped
+    give_up = time.monotonic() + CONTENTION_SECONDS
+    attempt = 0
+    while pending:
+        pending = _write_lists(changes, pending, fill_only)
+        if pending:
+            if time.monotonic() > give_up:
+                raise ListIndexContention(f"{len(pending)} list index documents kept changing under this write")
+            attempt += 1
+            time.sleep(random.uniform(0, 0.002 * min(attempt, 10)))  # apart from the writer it lost to
+
+
+def _write_lists(changes: Changes, citizens: set[ObjectId], fill_only: bool) -> set[ObjectId]:
+    """One read-merge-write of ``citizens``' index documents; returns those another writer changed
+    between the read and the write (the write is conditional on the version read)."""
+    names = {name for citizen_id in citizens
+             for name in (*changes.added.get(citizen_id, {}), *changes.removed.get(citizen_id, {}))}
+    projection = {"version": 1, **{f"lists.{name}": 1 for name in names}}
+    documents = _collection().find({"_id": {"$in": list(citizens)}}, projection)
     requests: list[UpdateOne] = []
-    for citizen_id in changes.citizens() - skipped:
+    written: list[ObjectId] = []  # the citizen of each request
+    for document in documents:
+        citizen_id = document["_id"]
         added, removed = changes.added.get(citizen_id, {}), changes.removed.get(citizen_id, {})
-        # $pull and $push may not name one field in one update: a list that loses and gains a
-        # key (a corrected time) takes two.
-        both = set(added) & set(removed)
-        pulls = {f"lists.{name}": {"$in": [Binary(k) for k in keys]} for name, keys in removed.items()}
-        adds = {f"lists.{name}": {"$each": [Binary(k) for k in keys]} for name, keys in added.items()
-                if name not in both}
+        lists = document.get("lists", {})
         update: dict[str, Any] = {"$inc": {"version": 1}}
-        if pulls:
-            update["$pull"] = pulls
-        if adds:
-            update["$push"] = adds
-        requests.append(UpdateOne({"_id": citizen_id}, update))
-        if both:
-            requests.append(UpdateOne({"_id": citizen_id}, {"$push": {
-                f"lists.{name}": {"$each": [Binary(k) for k in added[name]]} for name in both}}))
-    if requests:
-        _collection().bulk_write(requests, ordered=True)
+        values = {f"lists.{name}": Binary(merged(stored_keys(lists.get(name)), added.get(name, []),
+                                                 removed.get(name, []), fill_only))
+                  for name in {*added, *removed}}
+        if values:
+            update["$set"] = values
+        # upsert: a document whose version moved is a duplicate _id, reported by its position
+        condition = {"version": document["version"]} if "version" in document else {"version": {"$exists": False}}
+        requests.append(UpdateOne({"_id": citizen_id, **condition}, update, upsert=True))
+        written.append(citizen_id)
+    if not requests:
+        return set()
+    try:
+        result = _collection().bulk_write(requests, ordered=False)
+        lost: set[ObjectId] = set()
+        upserted = list((result.upserted_ids or {}).values())
+    except BulkWriteError as error:
+        if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+            raise
+        lost = {written[e["index"]] for e in error.details["writeErrors"]}
+        upserted = [u["_id"] for u in error.details.get("upserted", [])]
+    if upserted:  # removed between the read and the write: it stays removed
+        _collection().delete_many({"_id": {"$in": upserted}, "built_at": {"$exists": False}})
+    return lost
 
 
 def built_since(citizen_ids: set[ObjectId], moment: datetime | None) -> set[ObjectId]:
@@ -272,7 +395,8 @@ def built_since(citizen_ids: set[ObjectId], moment: datetime | None) -> set[Obje
 
 def build(citizen_ids: Iterable[ObjectId], now: datetime) -> None:
     """Make these citizens' lists readable: create each index document, recorded as a recent
-    build *before* the collections are read (see the module docstring), then add every item."""
+    build *before* the collections are read (see the module docstring), then add every item the
+    index does not hold yet."""
     targets = list(dict.fromkeys(citizen_ids))
     if not targets:
         return
@@ -285,25 +409,18 @@ def build(citizen_ids: Iterable[ObjectId], now: datetime) -> None:
         if source.prepare is not None:
             for citizen_id in targets:
                 source.prepare(citizen_id)
-    present = {citizen_id: _stored_keys(citizen_id) for citizen_id in targets}  # a build again adds what is new
     changes = Changes()
     for source in SOURCES.values():
         projection = source.projection()
         for citizen_id in targets:
-            known = present[citizen_id].get(source.name, set())
             for document in source.model._get_collection().find(
                     {source.citizen_field: citizen_id, **source.member_filter}, projection):
-                if source.is_member(document) and source.key_of(document) not in known:
+                if source.is_member(document):
                     changes.add(citizen_id, source.name, source.key_of(document))
     for citizen_id in targets:  # a citizen with no items yet still gets every list
         for name in SOURCES:
             changes.added[citizen_id].setdefault(name, [])
-    apply(changes)
-
-
-def _stored_keys(citizen_id: ObjectId) -> dict[str, set[bytes]]:
-    document = _collection().find_one({"_id": citizen_id}, {"lists": 1}) or {}
-    return {name: {bytes(k) for k in keys} for name, keys in document.get("lists", {}).items()}
+    apply(changes, fill_only=True)
 
 
 @dataclass(frozen=True)
@@ -328,22 +445,24 @@ def cursor_key(cursor: dict[str, str] | None) -> bytes | None:
         raise InvalidCursor from None
 
 
-def read_index(citizen_id: ObjectId, list_name: str, now: datetime) -> tuple[list[bytes], int, dict[str, Any]]:
-    """The citizen's keys of one list (unsorted), the index version and counters; an index that does
-    not exist yet (a citizen readable before indexes existed) is built first."""
+def read_index(citizen_id: ObjectId, list_name: str, now: datetime
+               ) -> tuple[Sequence[bytes], int, dict[str, Any]]:
+    """The citizen's keys of one list (ascending, one per item), the index version and counters;
+    an index that does not exist yet (a citizen readable before indexes existed) is built first."""
     projection = {f"lists.{list_name}": 1, "version": 1, "counters": 1}
     document = _collection().find_one({"_id": citizen_id}, projection)
     if document is None:
         build([citizen_id], now)
         document = _collection().find_one({"_id": citizen_id}, projection) or {}
-    keys = [bytes(k) for k in document.get("lists", {}).get(list_name, [])]
+    keys = stored_keys(document.get("lists", {}).get(list_name))
     return keys, int(document.get("version", 0)), document.get("counters", {})
 
 
 def _distinct(keys: list[bytes]) -> list[bytes]:
-    """One key per item: a writer and a build that overlapped it can leave both an item's old
-    and new key (a message marked read, a corrected time), so no item shows twice: the newest
-    order wins, and of one order the shorter tag (a message read, never unread again)."""
+    """One key per item: a list written before keys were packed could hold both an item's old
+    and new key (a writer and a build that overlapped), and a build may find an item a writer
+    moved meanwhile; the newest order wins, and of one order the shorter tag (a message read,
+    never unread again)."""
     newest: dict[bytes, bytes] = {}
     for k in keys:
         item = k[TIME_BYTES:ORDER_BYTES]
@@ -353,9 +472,9 @@ def _distinct(keys: list[bytes]) -> list[bytes]:
     return list(newest.values()) if len(newest) != len(keys) else keys
 
 
-def tagged(keys: list[bytes], tag: str) -> int:
+def tagged(keys: Iterable[bytes], tag: str) -> int:
     """How many distinct items of ``keys`` carry ``tag`` (the inbox's unread count: ``UNREAD``)."""
-    return sum(1 for k in _distinct(keys) if key_facility(k) == tag)
+    return sum(1 for k in sorted_keys(keys) if key_facility(k) == tag)
 
 
 def versions(citizen_ids: list[ObjectId]) -> list[int | None]:
@@ -367,8 +486,7 @@ def versions(citizen_ids: list[ObjectId]) -> list[int | None]:
 
 
 def read_version(citizen_id: ObjectId, now: datetime) -> int:
-    """The citizen's index ``version`` alone (what keys a cached page: a fifth of the cost of
-    reading a list's keys, measured 0.6 ms against 2.0 ms for 200 keys); built first if missing."""
+    """The citizen's index ``version`` alone (what keys a cached page); built first if missing."""
     document = _collection().find_one({"_id": citizen_id}, {"version": 1})
     if document is None:
         build([citizen_id], now)
@@ -376,34 +494,52 @@ def read_version(citizen_id: ObjectId, now: datetime) -> int:
     return int(document.get("version", 0))
 
 
-def window(keys: list[bytes], version: int, cursor: dict[str, str] | None, limit: int, *,
+def _order(item_key: bytes) -> bytes:
+    return item_key[:ORDER_BYTES]
+
+
+def _time(item_key: bytes) -> bytes:
+    return item_key[:TIME_BYTES]
+
+
+def window(keys: Iterable[bytes], version: int, cursor: dict[str, str] | None, limit: int, *,
            start: datetime | None = None, end: datetime | None = None, facility: str | None = None) -> Window:
     """The page after ``cursor`` among ``keys``, within ``start`` (inclusive) and ``end`` (exclusive)
-    and of ``facility`` when given."""
+    and of ``facility`` when given: binary searches in the sorted keys, then a walk down from the
+    newest that stops after ``limit + 1`` (further with a facility filter, past other facilities)."""
+    ordered = sorted_keys(keys)
     after = cursor_key(cursor)
-    low = key(start, ObjectId(b"\x00" * 12))[:ORDER_BYTES] if start else None
-    high = key(end, ObjectId(b"\x00" * 12))[:ORDER_BYTES] if end else None
-    chosen = [k for k in _distinct(keys)
-              if (after is None or k[:ORDER_BYTES] < after)
-              and (low is None or k[:ORDER_BYTES] >= low)
-              and (high is None or k[:ORDER_BYTES] < high)
-              and (facility is None or key_facility(k) == facility)]
-    chosen.sort(reverse=True)
+    top = len(ordered)
+    if after is not None:
+        top = bisect_left(ordered, after, key=_order)
+    if end is not None:
+        top = min(top, bisect_left(ordered, key(end, ObjectId(b"\x00" * 12))[:ORDER_BYTES], key=_order))
+    bottom = bisect_left(ordered, key(start, ObjectId(b"\x00" * 12))[:ORDER_BYTES], key=_order) if start else 0
+    chosen: list[bytes] = []
+    position = top - 1
+    while position >= bottom and len(chosen) <= limit:
+        candidate = ordered[position]
+        if facility is None or key_facility(candidate) == facility:
+            chosen.append(candidate)
+        position -= 1
     page = chosen[:limit]
     next_cursor = None
     if len(chosen) > limit:
         last = page[-1]
         next_cursor = {"t": key_time(last).replace(tzinfo=UTC).isoformat(), "id": str(key_id(last))}
-    return Window(page, next_cursor, version, _edge_ties(keys, page))
+    return Window(page, next_cursor, version, _edge_ties(ordered, page))
 
 
-def _edge_ties(keys: list[bytes], page: list[bytes]) -> int:
-    """How many items of ``keys`` off ``page`` a range from its oldest to its newest time matches."""
+def _edge_ties(ordered: Sequence[bytes], page: list[bytes]) -> int:
+    """How many items of ``ordered`` off ``page`` a range from its oldest to its newest time matches."""
     if not page:
         return 0
-    ends = {page[0][:TIME_BYTES], page[-1][:TIME_BYTES]}
     on_page = set(page)
-    return sum(1 for k in _distinct(keys) if k[:TIME_BYTES] in ends and k not in on_page)
+    ties = 0
+    for moment in dict.fromkeys((_time(page[0]), _time(page[-1]))):
+        low, high = bisect_left(ordered, moment, key=_time), bisect_right(ordered, moment, key=_time)
+        ties += sum(1 for position in range(low, high) if ordered[position] not in on_page)
+    return ties
 
 
 def range_filters(source: ListSource, citizen_id: ObjectId, page: Window) -> list[dict[str, Any]]:

@@ -40,7 +40,7 @@ def entries_of(citizen: ObjectId) -> list[dict[str, Any]]:
 
 def index_keys(citizen: ObjectId) -> list[bytes]:
     document = ListIndex._get_collection().find_one({"_id": citizen}) or {}
-    return [bytes(k) for k in document.get("lists", {}).get("access_log", [])]
+    return list(list_index.stored_keys(document.get("lists", {}).get("access_log")))
 
 
 def test_a_read_by_another_stores_one_entry_with_the_event(app: Flask) -> None:

@@ -159,7 +159,7 @@ def test_a_change_that_moves_no_key_still_changes_the_version(app: Flask) -> Non
     changes.replaced("visits", visit, {**visit, "status": "entered-in-error"})
     list_index.apply(changes)
     keys, newer, _ = list_index.read_index(citizen, "visits", utcnow())
-    assert newer == version + 1 and keys == []  # (the visit was never added: only the version moved)
+    assert newer == version + 1 and list(keys) == []  # (the visit was never added: only the version moved)
 
 
 def test_a_build_backfills_prescribed_at_and_lists_only_prescribing_visits(app: Flask) -> None:
@@ -221,3 +221,113 @@ def test_the_apps_recent_index_versions_are_forgotten_on_its_writes(app: Flask) 
     changes.touched.add(citizen)
     list_index.apply(changes)  # a write to list indexes on this app's connection
     assert versions.get(citizen) == first + 1
+
+
+# --- packed keys: the stored form, documents written before it, and writers racing -------------
+
+key_lists = st.lists(st.tuples(moments, st.binary(min_size=12, max_size=12),
+                               st.sampled_from(["", list_index.UNREAD, "01001", "79001"])), max_size=40)
+
+
+@given(key_lists)
+def test_packed_keys_read_back_sorted_one_per_item(entries) -> None:
+    keys = [list_index.key(moment, ObjectId(raw), tag) for moment, raw, tag in entries]
+    packed = list_index.PackedKeys(list_index.merged([], keys, []))
+    expected = list_index.sorted_keys(keys)
+    assert list(packed) == list(expected) and len(packed) == len(expected)
+    assert len({list_index.key_id(k) for k in packed}) == len(packed)
+    assert all(packed[n][:20] < packed[n + 1][:20] for n in range(len(packed) - 1))
+    if keys:
+        gone = keys[0]
+        assert gone not in list_index.PackedKeys(list_index.merged(packed, [], [gone]))
+
+
+def test_a_tag_that_does_not_fit_a_slot_is_refused() -> None:
+    with pytest.raises(ValueError):
+        list_index.key(datetime(2026, 1, 1), ObjectId(), "x" * (list_index.TAG_BYTES + 1))
+    with pytest.raises(ValueError):
+        list_index.PackedKeys(b"\0" * (list_index.SLOT_BYTES + 1))
+
+
+def test_an_index_written_before_keys_were_packed_is_read_and_packed_by_its_next_write(app: Flask) -> None:
+    citizen, moment = ObjectId(), datetime(2026, 2, 1)
+    old = [list_index.key(moment + timedelta(days=n), ObjectId(), "01001") for n in range(3)]
+    ListIndex._get_collection().insert_one(
+        {"_id": citizen, "version": 4, "built_at": moment, "lists": {"visits": old + [old[0]]}})  # a duplicate too
+    keys, version, _ = list_index.read_index(citizen, "visits", utcnow())
+    assert list(keys) == sorted(old) and version == 4
+    changes = Changes()
+    changes.add(citizen, "visits", newer := list_index.key(moment + timedelta(days=9), ObjectId(), "79001"))
+    list_index.apply(changes)
+    stored = ListIndex._get_collection().find_one({"_id": citizen})
+    assert isinstance(stored["lists"]["visits"], bytes) and stored["version"] == 5
+    assert list(list_index.stored_keys(stored["lists"]["visits"])) == sorted([*old, newer])
+
+
+def test_writers_racing_on_one_citizen_lose_nothing(app: Flask) -> None:
+    import threading
+
+    citizen = ObjectId()
+    list_index.build([citizen], utcnow())
+    before = list_index.read_version(citizen, utcnow())
+    made: list[bytes] = []
+    lock = threading.Lock()
+
+    def writer(n: int) -> None:
+        for m in range(5):
+            changes = Changes()
+            item = list_index.key(datetime(2026, 1, 1) + timedelta(minutes=n * 10 + m), ObjectId())
+            changes.add(citizen, "immunizations", item)
+            list_index.apply(changes)
+            with lock:
+                made.append(item)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    keys, version, _ = list_index.read_index(citizen, "immunizations", utcnow())
+    assert list(keys) == sorted(made) and len(made) == 30
+    assert version == before + 30  # every write changed it once
+
+
+def test_a_build_keeps_the_key_a_writer_added_meanwhile(app: Flask) -> None:
+    citizen, moment = ObjectId(), datetime(2026, 3, 1)
+    message = {"_id": ObjectId(), "citizen_id": citizen, "channel": "in_app", "created_at": moment, "read_at": None}
+    list_index.build([citizen], utcnow())
+    read = Changes()  # a writer marked it read (its key lost the unread tag) after a build read it unread
+    read.add(citizen, "inbox", list_index.key(moment, message["_id"]))
+    list_index.apply(read)
+    stale = Changes()
+    stale.add(citizen, "inbox", list_index.key(moment, message["_id"], list_index.UNREAD))
+    list_index.apply(stale, fill_only=True)
+    keys, _, _ = list_index.read_index(citizen, "inbox", utcnow())
+    assert list(keys) == [list_index.key(moment, message["_id"])]
+    assert list_index.tagged(keys, list_index.UNREAD) == 0
+
+
+def test_an_index_removed_while_a_write_read_it_stays_removed(app: Flask) -> None:
+    citizen = ObjectId()
+    list_index.build([citizen], utcnow())
+    collection = ListIndex._get_collection()
+    real_find = collection.find
+
+    class RemovedAfterRead:  # the index document goes away between the write's read and its write
+        def __getattr__(self, name):
+            return getattr(collection, name)
+
+        def find(self, *args, **kwargs):
+            found = list(real_find(*args, **kwargs))
+            collection.delete_one({"_id": citizen})
+            return found
+
+    changes = Changes()
+    changes.add(citizen, "visits", list_index.key(datetime(2026, 1, 1), ObjectId()))
+    original = list_index._collection
+    list_index._collection = lambda: RemovedAfterRead()  # type: ignore[assignment]
+    try:
+        list_index.apply(changes)
+    finally:
+        list_index._collection = original  # type: ignore[assignment]
+    assert collection.find_one({"_id": citizen}) is None
