@@ -191,7 +191,7 @@ def _walk(load, limit: int) -> list[ObjectId]:
     while True:
         page = load(limit, cursor)
         assert len(page.items) <= limit
-        ids += [item.id for item in page.items]
+        ids += [item["_id"] if isinstance(item, dict) else item.id for item in page.items]
         cursor, seen = page.next_cursor, seen + 1
         if cursor is None:
             return ids

@@ -331,3 +331,16 @@ def test_an_index_removed_while_a_write_read_it_stays_removed(app: Flask) -> Non
     finally:
         list_index._collection = original  # type: ignore[assignment]
     assert collection.find_one({"_id": citizen}) is None
+
+
+def test_the_page_cache_knows_which_citizens_it_holds() -> None:
+    from app.services.timeline import Page, PageCache
+
+    cache, kept, other = PageCache(size=2), ObjectId(), ObjectId()
+    assert not cache.holds(kept)  # a first read need not ask for the version apart from the keys
+    cache.put(("visits", kept, 20, 1), Page([], None))
+    cache.put(("visits", kept, 20, 2), Page([], None))
+    assert cache.holds(kept) and not cache.holds(other)
+    cache.put(("visits", other, 20, 1), Page([], None))  # evicts the oldest of the two
+    cache.put(("visits", other, 20, 2), Page([], None))  # and the other
+    assert not cache.holds(kept) and cache.holds(other) and len(cache) == 2

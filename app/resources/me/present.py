@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.models.records import Immunization, Visit
+from app.models.records import VOIDED, Immunization, Visit
 from app.resources.me.schemas import VisitPageSchema
 from app.services.paging import encode_cursor
 from app.services.timeline import WITHDRAWN_NOTE, Page, withdrawn
@@ -17,21 +17,28 @@ def _facility(code: str, names: dict[str, str]) -> dict[str, Any]:
     return {"code": code, "name": names.get(code)}
 
 
-def visit_summary(visit: Visit, names: dict[str, str]) -> dict[str, Any]:
-    """A timeline entry."""
-    base = {"id": str(visit.id), "facility": _facility(visit.facility_code, names),
-            "started_at": visit.started_at, "status": visit.status, "withdrawn": withdrawn(visit)}
-    if withdrawn(visit):
+def timeline_row(stored: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """A timeline entry from a visit as stored (``timeline.list_visits`` reads them raw)."""
+    withdrawn_record = stored.get("status", "final") == VOIDED
+    base = {"id": str(stored["_id"]), "facility": _facility(stored["facility_code"], names),
+            "started_at": stored["started_at"], "status": stored.get("status", "final"),
+            "withdrawn": withdrawn_record}
+    if withdrawn_record:
         return {**base, "note": WITHDRAWN_NOTE}
-    return {**base, "visit_type": visit.visit_type, "ended_at": visit.ended_at,
-            "department": visit.department, "reason": visit.reason,
-            "diagnoses": [d.to_mongo().to_dict() for d in visit.diagnoses],
-            "follow_up_date": visit.follow_up_date}
+    return {**base, "visit_type": stored.get("visit_type"), "ended_at": stored.get("ended_at"),
+            "department": stored.get("department"), "reason": stored.get("reason"),
+            "diagnoses": [{"principal": False, **diagnosis} for diagnosis in stored.get("diagnoses", [])],
+            "follow_up_date": stored.get("follow_up_date")}
+
+
+def visit_summary(visit: Visit, names: dict[str, str]) -> dict[str, Any]:
+    """A timeline entry of a loaded visit (the same entry as its stored form gives)."""
+    return timeline_row(visit.to_mongo().to_dict(), names)
 
 
 def visit_page(page: Page, names: dict[str, str]) -> bytes:
-    """A page of the timeline (``GET /me/visits``) as its JSON body (compact, UTF-8)."""
-    body = _VISIT_PAGE.dump({"items": [visit_summary(v, names) for v in page.items],
+    """A page of the timeline (``GET /me/visits``: stored visits) as its JSON body (compact, UTF-8)."""
+    body = _VISIT_PAGE.dump({"items": [timeline_row(row, names) for row in page.items],
                              "next_cursor": encode_cursor(page.next_cursor) if page.next_cursor else None})
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
