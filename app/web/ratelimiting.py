@@ -13,7 +13,8 @@ from flask_limiter import Limiter
 from limits import RateLimitItem
 from limits.storage import MongoDBStorage, Storage
 from limits.strategies import STRATEGIES, FixedWindowRateLimiter
-from pymongo import MongoClient, ReturnDocument
+from pymongo import MongoClient, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError
 from pymongo.uri_parser import parse_uri
 
 from app.infra import embedded_quirks
@@ -24,6 +25,8 @@ from app.security.attempts import AttemptLimiter
 from app.security.crypto import SecretBox
 from app.security.lockout import LoginGuard
 from app.settings import Settings
+
+DUPLICATE_KEY = 11000
 
 # Liveness probes and the static documentation are not rate limited.
 EXEMPT_PREFIXES = ("/api/v1/health", "/api/docs", "/api/openapi.json", "/verify")
@@ -62,12 +65,20 @@ class SharedClientMongoDBStorage(MongoDBStorage):
         return self._hits.submit((key, expiry, amount))
 
     def _incr_batch(self, hits: list[tuple[str, int, int]]) -> list[tuple[int, datetime] | Failed]:
-        """One update per key; a key whose update fails fails its own hits only."""
+        """One update per key (several keys, or any on the embedded server: one write and one read
+        for all); a key whose update fails fails its own hits only."""
         totals: dict[tuple[str, int], int] = {}
         for key, expiry, amount in hits:
             totals[(key, expiry)] = totals.get((key, expiry), 0) + amount
         counts: dict[tuple[str, int], tuple[int, datetime] | Failed] = {}
+        if len(totals) > 1 or embedded_quirks.FIND_AND_MODIFY_SCANS:
+            try:
+                counts = self._incr_many(totals)
+            except UNSTORABLE:  # one key cannot be stored: each alone finds which
+                counts = {}
         for group, amount in totals.items():
+            if group in counts:
+                continue
             try:
                 counts[group] = self._incr_one(*group, amount)
             except UNSTORABLE as error:  # this key cannot be stored
@@ -80,16 +91,50 @@ class SharedClientMongoDBStorage(MongoDBStorage):
             results.append(counted if isinstance(counted, Failed) else (counted[0] - remaining, counted[1]))
         return results
 
+    @staticmethod
+    def _window_update(now: datetime, expiry: int, amount: int) -> list[dict[str, Any]]:
+        """The update that adds ``amount``, or starts the window again when it has ended."""
+        ended = {"$lt": ["$expireAt", now]}
+        return [{"$set": {
+            "count": {"$cond": {"if": ended, "then": amount, "else": {"$add": ["$count", amount]}}},
+            "expireAt": {"$cond": {"if": ended, "then": now + timedelta(seconds=expiry), "else": "$expireAt"}},
+        }}]
+
+    def _incr_many(self, totals: dict[tuple[str, int], int]) -> dict[tuple[str, int], tuple[int, datetime]]:
+        """The hits on several keys in one write, their counts in one read (a new caller's first
+        request costs the database a share of two round trips instead of one of its own: the
+        uncached timeline's). A count read back may include hits other processes added after
+        this write: it only refuses earlier, never later. A key whose upsert raced another
+        process's (a duplicate) is left out: ``_incr_batch`` does it alone."""
+        now = embedded_quirks.pipeline_now()  # not $$NOW (see embedded_quirks)
+        groups = list(totals)
+        requests = [UpdateOne({"_id": key}, self._window_update(now, expiry, totals[(key, expiry)]), upsert=True)
+                    for key, expiry in groups]
+        raced: set[int] = set()
+        try:
+            self.counters.bulk_write(requests, ordered=False)
+        except BulkWriteError as error:
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                raise
+            raced = {e["index"] for e in error.details["writeErrors"]}
+        keys = [key for key, _ in groups]
+        found = {document["_id"]: document for chunk in embedded_quirks.in_chunks(keys)
+                 for document in self.counters.find({"_id": {"$in": chunk}}, ["count", "expireAt"])}
+        counts: dict[tuple[str, int], tuple[int, datetime]] = {}
+        for index, (key, expiry) in enumerate(groups):
+            if index in raced:
+                continue
+            document = found.get(key)
+            if document is None:  # removed in between by the expiry sweep: these hits open the window
+                counts[(key, expiry)] = (totals[(key, expiry)], now + timedelta(seconds=expiry))
+            else:
+                counts[(key, expiry)] = (int(document["count"]), document["expireAt"])
+        return counts
+
     def _incr_one(self, key: str, expiry: int, amount: int) -> tuple[int, datetime]:
         now = embedded_quirks.pipeline_now()  # not $$NOW (see embedded_quirks)
-        ended = {"$lt": ["$expireAt", now]}
         answer = self.counters.find_one_and_update(
-            {"_id": key},
-            [{"$set": {
-                "count": {"$cond": {"if": ended, "then": amount, "else": {"$add": ["$count", amount]}}},
-                "expireAt": {"$cond": {"if": ended, "then": now + timedelta(seconds=expiry),
-                                       "else": "$expireAt"}},
-            }}],
+            {"_id": key}, self._window_update(now, expiry, amount),
             upsert=True, projection=["count", "expireAt"], return_document=ReturnDocument.AFTER,
         )
         # A count read back after SecantusDB's null answer may include later hits: it only refuses

@@ -176,3 +176,28 @@ def test_first_hits_from_two_processes_at_once_both_count(storage, settings):
     assert failures == []
     # each hit is told a count that includes it (never 0, which would not count it at all)
     assert min(counts) >= 1 and max(counts) == 4
+
+
+def test_new_callers_hitting_together_are_counted_per_key(storage):
+    """Many keys in one group commit: one write and one read for all, each key's count its own."""
+    counts: dict[str, list[int]] = {f"test:caller-{n}": [] for n in range(8)}
+    lock = threading.Lock()
+    barrier = threading.Barrier(16)
+
+    def caller(n: int) -> None:
+        key = f"test:caller-{n % 8}"
+        barrier.wait()
+        count = storage.incr(key, 60)
+        with lock:
+            counts[key].append(count)
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(sorted(seen) == [1, 2] for seen in counts.values()), counts
+    assert all(storage.get(key) == 2 for key in counts)
+    storage.counters.update_one({"_id": "test:caller-0"}, {"$set": {"expireAt": storage.counters.find_one(
+        {"_id": "test:caller-0"})["expireAt"] - timedelta(minutes=5)}})  # that window has ended
+    assert storage.incr("test:caller-0", 60) == 1 and storage.incr("test:caller-1", 60) == 3
