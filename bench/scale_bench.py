@@ -8,7 +8,8 @@ whether it is met:
 1. **Cold timeline**: 1,000 citizens with 200 visits each, activated just now (the page cache may
    not serve them), each one's first page read once by 16 clients, then each one's second page
    (the ``next_cursor`` of its first page) read once. All first pages, then all second pages, so
-   the two lines are measured apart.
+   the two lines are measured apart. Then the raw operation under a first page: each page's
+   visits fetched directly by pymongo clients, which bounds any design that reads them.
 2. **Record-size growth**: first pages of citizens with 20 and with 2,000 visits, cold (each
    citizen read once) and warm (the same pages repeated for a few seconds).
 3. **Database growth**: bulk ingestion rate (``POST /facility/bulk``, the lines of
@@ -337,6 +338,43 @@ def read_repeatedly(port: int, requests: list[tuple[str, dict[str, str]]], secon
     return reads
 
 
+def raw_first_pages(uri: str, citizens: list[ObjectId]) -> Reads:
+    """The raw operation under the cold first page: each citizen's 20 newest visits fetched once
+    directly from the database by CONCURRENCY pymongo clients, with the query the app sends (one
+    index range of the citizen, without the fields the timeline leaves out). No app, no audit,
+    no authentication: what the database alone allows."""
+    excluded = {"lab_results": 0, "prescriptions": 0, "notes": 0, "provenance": 0, "payload_hash": 0}
+    with pymongo.MongoClient(uri, maxPoolSize=CONCURRENCY) as client:
+        visits = client.get_default_database().visits
+        ranges = []
+        for citizen in citizens:  # (set-up, not measured: the page's time range)
+            times = [d["started_at"] for d in visits.find({"citizen_id": citizen}, {"started_at": 1})
+                     .sort("started_at", -1).limit(PAGE)]
+            ranges.append({"citizen_id": citizen, "started_at": {"$gt": times[-1] - timedelta(milliseconds=1),
+                                                                 "$lte": times[0]}})
+        reads = Reads(wanted=len(ranges))
+        lock = threading.Lock()
+        position = iter(range(len(ranges)))
+
+        def reader() -> None:
+            while True:
+                with lock:
+                    index = next(position, None)
+                if index is None:
+                    return
+                begin = time.perf_counter()
+                found = len(list(visits.find(ranges[index], excluded)))
+                elapsed = (time.perf_counter() - begin) * 1000
+                with lock:
+                    if found == PAGE:
+                        reads.latencies.append(elapsed)
+                    else:
+                        reads.errors.append(f"{found} visits in a page's range")
+
+        reads.seconds = run_clients([threading.Thread(target=reader) for _ in range(CONCURRENCY)])
+    return reads
+
+
 def first_page(token: str) -> tuple[str, dict[str, str]]:
     return f"/api/v1/me/visits?limit={PAGE}", {"Authorization": f"Bearer {token}"}
 
@@ -426,12 +464,18 @@ def cold_timeline(s: Setting) -> tuple[list[str], dict[str, Any]]:
         seconds = [page for index, body in sorted(firsts.bodies.items())
                    if (page := next_page(activation.tokens[citizens[index]], body)) is not None]
         second_reads = read_each_once(s.port, seconds)
+        raw = raw_first_pages(s.uri, citizens)
     growth = sizing.growth_per("per_read", before, s.uri, firsts.done + second_reads.done)
     lines = [f"cold timeline: {COLD_CITIZENS:,} citizens x {COLD_VISITS} visits (seeded raw in {seeded:.0f} s), "
              f"activated just now, {activation.model()}; each citizen's first page read once by {CONCURRENCY} "
              "clients, then each one's second page (its first page's next_cursor) once",
              *ratio_line("  first pages", firsts, health, 0.3),
-             *ratio_line("  second pages", second_reads, health, 0.3)]
+             *ratio_line("  second pages", second_reads, health, 0.3),
+             f"  the raw operation under a first page (its {PAGE} visits fetched by {CONCURRENCY} pymongo clients, "
+             f"each citizen once; no app): {raw.rate:,.1f} req/s -> {raw.rate / health.best:.3f} of /health, the "
+             f"bound of any page that fetches its {PAGE} visit documents on this server; first pages are "
+             f"{firsts.rate / raw.rate:.2f} of it (for reading){errors_text(raw)}",
+             f"    raw latency {latency_text(raw)}"]
     if len(seconds) < firsts.done:
         lines.append(f"  NOTE: only {len(seconds)} of {firsts.done} first pages had a next_cursor")
     return lines, growth
