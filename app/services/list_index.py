@@ -54,7 +54,7 @@ from bson.errors import InvalidId
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
-from app.infra.embedded_quirks import inclusive_time_range
+from app.infra.embedded_quirks import in_chunks, inclusive_time_range
 from app.models.access_log import AccessLogEntry
 from app.models.list_index import ListIndex, RecentBuild
 from app.models.notification import Notification
@@ -351,7 +351,8 @@ def _write_lists(changes: Changes, citizens: set[ObjectId], fill_only: bool) -> 
     names = {name for citizen_id in citizens
              for name in (*changes.added.get(citizen_id, {}), *changes.removed.get(citizen_id, {}))}
     projection = {"version": 1, **{f"lists.{name}": 1 for name in names}}
-    documents = _collection().find({"_id": {"$in": list(citizens)}}, projection)
+    documents = [document for chunk in in_chunks(list(citizens))
+                 for document in _collection().find({"_id": {"$in": chunk}}, projection)]
     requests: list[UpdateOne] = []
     written: list[ObjectId] = []  # the citizen of each request
     for document in documents:
