@@ -44,7 +44,7 @@ BURST = 3  # a minute's peak over the hour's average
 SHARD_DATA = 2 * 10**12  # bytes of documents per shard
 SHARD_RAM = 128 * 2**30
 INDEX_SHARE_OF_RAM = 0.25  # WiredTiger's cache is half the RAM; indexes may take half of the cache
-LIST_INDEX_BYTES_PER_VISIT = 60  # estimate when not measured: a 25-byte key in two lists + BSON overhead
+LIST_INDEX_BYTES_PER_VISIT = 64  # a 32-byte packed key in the visits list and, when it prescribes, the prescriptions list
 
 
 @dataclass
@@ -298,8 +298,8 @@ def note(sizes: dict[str, CollectionSize], growth: dict[str, Any]) -> list[str]:
         f"happen, {MORNING_SHARE:.0%} fall in the {MORNING_HOURS} morning outpatient hours: {morning:,.0f} "
         f"visits/s at a {BURST}x minute peak. Sent as XML 130 at the end of the day (the insurance upload "
         f"is daily), if {END_OF_DAY_SHARE:.0%} arrive in a {END_OF_DAY_MINUTES}-minute burst: {evening:,.0f} "
-        f"visits/s. Plan for {max(morning, evening):,.0f} visits/s, each 4-5 document writes (visit, record key, "
-        "citizen version, list index, its share of an audit event), spread over the shards by citizen.",
+        f"visits/s. Plan for {max(morning, evening):,.0f} visits/s, each 3-4 document writes (visit, record key, "
+        "list index when the citizen is active, its share of an audit event), spread over the shards by citizen.",
     ]
 
 
