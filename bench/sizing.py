@@ -44,7 +44,8 @@ BURST = 3  # a minute's peak over the hour's average
 SHARD_DATA = 2 * 10**12  # bytes of documents per shard
 SHARD_RAM = 128 * 2**30
 INDEX_SHARE_OF_RAM = 0.25  # WiredTiger's cache is half the RAM; indexes may take half of the cache
-LIST_INDEX_BYTES_PER_VISIT = 64  # a 32-byte packed key in the visits list and, when it prescribes, the prescriptions list
+# a 32-byte packed key in the visits list and, when the visit prescribes, in the prescriptions list
+LIST_INDEX_BYTES_PER_VISIT = 64
 
 
 @dataclass
