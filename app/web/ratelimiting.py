@@ -13,7 +13,7 @@ from flask_limiter import Limiter
 from limits import RateLimitItem
 from limits.storage import MongoDBStorage, Storage
 from limits.strategies import STRATEGIES, FixedWindowRateLimiter
-from pymongo import MongoClient, ReturnDocument, UpdateOne
+from pymongo import InsertOne, MongoClient, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
 from pymongo.uri_parser import parse_uri
 
@@ -27,6 +27,16 @@ from app.security.lockout import LoginGuard
 from app.settings import Settings
 
 DUPLICATE_KEY = 11000
+# A window this close to its end is counted by one find-and-modify (``_incr_one``): another host
+# may start the next window meanwhile (the leases' ``CLOCK_MARGIN``, the clocks' agreement).
+WINDOW_CLOSING = timedelta(seconds=1)
+
+
+
+def _as_stored(moment: datetime) -> datetime:
+    """``moment`` as BSON keeps it (whole milliseconds): a window's end read back equals it."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
 
 # Liveness probes and the static documentation are not rate limited.
 EXEMPT_PREFIXES = ("/api/v1/health", "/api/docs", "/api/openapi.json", "/verify")
@@ -65,8 +75,8 @@ class SharedClientMongoDBStorage(MongoDBStorage):
         return self._hits.submit((key, expiry, amount))
 
     def _incr_batch(self, hits: list[tuple[str, int, int]]) -> list[tuple[int, datetime] | Failed]:
-        """One update per key (several keys, or any on the embedded server: one write and one read
-        for all); a key whose update fails fails its own hits only."""
+        """One update per key (several keys, or any on the embedded server: a read and a write for
+        all, see ``_incr_many``); a key whose update fails fails its own hits only."""
         totals: dict[tuple[str, int], int] = {}
         for key, expiry, amount in hits:
             totals[(key, expiry)] = totals.get((key, expiry), 0) + amount
@@ -101,35 +111,65 @@ class SharedClientMongoDBStorage(MongoDBStorage):
         }}]
 
     def _incr_many(self, totals: dict[tuple[str, int], int]) -> dict[tuple[str, int], tuple[int, datetime]]:
-        """The hits on several keys in one write, their counts in one read (a new caller's first
-        request costs the database a share of two round trips instead of one of its own: the
-        uncached timeline's). A count read back may include hits other processes added after
-        this write: it only refuses earlier, never later. A key whose upsert raced another
-        process's (a duplicate) is left out: ``_incr_batch`` does it alone."""
+        """The hits on several keys with a read, one write and (for open windows) a read back,
+        instead of a find-and-modify per key (a new caller's first request costs the database a
+        share of a few round trips instead of one of its own: the uncached timeline's).
+
+        Each key's write is conditional on the window read, so no hit can land in another window:
+        a new key is inserted (its count is this batch's), an ended window is started again only if
+        it is still the one read (its count is this batch's), an open window is incremented only if
+        it is still the one read, and its count is read back: the read may include other processes'
+        later hits, so it only refuses earlier, never later. A window that ends within
+        ``WINDOW_CLOSING`` and a key whose write lost a race (a duplicate ``_id`` from its upsert,
+        or a window that changed before the read back) are left out: ``_incr_batch`` does them
+        alone, exactly (counting a lost write twice only refuses earlier).
+        """
         now = embedded_quirks.pipeline_now()  # not $$NOW (see embedded_quirks)
         groups = list(totals)
-        requests = [UpdateOne({"_id": key}, self._window_update(now, expiry, totals[(key, expiry)]), upsert=True)
-                    for key, expiry in groups]
-        raced: set[int] = set()
-        try:
-            self.counters.bulk_write(requests, ordered=False)
-        except BulkWriteError as error:
-            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-                raise
-            raced = {e["index"] for e in error.details["writeErrors"]}
         keys = [key for key, _ in groups]
-        found = {document["_id"]: document for chunk in embedded_quirks.in_chunks(keys)
-                 for document in self.counters.find({"_id": {"$in": chunk}}, ["count", "expireAt"])}
+        windows = self._windows(keys)
+        requests: list[InsertOne | UpdateOne] = []
+        written: list[tuple[tuple[str, int], datetime | None]] = []  # group, the open window's end it incremented
+        for key, expiry in groups:
+            amount, window = totals[(key, expiry)], windows.get(key)
+            ends = _as_stored(now + timedelta(seconds=expiry))
+            if window is None:
+                requests.append(InsertOne({"_id": key, "count": amount, "expireAt": ends}))
+                written.append(((key, expiry), None))
+            elif window["expireAt"] < now:
+                requests.append(UpdateOne({"_id": key, "expireAt": window["expireAt"]},
+                                          {"$set": {"count": amount, "expireAt": ends}}, upsert=True))
+                written.append(((key, expiry), None))
+            elif window["expireAt"] > now + WINDOW_CLOSING:
+                requests.append(UpdateOne({"_id": key, "expireAt": window["expireAt"]},
+                                          {"$inc": {"count": amount}}, upsert=True))
+                written.append(((key, expiry), window["expireAt"]))
+        lost: set[int] = set()
+        if requests:
+            try:
+                self.counters.bulk_write(requests, ordered=False)
+            except BulkWriteError as error:
+                if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                    raise
+                lost = {e["index"] for e in error.details["writeErrors"]}
+        incremented = [group for index, (group, ends) in enumerate(written) if ends is not None and index not in lost]
+        read_back = self._windows([key for key, _ in incremented]) if incremented else {}
         counts: dict[tuple[str, int], tuple[int, datetime]] = {}
-        for index, (key, expiry) in enumerate(groups):
-            if index in raced:
+        for index, ((key, expiry), ends) in enumerate(written):
+            if index in lost:
                 continue
-            document = found.get(key)
-            if document is None:  # removed in between by the expiry sweep: these hits open the window
-                counts[(key, expiry)] = (totals[(key, expiry)], now + timedelta(seconds=expiry))
-            else:
-                counts[(key, expiry)] = (int(document["count"]), document["expireAt"])
+            if ends is None:  # this batch opened the window: its count is the batch's
+                counts[(key, expiry)] = (totals[(key, expiry)], _as_stored(now + timedelta(seconds=expiry)))
+                continue
+            window = read_back.get(key)
+            if window is not None and window["expireAt"] == ends:
+                counts[(key, expiry)] = (int(window["count"]), ends)
         return counts
+
+    def _windows(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored counters of ``keys`` (count and window end) by key."""
+        return {document["_id"]: document for chunk in embedded_quirks.in_chunks(keys)
+                for document in self.counters.find({"_id": {"$in": chunk}}, ["count", "expireAt"])}
 
     def _incr_one(self, key: str, expiry: int, amount: int) -> tuple[int, datetime]:
         now = embedded_quirks.pipeline_now()  # not $$NOW (see embedded_quirks)

@@ -293,18 +293,48 @@ def test_writers_racing_on_one_citizen_lose_nothing(app: Flask) -> None:
 
 
 def test_a_build_keeps_the_key_a_writer_added_meanwhile(app: Flask) -> None:
-    citizen, moment = ObjectId(), datetime(2026, 3, 1)
-    message = {"_id": ObjectId(), "citizen_id": citizen, "channel": "in_app", "created_at": moment, "read_at": None}
+    citizen, moment, item = ObjectId(), datetime(2026, 3, 1), ObjectId()
     list_index.build([citizen], utcnow())
-    read = Changes()  # a writer marked it read (its key lost the unread tag) after a build read it unread
-    read.add(citizen, "inbox", list_index.key(moment, message["_id"]))
-    list_index.apply(read)
-    stale = Changes()
-    stale.add(citizen, "inbox", list_index.key(moment, message["_id"], list_index.UNREAD))
+    moved = Changes()  # a writer corrected the visit to a day earlier after a build had read it
+    moved.add(citizen, "visits", earlier := list_index.key(moment - timedelta(days=1), item, "01001"))
+    list_index.apply(moved)
+    stale = Changes()  # the build's key, from before the correction: the newer time of the two
+    stale.add(citizen, "visits", list_index.key(moment, item, "01001"))
     list_index.apply(stale, fill_only=True)
-    keys, _, _ = list_index.read_index(citizen, "inbox", utcnow())
-    assert list(keys) == [list_index.key(moment, message["_id"])]
-    assert list_index.tagged(keys, list_index.UNREAD) == 0
+    keys, _, _ = list_index.read_index(citizen, "visits", utcnow())
+    assert list(keys) == [earlier]  # (one key per item would keep the newer time: the stale one)
+
+
+def test_a_write_that_lost_the_race_reads_and_merges_again(app: Flask) -> None:
+    citizen = ObjectId()
+    list_index.build([citizen], utcnow())
+    collection = ListIndex._get_collection()
+    mine, theirs = (list_index.key(datetime(2026, 1, day), ObjectId()) for day in (1, 2))
+    original = list_index._collection
+    interfered: list[bool] = []
+
+    class AnotherWriterAfterTheRead:  # another writer of the citizen writes between this read and write
+        def __getattr__(self, name):
+            return getattr(collection, name)
+
+        def find(self, *args, **kwargs):
+            found = list(collection.find(*args, **kwargs))
+            if not interfered:
+                interfered.append(True)
+                other = Changes()
+                other.add(citizen, "immunizations", theirs)
+                list_index.apply(other)
+            return found
+
+    changes = Changes()
+    changes.add(citizen, "immunizations", mine)
+    list_index._collection = lambda: AnotherWriterAfterTheRead()  # type: ignore[assignment]
+    try:
+        list_index.apply(changes)
+    finally:
+        list_index._collection = original  # type: ignore[assignment]
+    keys, _, _ = list_index.read_index(citizen, "immunizations", utcnow())
+    assert interfered and list(keys) == sorted([mine, theirs])  # neither write lost
 
 
 def test_an_index_removed_while_a_write_read_it_stays_removed(app: Flask) -> None:

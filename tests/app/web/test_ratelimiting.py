@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from limits import parse
@@ -201,3 +201,49 @@ def test_new_callers_hitting_together_are_counted_per_key(storage):
     storage.counters.update_one({"_id": "test:caller-0"}, {"$set": {"expireAt": storage.counters.find_one(
         {"_id": "test:caller-0"})["expireAt"] - timedelta(minutes=5)}})  # that window has ended
     assert storage.incr("test:caller-0", 60) == 1 and storage.incr("test:caller-1", 60) == 3
+
+
+class ResetByAnotherHost(CountingStorage):
+    """Another host starts the next window of ``key`` just after this storage's first read (before
+    its write), or just before its second (after its write, before it reads the count back)."""
+
+    def __init__(self, *args, key: str, after_write: bool, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.key, self.after_write, self.reads = key, after_write, 0
+
+    def _reset(self) -> None:
+        self.counters.update_one({"_id": self.key}, {"$set": {
+            "count": 1, "expireAt": datetime.now(UTC) + timedelta(seconds=60)}})
+
+    def _windows(self, keys):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        if self.after_write and self.reads == 2:
+            self._reset()
+        found = super()._windows(keys)
+        if not self.after_write and self.reads == 1:
+            self._reset()
+        return found
+
+
+@pytest.mark.parametrize("after_write", [False, True])
+def test_a_window_another_host_starts_meanwhile_counts_this_hit_in_it(app, settings, after_write):
+    with app.app_context():
+        racing = ResetByAnotherHost("hoso-mongodb://app-connection", database_name=database_of(settings),
+                                    counter_collection_name="rate_limit_counters",
+                                    window_collection_name="rate_limit_windows", key="test:reset",
+                                    after_write=after_write)
+        racing.counters.insert_one({"_id": "test:reset", "count": 1000,  # the old window: full
+                                    "expireAt": datetime.now(UTC) + timedelta(seconds=30)})
+        # the other host's hit opened the new window (1); this one must be counted there, never
+        # be told a count of the old window (1,001) nor of a window it is not in
+        assert racing.incr("test:reset", 60) == 2
+        assert racing.counters.find_one({"_id": "test:reset"})["count"] == 2
+
+
+def test_ended_and_closing_windows_start_again_with_this_batch(storage):
+    now = datetime.now(UTC)
+    storage.counters.insert_many([{"_id": "test:ended", "count": 50, "expireAt": now - timedelta(seconds=5)},
+                                  {"_id": "test:closing", "count": 7, "expireAt": now + timedelta(milliseconds=300)}])
+    assert storage.incr("test:ended", 60) == 1
+    assert storage.incr("test:closing", 60) == 8  # counted alone, in its own window
+    assert storage.counters.find_one({"_id": "test:ended"})["expireAt"] > now + timedelta(seconds=50)
