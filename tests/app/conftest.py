@@ -29,3 +29,15 @@ def world(client):
     client.put(f"{V1}/facility/immunizations/IM1", json=immunization_body(), headers=hanoi)
     client.put(f"{V1}/facility/immunizations/IMBOB", json=immunization_body(serial=222222), headers=hanoi)
     return {"alice": alice, "bob": bob, "hanoi": hanoi, "saigon": saigon, "citizens": citizens}
+
+
+@pytest.fixture
+def citizens(client) -> CitizenActions:
+    """Citizen actions through the API (enrol, log in, ...) on the test's client."""
+    return CitizenActions(client)
+
+
+@pytest.fixture
+def account(citizens):
+    """One enrolled citizen."""
+    return citizens.enrol()

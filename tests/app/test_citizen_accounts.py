@@ -15,11 +15,6 @@ from app.services.mfa import READABLE_ALPHABET
 from tests.helpers import DEFAULT_PASSWORD, CitizenActions, assert_problem, citizen_body, national_id_for
 
 
-@pytest.fixture
-def citizens(client) -> CitizenActions:
-    return CitizenActions(client)
-
-
 def test_registration_creates_citizen_and_issues_a_code(citizens):
     response = citizens.register()
     assert response.status_code == 201

@@ -5,8 +5,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-import pytest
-
 from app import create_app
 from app.models.audit import AuditEvent
 from app.models.notification import Notification
@@ -17,16 +15,6 @@ from tests.helpers import CitizenActions, assert_problem
 
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"
-
-
-@pytest.fixture
-def citizens(client) -> CitizenActions:
-    return CitizenActions(client)
-
-
-@pytest.fixture
-def account(citizens):
-    return citizens.enrol()
 
 
 def refresh(client, token):

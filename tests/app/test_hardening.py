@@ -18,7 +18,7 @@ from app.models.records import Visit
 from app.models.session import Session
 from app.services import audit, support
 from app.services.audit import InvalidAuditEvent
-from tests.helpers import RESET, CitizenActions, assert_problem, facility_token, support_url, system_context
+from tests.helpers import RESET, assert_problem, facility_token, support_url, system_context
 from tests.records_data import identity, immunization_body, visit_body
 
 V1 = "/api/v1"
@@ -29,11 +29,6 @@ def with_raw(body: dict, field: str, raw_json_value: str) -> str:
     """``body`` as JSON text with ``field`` replaced by raw JSON (json.dumps would escape it)."""
     marker = "__RAW__"
     return json.dumps({**body, field: marker}, ensure_ascii=False).replace(f'"{marker}"', raw_json_value)
-
-
-@pytest.fixture
-def citizens(client) -> CitizenActions:
-    return CitizenActions(client)
 
 
 @pytest.fixture

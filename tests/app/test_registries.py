@@ -31,7 +31,7 @@ from app.services.errors import AuthenticationFailed
 from app.services.identity import citizen_by_national_id
 from app.services.registries import build_registries
 from app.services.signing_keys import init_keys
-from tests.helpers import CitizenActions, assert_problem, system_context
+from tests.helpers import assert_problem, system_context
 from tests.records_data import identity, immunization_body, visit_body
 
 V1 = "/api/v1"
@@ -98,16 +98,6 @@ def assert_pinned(sent: list[tuple[str, str, dict]]) -> None:
                  or (collection in BY_ID and not _pins("_id", query))]
     assert not scattered, scattered
     assert sent  # the block did query
-
-
-@pytest.fixture
-def citizens(client) -> CitizenActions:
-    return CitizenActions(client)
-
-
-@pytest.fixture
-def account(citizens):
-    return citizens.enrol()
 
 
 # --- sessions ----------------------------------------------------------------------------------

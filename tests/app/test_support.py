@@ -9,12 +9,7 @@ from app.models.citizen import Citizen
 from app.models.notification import Notification
 from app.runtime import runtime
 from app.services.outbox import secret_context
-from tests.helpers import RESET, CitizenActions, assert_problem, citizen_body, support_url
-
-
-@pytest.fixture
-def citizens(client) -> CitizenActions:
-    return CitizenActions(client)
+from tests.helpers import RESET, assert_problem, citizen_body, support_url
 
 
 @pytest.fixture
