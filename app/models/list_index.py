@@ -24,6 +24,9 @@ class ListIndex(me.Document):
     built_at = me.DateTimeField(default=utcnow)
     # list name -> packed keys (a plain DictField would load bytes as a list of ints)
     lists = me.DictField(field=me.BinaryField())
+    # list name -> each item's row, in the order of its keys (lists that keep rows: the timeline;
+    # ``list_index.PackedRows``)
+    rows = me.DictField(field=me.BinaryField())
     counters = me.DictField()  # e.g. the inbox's unread count, kept beside its list
 
     meta = {"collection": "list_index"}

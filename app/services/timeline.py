@@ -111,16 +111,16 @@ class PageCache:
 
     def __init__(self, size: int = 4096, ttl: float = 120.0) -> None:
         self._entries: OrderedDict[tuple, tuple[float, Page]] = OrderedDict()
-        self._held: Counter[Any] = Counter()  # entries per citizen (a key's second part)
+        self._held: Counter[tuple] = Counter()  # entries per page (a key without its version)
         self._lock = threading.Lock()
         self._size = size
         self._ttl = ttl
 
-    def holds(self, citizen_id: ObjectId) -> bool:
-        """Whether any page of this citizen is kept (else no version can find one: a page read
-        for the first time here need not read the version apart from its keys)."""
+    def holds(self, page: tuple) -> bool:
+        """Whether this page (a key without its version) is kept at any version (else no version
+        can find it: a page read for the first time here need not read the version apart)."""
         with self._lock:
-            return citizen_id in self._held
+            return page in self._held
 
     def __len__(self) -> int:
         with self._lock:
@@ -137,14 +137,14 @@ class PageCache:
     def put(self, key: tuple, page: Page) -> None:
         with self._lock:
             if key not in self._entries:
-                self._held[key[1]] += 1
+                self._held[key[:-1]] += 1
             self._entries[key] = (time.monotonic() + self._ttl, page)
             self._entries.move_to_end(key)
             while len(self._entries) > self._size:
                 evicted, _ = self._entries.popitem(last=False)
-                self._held[evicted[1]] -= 1
-                if not self._held[evicted[1]]:
-                    del self._held[evicted[1]]
+                self._held[evicted[:-1]] -= 1
+                if not self._held[evicted[:-1]]:
+                    del self._held[evicted[:-1]]
 
 
 def _read(ctx: RequestContext, citizen_id: ObjectId, action: str, target_type: str,
@@ -165,9 +165,11 @@ def indexed_page(list_name: str, queryset: Callable[[dict[str, Any]], Any], page
     return Page(list_index.in_page_order(page, found, id_of), page.next_cursor)
 
 
-# The timeline's rows are stored documents as pymongo reads them, not mongoengine ones: building
+# The timeline's rows are stored fields as pymongo reads them, not mongoengine documents: building
 # 20 mongoengine visits cost 4.8 ms of a 23 ms uncached page (measured 2026-12-01); the presenter
-# (``app.resources.me.present.timeline_row``) reads the stored fields. What a row does not show:
+# (``app.resources.me.present.timeline_entry``) reads the stored fields. They come from the list
+# index's rows (``list_index.SOURCES["visits"].row_fields``); only a page whose rows are missing
+# is fetched from the visits, without what a row does not show:
 TIMELINE_EXCLUDED = {"lab_results": 0, "prescriptions": 0, "notes": 0, "provenance": 0, "payload_hash": 0}
 
 
@@ -195,15 +197,21 @@ def list_visits(
     after = list_index.cursor_key(cursor)  # a bad cursor is a 422 before the cache is asked
     key = ("visits", citizen_id, limit, after, start, end, facility)
     page = None
-    if pages is not None and pages.holds(citizen_id):  # a cached page costs one small read: the version
+    if pages is not None and pages.holds(key):  # a cached page costs one small read: the version
         version = versions.get(citizen_id) if versions is not None else None
         page = pages.get((*key, list_index.read_version(citizen_id, ctx.now) if version is None else version))
     if page is None:
-        keys, version, _ = list_index.read_index(citizen_id, "visits", ctx.now)
-        window = list_index.window(keys, version, cursor, limit, start=start, end=end, facility=facility)
-        page = indexed_page("visits", _timeline_rows, window, citizen_id, id_of=lambda row: row["_id"])
+        stored = list_index.read_list(citizen_id, "visits", ctx.now)
+        window = list_index.window(stored.keys, stored.version, cursor, limit, start=start, end=end, facility=facility)
+        rows = stored.rows_of(window)
+        if rows is not None:  # the usual case: the page is read from the index document alone
+            page = Page(rows, window.next_cursor)
+        else:
+            page = indexed_page("visits", _timeline_rows, window, citizen_id, id_of=lambda row: row["_id"])
+            if stored.keeps_rows_of(window):
+                list_index.fill_rows(citizen_id, "visits", page.items)
         if pages is not None:
-            pages.put((*key, version), page)  # the version of the keys read: at least the one asked for
+            pages.put((*key, stored.version), page)  # the version of the keys read: at least the one asked for
     _read(ctx, citizen_id, "visits.list", "visit", count=len(page.items))
     return page
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 import pytest
+from bson import ObjectId
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.clock import utcnow
 from app.models.audit import AuditEvent
@@ -10,7 +16,10 @@ from app.models.citizen import Citizen
 from app.models.list_index import ListIndex
 from app.models.notification import Notification
 from app.models.records import Visit
+from app.resources.me import present
+from app.resources.me.schemas import VisitPageSchema
 from app.services import list_index, timeline
+from app.services.paging import encode_cursor
 from tests.helpers import assert_problem, line, upload
 from tests.records_data import immunization_body, visit_body
 
@@ -278,3 +287,25 @@ def test_admin_search_by_citizen_finds_every_event_about_them(client, world, sta
         found += [item["id"] for item in page["items"]]
         url = page["next_cursor"] and f"{V1}/admin/audit?citizen_id={alice_id}&limit=2&cursor={page['next_cursor']}"
     assert found == expected
+
+
+# The timeline is rendered without marshmallow (``present.timeline_entry``); its schema stays the
+# contract, so for any stored visit the two must give the same JSON.
+_texts = st.one_of(st.none(), st.text(max_size=12))
+_aware = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC))
+_diagnoses = st.lists(st.fixed_dictionaries({"code": st.text(max_size=8)}, optional={
+    "display": _texts, "text": _texts, "principal": st.booleans()}), max_size=3)
+_stored_visits = st.fixed_dictionaries(
+    {"_id": st.builds(ObjectId), "facility_code": st.sampled_from(["01001", "79001"]), "started_at": _aware},
+    optional={"status": st.sampled_from(["final", "entered-in-error"]), "visit_type": _texts, "ended_at":
+              st.one_of(st.none(), _aware), "department": _texts, "reason": _texts, "diagnoses": _diagnoses,
+              "follow_up_date": _texts})
+
+
+@given(st.lists(_stored_visits, max_size=4), st.sampled_from([{}, {"01001": "Bệnh viện 01001"}]),
+       st.sampled_from([None, {"t": "2026-01-01T00:00:00+00:00", "id": "6b0f3b96e4bc658e1d086023"}]))
+def test_the_timeline_renders_as_its_schema_dumps_it(stored, names, cursor):
+    page = timeline.Page(stored, cursor)
+    by_schema = VisitPageSchema().dump({"items": [present.timeline_row(row, names) for row in stored],
+                                        "next_cursor": encode_cursor(cursor) if cursor else None})
+    assert json.loads(present.visit_page(page, names)) == json.loads(json.dumps(by_schema))

@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 from app.clock import utcnow
 from app.models.list_index import ListIndex
 from app.models.records import Visit
-from app.services import list_index
+from app.services import list_index, timeline
+from app.services.ingest.writes import RecordWrites
 from app.services.list_index import Changes, ListSource
 from app.services.paging import InvalidCursor
+from tests.helpers import system_context
 
 # BSON keeps whole milliseconds, and so do keys
 moments = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)).map(
@@ -55,6 +57,10 @@ def test_a_correction_moves_the_key() -> None:
         unchanged.replaced("visits", before, dict(before))
         assert not unchanged.added and not unchanged.removed
         assert unchanged.touched == {citizen}  # no key moved, but its cached pages are stale
+        # the timeline keeps rows: its unchanged key comes again with the row written now
+        refreshed = unchanged.refreshed[citizen]["visits"]
+        assert refreshed == [list_index.SOURCES["visits"].key_of(before)]
+        assert unchanged.rows[(citizen, "visits", refreshed[0])]
     finally:
         list_index.SOURCES.pop("test_visits")
 
@@ -177,8 +183,6 @@ def test_a_build_backfills_prescribed_at_and_lists_only_prescribing_visits(app: 
 
 
 def test_record_writes_add_to_a_citizen_who_activated_during_the_batch(app: Flask) -> None:
-    from app.services.ingest.writes import RecordWrites
-
     pending, never = ObjectId(), ObjectId()
     writes = RecordWrites(not_active=[pending, never], citizens_read_at=time.monotonic() - 1)
     list_index.build([pending], utcnow())  # activated after the batch read them as pending
@@ -363,14 +367,171 @@ def test_an_index_removed_while_a_write_read_it_stays_removed(app: Flask) -> Non
     assert collection.find_one({"_id": citizen}) is None
 
 
-def test_the_page_cache_knows_which_citizens_it_holds() -> None:
+def test_the_page_cache_knows_which_pages_it_holds() -> None:
     from app.services.timeline import Page, PageCache
 
-    cache, kept, other = PageCache(size=2), ObjectId(), ObjectId()
-    assert not cache.holds(kept)  # a first read need not ask for the version apart from the keys
-    cache.put(("visits", kept, 20, 1), Page([], None))
-    cache.put(("visits", kept, 20, 2), Page([], None))
-    assert cache.holds(kept) and not cache.holds(other)
-    cache.put(("visits", other, 20, 1), Page([], None))  # evicts the oldest of the two
-    cache.put(("visits", other, 20, 2), Page([], None))  # and the other
-    assert not cache.holds(kept) and cache.holds(other) and len(cache) == 2
+    cache = PageCache(size=2)
+    first, other = ("visits", ObjectId(), 20, None), ("visits", ObjectId(), 20, None)
+    assert not cache.holds(first)  # a first read need not ask for the version apart from the keys
+    cache.put((*first, 1), Page([], None))
+    cache.put((*first, 2), Page([], None))
+    assert cache.holds(first) and not cache.holds(other)
+    assert not cache.holds((*first[:3], b"later"))  # another page of the same citizen is not held
+    cache.put((*other, 1), Page([], None))  # evicts the oldest of the two
+    cache.put((*other, 2), Page([], None))  # and the other
+    assert not cache.holds(first) and cache.holds(other) and len(cache) == 2
+
+
+# ---------------------------------------------------------------- rows (the timeline's)
+
+VISITS = list_index.SOURCES["visits"]
+
+
+def _row(visit: dict, version: int, reason: str = "") -> bytes:
+    return VISITS.row_of({**visit, "version": version, "reason": reason})  # type: ignore[return-value]
+
+
+@given(st.lists(st.one_of(st.none(), st.binary(min_size=1, max_size=40)), max_size=30), st.integers(1, 9))
+def test_packed_rows_read_back_in_their_keys_order(rows, row_format) -> None:
+    packed = list_index.pack_rows(rows, row_format)
+    stored = list_index.PackedRows.stored(packed, len(rows), row_format)
+    assert stored is not None and [stored.at(n) for n in range(len(rows))] == rows
+    assert list_index.PackedRows.stored(packed, len(rows), row_format + 1) is None  # another format: missing
+    assert list_index.PackedRows.stored(packed, len(rows) + 1, row_format) is None  # not one per key
+    assert list_index.PackedRows.stored(None, len(rows), row_format) is None
+
+
+def _merge(stored: list[tuple[bytes, bytes | None]], added=(), removed=(), refreshed=(), **mode):
+    """``merged_with_rows`` on (key, row) pairs; answers the merged (key, row) pairs."""
+    stored = sorted(stored)
+    rows = list_index.PackedRows.stored(list_index.pack_rows([r for _, r in stored], 1), len(stored), 1)
+    given_rows = dict(added) | dict(refreshed)
+    keys, packed = list_index.merged_with_rows(
+        list_index.PackedKeys(list_index.pack(k for k, _ in stored)), rows, [k for k, _ in added], list(removed),
+        given_rows.get, 1, rows_kept=mode.pop("rows_kept", 100), refreshed=[k for k, _ in refreshed], **mode)
+    merged_keys = list_index.PackedKeys(keys)
+    merged_rows = list_index.PackedRows.stored(packed, len(merged_keys), 1)
+    return [(k, merged_rows.at(n)) for n, k in enumerate(merged_keys)]
+
+
+def test_of_two_rows_of_one_record_the_newer_version_stays_whatever_the_order() -> None:
+    citizen = ObjectId()
+    visit = _visit(citizen, datetime(2026, 1, 1))
+    moved = {**visit, "started_at": datetime(2026, 1, 2)}
+    old_key, new_key = VISITS.key_of(visit), VISITS.key_of(moved)
+    v2, v3 = _row(visit, 2), _row(moved, 3)
+    # the writer of version 3 (which moved the visit) applied first; version 2's writer comes late
+    assert _merge([(new_key, v3)], added=[(old_key, v2)]) == [(new_key, v3)]
+    assert _merge([(old_key, v2)], added=[(new_key, v3)], removed=[old_key]) == [(new_key, v3)]
+    # a refreshed row replaces an older row of the same key only
+    v4 = _row(moved, 4, "corrected")
+    assert _merge([(new_key, v3)], refreshed=[(new_key, v4)]) == [(new_key, v4)]
+    assert _merge([(new_key, v4)], refreshed=[(new_key, v3)]) == [(new_key, v4)]
+    assert _merge([(new_key, v3)], refreshed=[(old_key, v4)]) == [(new_key, v3)]  # a key no longer held
+    assert _merge([], refreshed=[(new_key, v4)]) == []  # an item removed meanwhile is not brought back
+
+
+def test_a_build_and_a_fetched_page_only_fill_in_missing_rows() -> None:
+    citizen = ObjectId()
+    first, second = _visit(citizen, datetime(2026, 1, 1)), _visit(citizen, datetime(2026, 1, 2))
+    a, b = VISITS.key_of(first), VISITS.key_of(second)
+    ra, rb = _row(first, 1), _row(second, 1)
+    newer = _row(first, 5, "newer")
+    assert _merge([(a, None), (b, rb)], added=[(a, ra), (b, newer)], fill_only=True) == [(a, ra), (b, rb)]
+    assert _merge([(a, newer)], added=[(a, ra)], fill_only=True) == [(a, newer)]
+    # a page fetched from the collection fills rows of keys held, and adds no item
+    assert _merge([(a, None)], added=[(a, ra), (b, rb)], rows_only=True) == [(a, ra)]
+    moved = VISITS.key_of({**first, "started_at": datetime(2026, 1, 3)})
+    assert _merge([(moved, None)], added=[(a, ra)], rows_only=True) == [(moved, None)]
+
+
+def test_only_the_newest_items_keep_their_rows() -> None:
+    citizen = ObjectId()
+    visits = [_visit(citizen, datetime(2026, 1, 1) + timedelta(days=n)) for n in range(5)]
+    pairs = [(VISITS.key_of(visit), _row(visit, 1)) for visit in visits]
+    merged = _merge(pairs[:4], added=[pairs[4]], rows_kept=3)
+    assert merged == [(pairs[0][0], None), (pairs[1][0], None), *pairs[2:]]
+    # the newest removed: the next one is among the newest again, without its row until a page fills it
+    assert _merge(merged, removed=[pairs[4][0]], rows_kept=3) == [(pairs[0][0], None), *[
+        (key, row) for key, row in merged[1:4]]]
+
+
+def _timeline(citizen: ObjectId, limit: int = 20, cursor=None):
+    return list_index.read_list(citizen, "visits", utcnow()), timeline.list_visits(
+        system_context(), citizen, limit, cursor)
+
+
+def test_a_timeline_page_is_read_from_its_rows_and_follows_every_write(app: Flask, monkeypatch) -> None:
+    citizen = ObjectId()
+    list_index.build([citizen], utcnow())
+    visits = [{**_visit(citizen, datetime(2026, 3, 1) + timedelta(hours=n)), "source_id": f"R{n}",
+               "payload_hash": "x", "version": 1, "reason": f"visit {n}",
+               "diagnoses": [{"code": "J20.9", "display": "Viêm phế quản cấp", "principal": True}]}
+              for n in range(5)]
+    with RecordWrites() as writes:
+        writes.insert(Visit, visits)
+    fetched: list[dict] = []
+    monkeypatch.setattr(timeline, "_timeline_rows", lambda query: fetched.append(query) or [])
+    _, page = _timeline(citizen)
+    assert fetched == [] and [row["reason"] for row in page.items] == [f"visit {n}" for n in reversed(range(5))]
+    stored = Visit._get_collection().find_one({"_id": visits[0]["_id"]}, {"_id": 1, "started_at": 1})
+    assert page.items[-1]["started_at"] == stored["started_at"]  # as the collection gives it (aware UTC)
+    assert page.items[-1]["diagnoses"] == visits[0]["diagnoses"]
+    # an update that keeps the key (a void) and one that moves it (a new time) both show
+    with RecordWrites() as writes:
+        writes.update(Visit.objects(id=visits[0]["_id"], citizen_id=citizen), set__status="entered-in-error",
+                      inc__version=1)
+        writes.update(Visit.objects(id=visits[1]["_id"], citizen_id=citizen),
+                      set__started_at=datetime(2026, 4, 1), set__reason="moved", inc__version=1)
+    _, page = _timeline(citizen)
+    assert fetched == []
+    assert [row["reason"] for row in page.items] == ["moved", "visit 4", "visit 3", "visit 2", "visit 0"]
+    assert page.items[-1]["status"] == "entered-in-error"
+
+
+def test_a_timeline_without_rows_is_fetched_then_filled_in(app: Flask, monkeypatch) -> None:
+    citizen = ObjectId()
+    list_index.build([citizen], utcnow())
+    visits = [{**_visit(citizen, datetime(2026, 3, 1) + timedelta(hours=n)), "source_id": f"F{n}",
+               "payload_hash": "x", "version": 1, "reason": f"visit {n}"} for n in range(5)]
+    with RecordWrites() as writes:
+        writes.insert(Visit, visits)
+    with_rows = [row["reason"] for row in _timeline(citizen)[1].items]
+    ListIndex._get_collection().update_one({"_id": citizen}, {"$unset": {"rows": 1}})  # written before rows
+    fetched: list[dict] = []
+    original = timeline._timeline_rows
+    monkeypatch.setattr(timeline, "_timeline_rows", lambda query: fetched.append(query) or original(query))
+    stored, page = _timeline(citizen, 3)
+    assert stored.rows is None and fetched and [row["reason"] for row in page.items] == with_rows[:3]
+    fetched.clear()
+    stored, page = _timeline(citizen, 3)  # the first page's rows were filled in; the rest still missing
+    assert stored.rows is not None and fetched == [] and [row["reason"] for row in page.items] == with_rows[:3]
+    _, page = _timeline(citizen, 3, page.next_cursor)
+    assert fetched and [row["reason"] for row in page.items] == with_rows[3:]
+
+
+def test_older_pages_than_the_kept_rows_are_fetched_and_leave_the_index_alone(app: Flask, monkeypatch) -> None:
+    citizen = ObjectId()
+    list_index.build([citizen], utcnow())
+    kept = VISITS.rows_kept
+    visits = [{**_visit(citizen, datetime(2025, 1, 1) + timedelta(hours=n)), "source_id": f"O{n}",
+               "payload_hash": "x", "version": 1, "reason": f"visit {n}"} for n in range(kept + 30)]
+    with RecordWrites() as writes:
+        writes.insert(Visit, visits)
+    fetched: list[dict] = []
+    original = timeline._timeline_rows
+    monkeypatch.setattr(timeline, "_timeline_rows", lambda query: fetched.append(query) or original(query))
+    filled: list[object] = []
+    monkeypatch.setattr(list_index, "fill_rows", lambda *arguments: filled.append(arguments))
+    reasons, cursor, fetched_pages = [], None, []
+    while True:
+        _, page = _timeline(citizen, 20, cursor)
+        reasons += [row["reason"] for row in page.items]
+        fetched_pages.append(bool(fetched))
+        fetched.clear()
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert reasons == [f"visit {n}" for n in reversed(range(kept + 30))]
+    assert fetched_pages == [False] * (kept // 20) + [True, True]  # the newest from rows, the rest fetched
+    assert filled == []  # rows are kept for the newest only: the older pages' are not written

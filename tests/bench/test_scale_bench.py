@@ -120,7 +120,7 @@ def test_insert_batched_inserts_all_or_stops_after_the_batch_past_its_deadline(b
         assert collection.count_documents({}) == 3_500
 
 
-def test_the_raw_first_pages_fetch_each_citizens_page_once(bench_uri):
+def test_the_raw_visit_fetches_fetch_each_citizens_page_once(bench_uri):
     template = {"source_id": "T", "diagnoses": [{"code": "J20.9"}], "lab_results": [{"name": "x"}]}
     full, short = ObjectId(), ObjectId()
     newest = datetime(2026, 6, 1)
@@ -128,9 +128,20 @@ def test_the_raw_first_pages_fetch_each_citizens_page_once(bench_uri):
         visits = client.get_default_database().visits
         visits.insert_many([*scale_bench.visit_copies(template, full, 30, "f", newest),
                             *scale_bench.visit_copies(template, short, 5, "s", newest)])
-    reads = scale_bench.raw_first_pages(bench_uri, [full, full, short])
+    reads = scale_bench.raw_visit_fetches(bench_uri, [full, full, short])
     assert reads.done == 2 and reads.rate > 0  # a range holding the 20 newest, fetched each time
     assert reads.errors == ["5 visits in a page's range"]
+
+
+def test_the_raw_first_pages_read_each_citizens_index_document(bench_uri):
+    full, short, missing = ObjectId(), ObjectId(), ObjectId()
+    with pymongo.MongoClient(bench_uri) as client:
+        indexes = client.get_default_database().list_index
+        indexes.insert_many([{"_id": full, "lists": {"visits": bytes(32 * 25)}, "rows": {"visits": b"r"}},
+                             {"_id": short, "lists": {"visits": bytes(32 * 5)}, "rows": {"visits": b"r"}}])
+    reads = scale_bench.raw_first_pages(bench_uri, [full, full, short, missing])
+    assert reads.done == 2 and reads.rate > 0
+    assert sorted(reads.errors) == ["0 keys and rows", "5 keys and rows"]
 
 
 def test_bench_citizens_have_distinct_national_ids_the_app_accepts():
