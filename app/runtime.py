@@ -25,7 +25,7 @@ from app.security.passwords import PasswordHasher
 from app.security.tokens import TokenService
 from app.services.audit import AuditTrail
 from app.services.sessions import Accounts
-from app.services.timeline import FacilityNames, IndexVersions, PageCache
+from app.services.timeline import FacilityNames, IndexVersions, ListReads, PageCache, list_reads
 from app.settings import Settings
 from app.web.auth import CitizenReads
 
@@ -52,6 +52,7 @@ class Runtime:
     audit_trail: AuditTrail  # reaches services as RequestContext.trail
     citizen_reads: CitizenReads  # the citizen principal's recent reads (app.web.auth), forgotten on writes
     index_versions: IndexVersions  # recent list index versions (app.services.timeline), forgotten on writes
+    list_reads: ListReads = field(default_factory=list_reads)  # the pages' index reads, grouped
     clock: Callable[[], datetime] = field(default=utcnow)
     verify_cache: dict[str, Any] = field(default_factory=dict)
     pages: PageCache = field(default_factory=PageCache)  # the timeline's pages, keyed on the list index version

@@ -585,6 +585,7 @@ class Window:
     next_cursor: dict[str, str] | None
     version: int
     edge_ties: int = 0  # items not on the page sharing its newest or oldest time (any facility)
+    positions: tuple[int, ...] = ()  # each key's position in the list it was cut from
 
 
 def cursor_key(cursor: dict[str, str] | None) -> bytes | None:
@@ -611,44 +612,53 @@ class StoredList:
     counters: dict[str, Any]
 
     def keeps_rows_of(self, page: Window) -> bool:
-        """Whether the page's items are among those that keep their rows (the newest)."""
-        if not page.keys:
-            return True
-        oldest = bisect_left(self.keys, page.keys[-1][:ORDER_BYTES], key=_order)
-        return oldest >= len(self.keys) - self.source.rows_kept
+        """Whether the page's items (a window of these keys) are among those that keep their rows."""
+        return not page.positions or page.positions[-1] >= len(self.keys) - self.source.rows_kept
 
     def rows_of(self, page: Window) -> list[dict[str, Any]] | None:
-        """The stored fields of the page's items (``source.row_fields``), in the page's order, as
-        the collection's documents would give them; None when any of them is missing."""
+        """The stored fields of the page's items (a window of these keys: ``source.row_fields``),
+        in the page's order, as the collection's documents would give them; None when any of them
+        is missing."""
         if self.rows is None:
             return None
+        rows = [self.rows.at(position) for position in page.positions]
+        if None in rows:
+            return None
         codec = self.source.model._get_collection().codec_options
-        found = []
-        for item_key in page.keys:
-            position = bisect_left(self.keys, item_key[:ORDER_BYTES], key=_order)
-            row = self.rows.at(position) if position < len(self.keys) and self.keys[position] == item_key else None
-            if row is None:
-                return None
-            found.append(bson.decode(row[ROW_VERSION.size:], codec_options=codec))
-        return found
+        return [bson.decode(row[ROW_VERSION.size:], codec_options=codec) for row in rows]  # type: ignore[index]
 
 
 def read_list(citizen_id: ObjectId, list_name: str, now: datetime, *, with_rows: bool = True) -> StoredList:
     """The citizen's list ``list_name`` (with its rows, if it keeps them and ``with_rows``); an
     index that does not exist yet (a citizen readable before indexes existed) is built first."""
-    source = SOURCES[list_name]
-    with_rows = with_rows and bool(source.row_fields)
-    projection = {f"lists.{list_name}": 1, "version": 1, "counters": 1}
-    if with_rows:
-        projection[f"rows.{list_name}"] = 1
+    projection = _list_projection({list_name}, with_rows)
     document = _collection().find_one({"_id": citizen_id}, projection)
     if document is None:
         build([citizen_id], now)
         document = _collection().find_one({"_id": citizen_id}, projection) or {}
-    keys = stored_keys(document.get("lists", {}).get(list_name))
+    return _stored_list(SOURCES[list_name], document, with_rows)
+
+
+def read_lists(wanted: list[tuple[ObjectId, str, datetime]]) -> list[StoredList]:
+    """:func:`read_list` of each ``(citizen, list, now)`` with rows, in one query for all (the
+    app's group commit of concurrent page requests: ``timeline.list_reads``)."""
+    projection = _list_projection({name for _, name, _ in wanted}, True)
+    found = {document["_id"]: document for document in _collection().find(
+        {"_id": {"$in": list({citizen_id for citizen_id, _, _ in wanted})}}, projection)}
+    return [_stored_list(SOURCES[name], found[citizen_id], True) if citizen_id in found
+            else read_list(citizen_id, name, now) for citizen_id, name, now in wanted]
+
+
+def _list_projection(names: set[str], with_rows: bool) -> dict[str, int]:
+    return {"version": 1, "counters": 1, **{f"lists.{name}": 1 for name in names},
+            **{f"rows.{name}": 1 for name in names if with_rows and SOURCES[name].row_fields}}
+
+
+def _stored_list(source: ListSource, document: dict[str, Any], with_rows: bool) -> StoredList:
+    keys = stored_keys(document.get("lists", {}).get(source.name))
     rows = None
-    if with_rows:
-        rows = PackedRows.stored(document.get("rows", {}).get(list_name), len(keys), source.row_format)
+    if with_rows and source.row_fields:
+        rows = PackedRows.stored(document.get("rows", {}).get(source.name), len(keys), source.row_format)
     return StoredList(source, keys, rows, int(document.get("version", 0)), document.get("counters", {}))
 
 
@@ -729,18 +739,20 @@ def window(keys: Iterable[bytes], version: int, cursor: dict[str, str] | None, l
         top = min(top, bisect_left(ordered, key(end, ObjectId(b"\x00" * 12))[:ORDER_BYTES], key=_order))
     bottom = bisect_left(ordered, key(start, ObjectId(b"\x00" * 12))[:ORDER_BYTES], key=_order) if start else 0
     chosen: list[bytes] = []
+    positions: list[int] = []
     position = top - 1
     while position >= bottom and len(chosen) <= limit:
         candidate = ordered[position]
         if facility is None or key_facility(candidate) == facility:
             chosen.append(candidate)
+            positions.append(position)
         position -= 1
     page = chosen[:limit]
     next_cursor = None
     if len(chosen) > limit:
         last = page[-1]
         next_cursor = {"t": key_time(last).replace(tzinfo=UTC).isoformat(), "id": str(key_id(last))}
-    return Window(page, next_cursor, version, _edge_ties(ordered, page))
+    return Window(page, next_cursor, version, _edge_ties(ordered, page), tuple(positions[:limit]))
 
 
 def _edge_ties(ordered: Sequence[bytes], page: list[bytes]) -> int:

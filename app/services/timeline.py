@@ -45,6 +45,15 @@ INDEX_VERSION_MAX_AGE = 0.1
 IndexVersions = RecentReads[ObjectId, "int | None"]
 
 
+ListReads = GroupCommit[tuple[ObjectId, str, datetime], list_index.StoredList]
+
+
+def list_reads() -> ListReads:
+    """The app's reads of list index documents for pages (``Runtime.list_reads``): concurrent page
+    requests share one query (each still reads after it asked: a write it saw finish is in it)."""
+    return GroupCommit(list_index.read_lists)
+
+
 def index_versions(on_write: Callable[[str, Callable[[], None]], None]) -> IndexVersions:
     """The app's recent index versions (``Runtime.index_versions``): concurrent page requests
     share one query, reused for ``INDEX_VERSION_MAX_AGE``; ``on_write`` is the app's write watch's
@@ -187,12 +196,14 @@ def list_visits(
     facility: str | None = None,
     pages: PageCache | None = None,
     versions: IndexVersions | None = None,
+    lists: ListReads | None = None,
 ) -> Page:
     """Visits across all facilities, newest first (withdrawn ones marked, without content), as
     stored documents (``TIMELINE_EXCLUDED`` left out).
 
     With the app's ``pages``, the page may come from the cache (keyed on the index version, read
-    through the app's recent ``versions`` when given).
+    through the app's recent ``versions`` when given); its index document is read through the
+    app's ``lists`` when given.
     """
     after = list_index.cursor_key(cursor)  # a bad cursor is a 422 before the cache is asked
     key = ("visits", citizen_id, limit, after, start, end, facility)
@@ -201,7 +212,8 @@ def list_visits(
         version = versions.get(citizen_id) if versions is not None else None
         page = pages.get((*key, list_index.read_version(citizen_id, ctx.now) if version is None else version))
     if page is None:
-        stored = list_index.read_list(citizen_id, "visits", ctx.now)
+        wanted = (citizen_id, "visits", ctx.now)
+        stored = lists.submit(wanted) if lists is not None else list_index.read_list(*wanted)
         window = list_index.window(stored.keys, stored.version, cursor, limit, start=start, end=end, facility=facility)
         rows = stored.rows_of(window)
         if rows is not None:  # the usual case: the page is read from the index document alone
@@ -229,13 +241,15 @@ def visits_page(
     facility_names: FacilityNames,
     render: Callable[[Page, dict[str, str]], bytes],
     versions: IndexVersions | None = None,
+    lists: ListReads | None = None,
 ) -> bytes:
     """``GET /me/visits`` as bytes: a page of :func:`list_visits`, serialised once per cached page.
 
     ``render`` (the presenter) turns a page and its facilities' names into the response body;
     its bytes are kept beside the cached page, so a page served again is not serialised again.
     """
-    page = list_visits(ctx, citizen_id, limit, cursor, start, end, facility, pages=pages, versions=versions)
+    page = list_visits(ctx, citizen_id, limit, cursor, start, end, facility, pages=pages, versions=versions,
+                       lists=lists)
     if page.rendered is None:
         page.rendered = render(page, facility_names.names({row["facility_code"] for row in page.items}))
     return page.rendered

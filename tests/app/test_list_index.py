@@ -535,3 +535,16 @@ def test_older_pages_than_the_kept_rows_are_fetched_and_leave_the_index_alone(ap
     assert reasons == [f"visit {n}" for n in reversed(range(kept + 30))]
     assert fetched_pages == [False] * (kept // 20) + [True, True]  # the newest from rows, the rest fetched
     assert filled == []  # rows are kept for the newest only: the older pages' are not written
+
+
+def test_concurrent_pages_read_their_index_documents_together(app: Flask) -> None:
+    built, missing = ObjectId(), ObjectId()
+    list_index.build([built], utcnow())
+    with RecordWrites() as writes:
+        writes.insert(Visit, [{**_visit(built, datetime(2026, 5, 1)), "source_id": "G1", "payload_hash": "x"}])
+    now = utcnow()
+    together = list_index.read_lists([(built, "visits", now), (missing, "visits", now), (built, "visits", now)])
+    alone = [list_index.read_list(citizen, "visits", now) for citizen in (built, missing, built)]
+    assert [(list(s.keys), s.version, s.rows is not None) for s in together] == [
+        (list(s.keys), s.version, s.rows is not None) for s in alone]
+    assert len(together[0].keys) == 1 and ListIndex.objects(id=missing).count() == 1  # the missing one was built

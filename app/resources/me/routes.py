@@ -98,7 +98,7 @@ class VisitViews(MethodView):
             request_context(), stored["_id"], args["limit"], _cursor(args),
             args.get("from_"), args.get("to"), args.get("facility"),
             pages=rt.pages, facility_names=rt.facility_names, render=present.visit_page,
-            versions=rt.index_versions)
+            versions=rt.index_versions, lists=rt.list_reads)
         return Response(body, mimetype="application/json")
 
 
