@@ -58,6 +58,9 @@ class SharedClientMongoDBStorage(MongoDBStorage):
         super().__init__(uri, database_name, **options)
         # Hits of concurrent requests of this process go to the database together (see incr).
         self._hits: GroupCommit[tuple[str, int, int], tuple[int, datetime]] = GroupCommit(self._incr_batch)
+        # keys this process has counted (bounded): a key not among them is most likely new, and is
+        # inserted without reading it first (``_incr_many``)
+        self._known: set[str] = set()
 
     def _init_mongo_client(self, uri: str | None, **options: int | str | bool) -> MongoClient:
         return mongoengine.get_connection()  # type: ignore[no-any-return]
@@ -111,39 +114,53 @@ class SharedClientMongoDBStorage(MongoDBStorage):
         }}]
 
     def _incr_many(self, totals: dict[tuple[str, int], int]) -> dict[tuple[str, int], tuple[int, datetime]]:
-        """The hits on several keys with a read, one write and (for open windows) a read back,
-        instead of a find-and-modify per key (a new caller's first request costs the database a
-        share of a few round trips instead of one of its own: the uncached timeline's).
+        """The hits on several keys with a read and one write, instead of a find-and-modify per key
+        (a new caller's first request costs the database a share of a round trip or two instead of
+        one of its own: the uncached timeline's).
 
-        Each key's write is conditional on the window read, so no hit can land in another window:
-        a new key is inserted (its count is this batch's), an ended window is started again only if
-        it is still the one read (its count is this batch's), an open window is incremented only if
-        it is still the one read, and its count is read back: the read may include other processes'
-        later hits, so it only refuses earlier, never later. A window that ends within
-        ``WINDOW_CLOSING`` and a key whose write lost a race (a duplicate ``_id`` from its upsert,
-        or a window that changed before the read back) are left out: ``_incr_batch`` does them
-        alone, exactly (counting a lost write twice only refuses earlier).
+        Each key's write is conditional on the window read, so no hit can land in another window,
+        nor be counted from a stale count: a key this process has not counted yet is inserted
+        without a read (most are new callers; one that exists is a duplicate ``_id`` and goes on as
+        the others); then the others' windows are read, a missing one is inserted, an ended one is
+        started again only if it is still the one read, and an open one is incremented only if
+        its end and count are still those read (its count is then the one read plus this batch's).
+        A window that ends within ``WINDOW_CLOSING`` and a key whose write lost a race (a
+        duplicate ``_id`` from its upsert) are left out: ``_incr_batch`` does them alone, exactly.
         """
         now = embedded_quirks.pipeline_now()  # not $$NOW (see embedded_quirks)
-        groups = list(totals)
-        keys = [key for key, _ in groups]
-        windows = self._windows(keys)
+        counts: dict[tuple[str, int], tuple[int, datetime]] = {}
+        fresh = [group for group in totals if group[0] not in self._known]
+        inserted = self._write(totals, now, fresh, dict.fromkeys((key for key, _ in fresh), None), counts)
+        others = [group for group in totals if group not in inserted]
+        if others:
+            self._write(totals, now, others, self._windows([key for key, _ in others]), counts)
+        if len(self._known) > 100_000:  # forget, rather than grow: a forgotten key is read first again
+            self._known.clear()
+        self._known.update(key for key, _ in counts)
+        return counts
+
+    def _write(self, totals: dict[tuple[str, int], int], now: datetime, groups: list[tuple[str, int]],
+               windows: dict[str, dict[str, Any] | None], counts: dict[tuple[str, int], tuple[int, datetime]]
+               ) -> set[tuple[str, int]]:
+        """One conditional write for each of ``groups`` from its ``windows`` as read (None: none);
+        puts the counts of those written into ``counts``, and answers them."""
         requests: list[InsertOne | UpdateOne] = []
-        written: list[tuple[tuple[str, int], datetime | None]] = []  # group, the open window's end it incremented
+        written: list[tuple[tuple[str, int], tuple[int, datetime]]] = []  # group, its count if written
         for key, expiry in groups:
             amount, window = totals[(key, expiry)], windows.get(key)
             ends = _as_stored(now + timedelta(seconds=expiry))
             if window is None:
                 requests.append(InsertOne({"_id": key, "count": amount, "expireAt": ends}))
-                written.append(((key, expiry), None))
+                written.append(((key, expiry), (amount, ends)))
             elif window["expireAt"] < now:
                 requests.append(UpdateOne({"_id": key, "expireAt": window["expireAt"]},
                                           {"$set": {"count": amount, "expireAt": ends}}, upsert=True))
-                written.append(((key, expiry), None))
+                written.append(((key, expiry), (amount, ends)))
             elif window["expireAt"] > now + WINDOW_CLOSING:
-                requests.append(UpdateOne({"_id": key, "expireAt": window["expireAt"]},
+                count = int(window["count"])
+                requests.append(UpdateOne({"_id": key, "expireAt": window["expireAt"], "count": count},
                                           {"$inc": {"count": amount}}, upsert=True))
-                written.append(((key, expiry), window["expireAt"]))
+                written.append(((key, expiry), (count + amount, window["expireAt"])))
         lost: set[int] = set()
         if requests:
             try:
@@ -152,19 +169,9 @@ class SharedClientMongoDBStorage(MongoDBStorage):
                 if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
                     raise
                 lost = {e["index"] for e in error.details["writeErrors"]}
-        incremented = [group for index, (group, ends) in enumerate(written) if ends is not None and index not in lost]
-        read_back = self._windows([key for key, _ in incremented]) if incremented else {}
-        counts: dict[tuple[str, int], tuple[int, datetime]] = {}
-        for index, ((key, expiry), ends) in enumerate(written):
-            if index in lost:
-                continue
-            if ends is None:  # this batch opened the window: its count is the batch's
-                counts[(key, expiry)] = (totals[(key, expiry)], _as_stored(now + timedelta(seconds=expiry)))
-                continue
-            window = read_back.get(key)
-            if window is not None and window["expireAt"] == ends:
-                counts[(key, expiry)] = (int(window["count"]), ends)
-        return counts
+        done = {group for index, (group, _) in enumerate(written) if index not in lost}
+        counts.update((group, count) for group, count in written if group in done)
+        return done
 
     def _windows(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The stored counters of ``keys`` (count and window end) by key."""
