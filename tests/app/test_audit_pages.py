@@ -354,3 +354,49 @@ def test_a_time_filter_reads_only_windows_near_its_times(app: Flask) -> None:
     for query in sent[-3:]:
         assert explained("audit_events", query)["executionStats"]["totalDocsExamined"] <= audit_log.WINDOW
     assert _all_pages({"to": start}, 10) == [] and _all_pages({"from_": start + timedelta(days=400)}, 10) == []
+
+
+# --- event numbers reserved a block at a time (one app's ``EventNumbers``) ---------------------
+
+class SharedCounter:
+    """The shared counter's ``$inc`` (``audit.allocate_numbers``), in memory."""
+
+    def __init__(self) -> None:
+        self.value, self.calls = 0, 0
+
+    def allocate(self, count: int) -> int:
+        self.calls += 1
+        self.value += count
+        return self.value - count + 1
+
+
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(1, 9), st.floats(0, 1.5)), max_size=80))
+def test_servers_taking_event_numbers_never_share_one_and_each_keeps_its_order(takes):
+    counter, clock = SharedCounter(), [0.0]
+    servers = [audit.EventNumbers(clock=lambda: clock[0], allocate=counter.allocate) for _ in range(3)]
+    seen: set[int] = set()
+    last = [0, 0, 0]
+    for server, count, pause in takes:
+        clock[0] += pause
+        first = servers[server].take(count)
+        numbers = set(range(first, first + count))
+        assert not numbers & seen and first > last[server]  # no repeats; one server's in order
+        seen |= numbers
+        last[server] = first + count - 1
+    assert counter.calls <= len(takes)
+
+
+def test_a_busy_server_reserves_more_and_an_idle_one_leaves_small_gaps():
+    counter, clock = SharedCounter(), [0.0]
+    numbers = audit.EventNumbers(clock=lambda: clock[0], allocate=counter.allocate)
+    firsts = [numbers.take(1) for _ in range(200)]  # busy: blocks of 2, 4, ... 64
+    assert firsts == list(range(1, 201)) and counter.calls < 10
+    clock[0] += audit.EventNumbers.BLOCK_AGE  # the block aged: its rest is a gap
+    after = numbers.take(1)
+    assert after > 201 and counter.value - 200 <= audit.EventNumbers.MAX_BLOCK * 2
+    for _ in range(2):  # idle: each batch alone, the blocks shrink to what a batch needs
+        clock[0] += audit.EventNumbers.BLOCK_AGE
+        numbers.take(3)
+    before = counter.value
+    clock[0] += audit.EventNumbers.BLOCK_AGE
+    assert numbers.take(3) == before + 1 and counter.value == before + 3  # no gap
