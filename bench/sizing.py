@@ -46,6 +46,9 @@ SHARD_RAM = 128 * 2**30
 INDEX_SHARE_OF_RAM = 0.25  # WiredTiger's cache is half the RAM; indexes may take half of the cache
 # a 32-byte packed key in the visits list and, when the visit prescribes, in the prescriptions list
 LIST_INDEX_BYTES_PER_VISIT = 64
+# and each active citizen's index keeps the rows of their 100 newest visits (list_index.SOURCES
+# ["visits"].rows_kept): about 320 bytes each for the bench's visit (two diagnoses), measured
+TIMELINE_ROWS_PER_ACTIVE_CITIZEN = 100 * 324
 
 
 @dataclass
@@ -256,7 +259,8 @@ def note(sizes: dict[str, CollectionSize], growth: dict[str, Any]) -> list[str]:
     index_year = (visits_year * (visit_index + key_index) + immunizations_year * (shot_index + key_index)
                   + records * write_index + reads_year * read_index)
     accounts = CITIZENS * (citizen + citizen_index)
-    data_total = RETENTION_YEARS * data_year + CITIZENS * citizen
+    rows = CITIZENS * ACTIVE_SHARE * TIMELINE_ROWS_PER_ACTIVE_CITIZEN  # bounded: does not grow with the years
+    data_total = RETENTION_YEARS * data_year + CITIZENS * citizen + rows
     index_total = RETENTION_YEARS * index_year + CITIZENS * citizen_index
     by_data = math.ceil(data_total / SHARD_DATA)
     index_room = SHARD_RAM * INDEX_SHARE_OF_RAM
@@ -276,7 +280,9 @@ def note(sizes: dict[str, CollectionSize], growth: dict[str, Any]) -> list[str]:
         f"timeline and by-facility indexes); its record key {key:,.0f} + {key_index:,.0f}; its entries in the "
         f"list index ~{listed} (estimate); an immunization {shot:,.0f} + {shot_index:,.0f} (at "
         f"{IMMUNIZATIONS_PER_CITIZEN_YEAR} a citizen a year); a written record adds {write_data:,.0f} bytes of "
-        f"audit; a citizen {citizen:,.0f} + {citizen_index:,.0f} bytes ({_bytes(accounts)} for all, once).",
+        f"audit; a citizen {citizen:,.0f} + {citizen_index:,.0f} bytes ({_bytes(accounts)} for all, once), and "
+        f"an active citizen's list index the rows of their 100 newest visits, about "
+        f"{TIMELINE_ROWS_PER_ACTIVE_CITIZEN // 1000} KB ({_bytes(rows)} for the {ACTIVE_SHARE:.0%}, once).",
         f"- Storage per year: {_bytes(data_year)} of documents before compression (WiredTiger's snappy "
         f"typically halves it on disk), {_bytes(index_year)} of index entries.",
         f"- Audit: each page read adds {read_data:,.0f} bytes of audit documents (+{read_index:,.0f} of index); "
