@@ -27,6 +27,9 @@ class ListIndex(me.Document):
     # list name -> each item's row, in the order of its keys (lists that keep rows: the timeline;
     # ``list_index.PackedRows``)
     rows = me.DictField(field=me.BinaryField())
+    # list name -> items lately removed, with the record version that removed them (lists that keep
+    # rows; ``list_index.GONE_ENTRY``)
+    gone = me.DictField(field=me.BinaryField())
     counters = me.DictField()  # e.g. the inbox's unread count, kept beside its list
 
     meta = {"collection": "list_index"}

@@ -69,6 +69,7 @@ from bson.errors import InvalidId
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
+from app.infra.batching import Failed
 from app.infra.embedded_quirks import in_chunks, inclusive_time_range
 from app.models.access_log import AccessLogEntry
 from app.models.list_index import ListIndex, RecentBuild
@@ -231,9 +232,9 @@ class Changes:
         self.added: dict[ObjectId, dict[str, list[bytes]]] = defaultdict(lambda: defaultdict(list))
         self.removed: dict[ObjectId, dict[str, list[bytes]]] = defaultdict(lambda: defaultdict(list))
         self.touched: set[ObjectId] = set()
-        # items whose row changed under the same key (lists that keep rows): written only if held
-        self.refreshed: dict[ObjectId, dict[str, list[bytes]]] = defaultdict(lambda: defaultdict(list))
         self.rows: dict[tuple[ObjectId, str, bytes], bytes] = {}  # (citizen, list, key) -> its row
+        # (citizen, list, key) -> the record version that removed it (lists that keep rows)
+        self.removed_by: dict[tuple[ObjectId, str, bytes], int] = {}
 
     def __bool__(self) -> bool:
         return bool(self.added or self.removed or self.touched)
@@ -244,16 +245,13 @@ class Changes:
         if row is not None:
             self.rows[(citizen_id, list_name, item_key)] = row
 
-    def refresh(self, citizen_id: ObjectId, list_name: str, item_key: bytes, row: bytes | None) -> None:
-        """An item's new row under its unchanged key: written only where the list holds that key
-        (a writer that moved or removed the item meanwhile is not undone)."""
-        self.refreshed[citizen_id][list_name].append(item_key)
-        self.touched.add(citizen_id)
-        if row is not None:
-            self.rows[(citizen_id, list_name, item_key)] = row
-
-    def remove(self, citizen_id: ObjectId, list_name: str, item_key: bytes) -> None:
+    def remove(self, citizen_id: ObjectId, list_name: str, item_key: bytes, version: int | None = None) -> None:
+        """An item no longer under ``item_key``; ``version``: the record version that moved or
+        removed it, in a list that keeps rows (an older writer's key or row is not taken back)."""
         self.removed[citizen_id][list_name].append(item_key)
+        if version is not None:
+            at = (citizen_id, list_name, item_key)
+            self.removed_by[at] = max(version, self.removed_by.get(at, version))
 
     def inserted(self, collection: str, document: dict[str, Any]) -> None:
         """A document stored in ``collection``: added to each list it belongs to."""
@@ -274,10 +272,14 @@ class Changes:
             if old_key == new_key and same_citizen:
                 self.touched.add(after[source.citizen_field])  # type: ignore[index]
                 if source.row_fields and after is not None and new_key is not None:  # the row changed
-                    self.refresh(after[source.citizen_field], source.name, new_key, source.row_of(after))
+                    self.add(after[source.citizen_field], source.name, new_key, source.row_of(after))
                 continue
             if old_key is not None and before is not None:
-                self.remove(before[source.citizen_field], source.name, old_key)
+                version = None
+                if source.row_fields:  # the version that moved it (a removal: one past the last)
+                    version = (int(after.get("version") or 0) if after is not None
+                               else int(before.get("version") or 0) + 1)
+                self.remove(before[source.citizen_field], source.name, old_key, version)
             if new_key is not None and after is not None:
                 self.add(after[source.citizen_field], source.name, new_key, source.row_of(after))
 
@@ -410,43 +412,84 @@ def row_version(row: bytes | None) -> int:
     return NO_ROW if row is None else int(ROW_VERSION.unpack_from(row)[0])
 
 
-def merged_with_rows(stored: Sequence[bytes], stored_rows: PackedRows | None, added: list[bytes],
-                     removed: list[bytes], rows: Callable[[bytes], bytes | None], row_format: int, *,
-                     rows_kept: int, refreshed: Sequence[bytes] = (), fill_only: bool = False,
-                     rows_only: bool = False) -> tuple[bytes, bytes]:
-    """A list that keeps rows: its new packed keys and rows. Of one item, an added key replaces the
-    stored one unless the stored row was made from a newer record ``version`` (the other writer of
-    the record applied last); a ``refreshed`` key only replaces the row of the same key, so held;
-    ``fill_only`` (a build) adds only items not held; ``rows_only`` (a page fetched from the
-    collection) only fills in the missing rows of keys it holds.
+# A removed item's record version is kept this long beside the list (``PackedGone``), so that a
+# writer that read the record before it was moved or removed cannot put it back: far longer than
+# a unit of work takes from its writes to its index write (``CONTENTION_SECONDS`` and a batch).
+GONE_SECONDS = 3600
+GONE_ENTRY = struct.Struct(">12sqq")  # item id, the version that removed it, when (epoch seconds)
 
-    ``rows``: the row written with each added or refreshed key (None: none given, which replaces).
-    Only the ``rows_kept`` newest items keep theirs."""
-    gone = set(removed)
+
+def stored_gone(value: Any, now: float) -> dict[bytes, tuple[int, int]]:
+    """Item id -> (the version that removed it, when), of those removed within ``GONE_SECONDS``."""
+    if not isinstance(value, bytes) or len(value) % GONE_ENTRY.size:
+        return {}
+    return {item: (version, at) for item, version, at in GONE_ENTRY.iter_unpack(value) if now - at < GONE_SECONDS}
+
+
+def row_shown(row: bytes | None) -> bool:
+    """Whether ``row`` holds fields to show (else it is missing, or only its item's version)."""
+    return row is not None and len(row) > ROW_VERSION.size
+
+
+@dataclass(frozen=True)
+class MergedList:
+    """A list that keeps rows, as merged: its packed keys, rows and removed items."""
+
+    keys: bytes
+    rows: bytes
+    gone: bytes
+
+
+def merged_with_rows(stored: Sequence[bytes], stored_rows: PackedRows | None, gone_value: Any,
+                     added: list[bytes], removed: list[bytes], rows: Callable[[bytes], bytes | None],
+                     removed_by: Callable[[bytes], int | None], row_format: int, *, rows_kept: int,
+                     now: float, fill_only: bool = False, rows_only: bool = False) -> MergedList:
+    """A list that keeps rows, merged by record version: every item's row carries the version of
+    the record it was made from (beyond the ``rows_kept`` newest, the version alone), and a
+    removal the version that moved or removed it (kept ``GONE_SECONDS``). So two writers of one
+    record may reach the index in either order and the newer stays: an added key replaces the
+    held one unless that is of a newer version; a removal at version v removes the item held at
+    an older version (whatever its key: at v it is no longer there) or at v under that key; and
+    an item removed at version v is not added back by an older version.
+
+    ``fill_only`` (a build) adds only items not held; ``rows_only`` (a page fetched from the
+    collection) only fills in the rows of keys held without one. ``rows``/``removed_by``: the
+    row written with each added key (None: none given) and the version of each removal."""
+    gone = stored_gone(gone_value, now)
     items: dict[bytes, tuple[bytes, bytes | None]] = {}  # item id -> (key, row)
     for position, item_key in enumerate(stored):
-        if item_key not in gone:
-            items[item_key[TIME_BYTES:ORDER_BYTES]] = (item_key, stored_rows.at(position) if stored_rows else None)
+        items[item_key[TIME_BYTES:ORDER_BYTES]] = (item_key, stored_rows.at(position) if stored_rows else None)
+    for item_key in removed:
+        item, version = item_key[TIME_BYTES:ORDER_BYTES], removed_by(item_key)
+        held = items.get(item)
+        if held is not None and (version is None and held[0] == item_key or version is not None and (
+                row_version(held[1]) < version or held[0] == item_key and row_version(held[1]) <= version)):
+            del items[item]
+        if version is not None and version > gone.get(item, (NO_ROW, 0))[0]:
+            gone[item] = (version, int(now))
     for item_key in added:
         item, row = item_key[TIME_BYTES:ORDER_BYTES], rows(item_key)
         held = items.get(item)
+        if row is not None and row_version(row) < gone.get(item, (NO_ROW, 0))[0]:
+            continue  # a newer version moved or removed it
         if held is None:
             if not rows_only:
                 items[item] = (item_key, row)
-        elif fill_only or rows_only:
+        elif rows_only:
+            if held[0] == item_key and not row_shown(held[1]) and row is not None \
+                    and row_version(row) >= row_version(held[1]):
+                items[item] = (item_key, row)
+        elif fill_only:
             if held[1] is None and held[0] == item_key and row is not None:
                 items[item] = (item_key, row)
         elif row is None or row_version(row) >= row_version(held[1]):
             items[item] = (item_key, row)
-    for item_key in refreshed:
-        item, row = item_key[TIME_BYTES:ORDER_BYTES], rows(item_key)
-        held = items.get(item)
-        if held is not None and held[0] == item_key and row is not None and row_version(row) >= row_version(held[1]):
-            items[item] = (item_key, row)
     ordered = sorted(items.values(), key=lambda entry: entry[0])
     first_kept = max(0, len(ordered) - rows_kept)
-    return pack(k for k, _ in ordered), pack_rows(
-        [row if position >= first_kept else None for position, (_, row) in enumerate(ordered)], row_format)
+    kept = [row if position >= first_kept or row is None else row[:ROW_VERSION.size]
+            for position, (_, row) in enumerate(ordered)]
+    return MergedList(pack(k for k, _ in ordered), pack_rows(kept, row_format), b"".join(
+        GONE_ENTRY.pack(item, version, at) for item, (version, at) in gone.items()))
 
 
 # ---------------------------------------------------------------- writing
@@ -487,11 +530,11 @@ def _write_lists(changes: Changes, citizens: set[ObjectId], fill_only: bool, row
     """One read-merge-write of ``citizens``' index documents; returns those another writer changed
     between the read and the write (the write is conditional on the version read)."""
     names = {name for citizen_id in citizens
-             for name in (*changes.added.get(citizen_id, {}), *changes.removed.get(citizen_id, {}),
-                          *changes.refreshed.get(citizen_id, {}))}
+             for name in (*changes.added.get(citizen_id, {}), *changes.removed.get(citizen_id, {}))}
     with_rows = {name for name in names if name in SOURCES and SOURCES[name].row_fields}
     projection = {"version": 1, **{f"lists.{name}": 1 for name in names},
-                  **{f"rows.{name}": 1 for name in with_rows}}
+                  **{f"rows.{name}": 1 for name in with_rows}, **{f"gone.{name}": 1 for name in with_rows}}
+    now = time.time()
     documents = [document for chunk in in_chunks(list(citizens))
                  for document in _collection().find({"_id": {"$in": chunk}}, projection)]
     requests: list[UpdateOne] = []
@@ -499,23 +542,28 @@ def _write_lists(changes: Changes, citizens: set[ObjectId], fill_only: bool, row
     for document in documents:
         citizen_id = document["_id"]
         added, removed = changes.added.get(citizen_id, {}), changes.removed.get(citizen_id, {})
-        refreshed = changes.refreshed.get(citizen_id, {})
-        lists, stored_rows = document.get("lists", {}), document.get("rows", {})
+        lists, stored_rows, removals = document.get("lists", {}), document.get("rows", {}), document.get("gone", {})
         update: dict[str, Any] = {"$inc": {"version": 1}}
         values: dict[str, Binary] = {}
-        for name in {*added, *removed, *refreshed}:
+        for name in {*added, *removed}:
             keys = stored_keys(lists.get(name))
             if name in with_rows:
                 source = SOURCES[name]
-                packed_keys, packed_rows = merged_with_rows(
+                merged_list = merged_with_rows(
                     keys, PackedRows.stored(stored_rows.get(name), len(keys), source.row_format),
-                    added.get(name, []), removed.get(name, []),
+                    removals.get(name), added.get(name, []), removed.get(name, []),
                     lambda item_key, at=(citizen_id, name): changes.rows.get((*at, item_key)),
-                    source.row_format, rows_kept=source.rows_kept, refreshed=refreshed.get(name, []),
-                    fill_only=fill_only, rows_only=rows_only)
-                values[f"lists.{name}"], values[f"rows.{name}"] = Binary(packed_keys), Binary(packed_rows)
-            elif not rows_only and name in {*added, *removed}:
+                    lambda item_key, at=(citizen_id, name): changes.removed_by.get((*at, item_key)),
+                    source.row_format, rows_kept=source.rows_kept, now=now, fill_only=fill_only,
+                    rows_only=rows_only)
+                if rows_only and merged_list.rows == stored_rows.get(name):
+                    continue  # nothing filled in: no write
+                values.update({f"lists.{name}": Binary(merged_list.keys), f"rows.{name}": Binary(merged_list.rows),
+                               f"gone.{name}": Binary(merged_list.gone)})
+            elif not rows_only:
                 values[f"lists.{name}"] = Binary(merged(keys, added.get(name, []), removed.get(name, []), fill_only))
+        if rows_only and not values:
+            continue
         if values:
             update["$set"] = values
         # upsert: a document whose version moved is a duplicate _id, reported by its position
@@ -621,11 +669,17 @@ class StoredList:
         is missing."""
         if self.rows is None:
             return None
-        rows = [self.rows.at(position) for position in page.positions]
-        if None in rows:
-            return None
         codec = self.source.model._get_collection().codec_options
-        return [bson.decode(row[ROW_VERSION.size:], codec_options=codec) for row in rows]  # type: ignore[index]
+        found = []
+        for item_key, position in zip(page.keys, page.positions, strict=True):
+            row = self.rows.at(position)
+            if not row_shown(row):
+                return None
+            fields = bson.decode(row[ROW_VERSION.size:], codec_options=codec)  # type: ignore[index]
+            if fields.get("_id") != key_id(item_key):  # not this key's (rows written apart from keys)
+                return None
+            found.append(fields)
+        return found
 
 
 def read_list(citizen_id: ObjectId, list_name: str, now: datetime, *, with_rows: bool = True) -> StoredList:
@@ -639,14 +693,23 @@ def read_list(citizen_id: ObjectId, list_name: str, now: datetime, *, with_rows:
     return _stored_list(SOURCES[list_name], document, with_rows)
 
 
-def read_lists(wanted: list[tuple[ObjectId, str, datetime]]) -> list[StoredList]:
+def read_lists(wanted: list[tuple[ObjectId, str, datetime]]) -> list[StoredList | Failed]:
     """:func:`read_list` of each ``(citizen, list, now)`` with rows, in one query for all (the
-    app's group commit of concurrent page requests: ``timeline.list_reads``)."""
+    app's group commit of concurrent page requests: ``timeline.list_reads``); an index that had
+    to be built and could not be fails its own request only."""
     projection = _list_projection({name for _, name, _ in wanted}, True)
     found = {document["_id"]: document for document in _collection().find(
         {"_id": {"$in": list({citizen_id for citizen_id, _, _ in wanted})}}, projection)}
-    return [_stored_list(SOURCES[name], found[citizen_id], True) if citizen_id in found
-            else read_list(citizen_id, name, now) for citizen_id, name, now in wanted]
+    results: list[StoredList | Failed] = []
+    for citizen_id, name, now in wanted:
+        if citizen_id in found:
+            results.append(_stored_list(SOURCES[name], found[citizen_id], True))
+            continue
+        try:
+            results.append(read_list(citizen_id, name, now))
+        except Exception as error:  # noqa: BLE001 (handed to its own caller by the group commit)
+            results.append(Failed(error))
+    return results
 
 
 def _list_projection(names: set[str], with_rows: bool) -> dict[str, int]:

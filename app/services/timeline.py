@@ -23,6 +23,7 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
+from pymongo.errors import PyMongoError
 
 from app.infra.batching import GroupCommit
 from app.infra.recent_reads import RecentReads
@@ -221,7 +222,10 @@ def list_visits(
         else:
             page = indexed_page("visits", _timeline_rows, window, citizen_id, id_of=lambda row: row["_id"])
             if stored.keeps_rows_of(window):
-                list_index.fill_rows(citizen_id, "visits", page.items)
+                try:
+                    list_index.fill_rows(citizen_id, "visits", page.items)
+                except (list_index.ListIndexContention, PyMongoError):
+                    pass  # best effort: the page is right without them, and a later page fills them in
         if pages is not None:
             pages.put((*key, stored.version), page)  # the version of the keys read: at least the one asked for
     _read(ctx, citizen_id, "visits.list", "visit", count=len(page.items))

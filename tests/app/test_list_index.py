@@ -55,12 +55,12 @@ def test_a_correction_moves_the_key() -> None:
         assert set(moved.removed) == {citizen} and set(moved.added) == {other}
         unchanged = Changes()
         unchanged.replaced("visits", before, dict(before))
-        assert not unchanged.added and not unchanged.removed
+        assert "test_visits" not in unchanged.added.get(citizen, {}) and not unchanged.removed
         assert unchanged.touched == {citizen}  # no key moved, but its cached pages are stale
         # the timeline keeps rows: its unchanged key comes again with the row written now
-        refreshed = unchanged.refreshed[citizen]["visits"]
-        assert refreshed == [list_index.SOURCES["visits"].key_of(before)]
-        assert unchanged.rows[(citizen, "visits", refreshed[0])]
+        again = unchanged.added[citizen]["visits"]
+        assert again == [list_index.SOURCES["visits"].key_of(before)]
+        assert unchanged.rows[(citizen, "visits", again[0])]
     finally:
         list_index.SOURCES.pop("test_visits")
 
@@ -159,13 +159,13 @@ def test_a_cursor_this_api_did_not_make_is_refused(cursor) -> None:
 def test_a_change_that_moves_no_key_still_changes_the_version(app: Flask) -> None:
     citizen = ObjectId()
     list_index.build([citizen], utcnow())
-    _, version, _ = list_index.read_index(citizen, "visits", utcnow())
-    visit = _visit(citizen, datetime(2026, 1, 1))
+    _, version, _ = list_index.read_index(citizen, "immunizations", utcnow())
+    record = {"_id": ObjectId(), "citizen_id": citizen, "administered_at": datetime(2026, 1, 1)}
     changes = Changes()
-    changes.replaced("visits", visit, {**visit, "status": "entered-in-error"})
+    changes.replaced("immunizations", record, {**record, "status": "entered-in-error"})
     list_index.apply(changes)
-    keys, newer, _ = list_index.read_index(citizen, "visits", utcnow())
-    assert newer == version + 1 and list(keys) == []  # (the visit was never added: only the version moved)
+    keys, newer, _ = list_index.read_index(citizen, "immunizations", utcnow())
+    assert newer == version + 1 and list(keys) == []  # (the record was never added: only the version moved)
 
 
 def test_a_build_backfills_prescribed_at_and_lists_only_prescribing_visits(app: Flask) -> None:
@@ -401,34 +401,46 @@ def test_packed_rows_read_back_in_their_keys_order(rows, row_format) -> None:
     assert list_index.PackedRows.stored(None, len(rows), row_format) is None
 
 
-def _merge(stored: list[tuple[bytes, bytes | None]], added=(), removed=(), refreshed=(), **mode):
-    """``merged_with_rows`` on (key, row) pairs; answers the merged (key, row) pairs."""
+def _merge(stored: list[tuple[bytes, bytes | None]], added=(), removed=(), gone=b"", now=1e9, **mode):
+    """``merged_with_rows`` on (key, row) pairs and (key, removing version) pairs; answers the
+    merged (key, row) pairs and the removed items' entries."""
     stored = sorted(stored)
     rows = list_index.PackedRows.stored(list_index.pack_rows([r for _, r in stored], 1), len(stored), 1)
-    given_rows = dict(added) | dict(refreshed)
-    keys, packed = list_index.merged_with_rows(
-        list_index.PackedKeys(list_index.pack(k for k, _ in stored)), rows, [k for k, _ in added], list(removed),
-        given_rows.get, 1, rows_kept=mode.pop("rows_kept", 100), refreshed=[k for k, _ in refreshed], **mode)
-    merged_keys = list_index.PackedKeys(keys)
-    merged_rows = list_index.PackedRows.stored(packed, len(merged_keys), 1)
-    return [(k, merged_rows.at(n)) for n, k in enumerate(merged_keys)]
+    result = list_index.merged_with_rows(
+        list_index.PackedKeys(list_index.pack(k for k, _ in stored)), rows, gone, [k for k, _ in added],
+        [k for k, _ in removed], dict(added).get, dict(removed).get, 1,
+        rows_kept=mode.pop("rows_kept", 100), now=now, **mode)
+    merged_keys = list_index.PackedKeys(result.keys)
+    merged_rows = list_index.PackedRows.stored(result.rows, len(merged_keys), 1)
+    return [(k, merged_rows.at(n)) for n, k in enumerate(merged_keys)], result.gone
 
 
-def test_of_two_rows_of_one_record_the_newer_version_stays_whatever_the_order() -> None:
+def test_of_two_writers_of_one_record_the_newer_version_stays_whatever_the_order() -> None:
     citizen = ObjectId()
     visit = _visit(citizen, datetime(2026, 1, 1))
-    moved = {**visit, "started_at": datetime(2026, 1, 2)}
-    old_key, new_key = VISITS.key_of(visit), VISITS.key_of(moved)
-    v2, v3 = _row(visit, 2), _row(moved, 3)
-    # the writer of version 3 (which moved the visit) applied first; version 2's writer comes late
-    assert _merge([(new_key, v3)], added=[(old_key, v2)]) == [(new_key, v3)]
-    assert _merge([(old_key, v2)], added=[(new_key, v3)], removed=[old_key]) == [(new_key, v3)]
-    # a refreshed row replaces an older row of the same key only
-    v4 = _row(moved, 4, "corrected")
-    assert _merge([(new_key, v3)], refreshed=[(new_key, v4)]) == [(new_key, v4)]
-    assert _merge([(new_key, v4)], refreshed=[(new_key, v3)]) == [(new_key, v4)]
-    assert _merge([(new_key, v3)], refreshed=[(old_key, v4)]) == [(new_key, v3)]  # a key no longer held
-    assert _merge([], refreshed=[(new_key, v4)]) == []  # an item removed meanwhile is not brought back
+    k0, k1 = VISITS.key_of(visit), VISITS.key_of({**visit, "started_at": datetime(2026, 1, 2)})
+    v1, v5, v6 = _row(visit, 1), _row(visit, 5, "moved"), _row(visit, 6, "voided")
+    # version 5 moves the visit (k0 -> k1), version 6 then voids it (k1, key kept); either order
+    late_five = _merge(_merge([(k0, v1)], added=[(k1, v6)])[0], added=[(k1, v5)], removed=[(k0, 5)])[0]
+    in_order = _merge(_merge([(k0, v1)], added=[(k1, v5)], removed=[(k0, 5)])[0], added=[(k1, v6)])[0]
+    assert late_five == in_order == [(k1, v6)]
+    # version 5 moves it, version 6 moves it back (k1 -> k0): the late removal of k1 keeps k0
+    assert _merge([(k0, _row(visit, 6))], added=[(k1, v5)], removed=[(k1, 5)])[0] == [(k0, _row(visit, 6))]
+    assert _merge([(k0, _row(visit, 6))], removed=[(k0, 5)])[0] == [(k0, _row(visit, 6))]
+
+
+def test_an_item_moved_away_by_a_newer_version_is_not_put_back() -> None:
+    citizen = ObjectId()
+    visit = _visit(citizen, datetime(2026, 1, 1))
+    k0, k1 = VISITS.key_of(visit), VISITS.key_of({**visit, "started_at": datetime(2026, 1, 2)})
+    # version 6 moved the visit to another citizen (its removal reached this index first: k1 was
+    # not held yet); version 5's late move (k0 -> k1) must not bring it back here
+    after_six, gone = _merge([(k0, _row(visit, 1))], removed=[(k1, 6)])
+    assert after_six == [] and gone  # (the version-1 key is older than the removal: gone too)
+    assert _merge(after_six, added=[(k1, _row(visit, 5))], removed=[(k0, 5)], gone=gone)[0] == []
+    # a newer version (the visit corrected back to this citizen) comes in; a day later, no trace
+    assert _merge([], added=[(k1, _row(visit, 7))], gone=gone)[0] == [(k1, _row(visit, 7))]
+    assert _merge([], added=[(k1, _row(visit, 5))], gone=gone, now=1e9 + list_index.GONE_SECONDS)[1] == b""
 
 
 def test_a_build_and_a_fetched_page_only_fill_in_missing_rows() -> None:
@@ -437,23 +449,25 @@ def test_a_build_and_a_fetched_page_only_fill_in_missing_rows() -> None:
     a, b = VISITS.key_of(first), VISITS.key_of(second)
     ra, rb = _row(first, 1), _row(second, 1)
     newer = _row(first, 5, "newer")
-    assert _merge([(a, None), (b, rb)], added=[(a, ra), (b, newer)], fill_only=True) == [(a, ra), (b, rb)]
-    assert _merge([(a, newer)], added=[(a, ra)], fill_only=True) == [(a, newer)]
+    assert _merge([(a, None), (b, rb)], added=[(a, ra), (b, newer)], fill_only=True)[0] == [(a, ra), (b, rb)]
+    assert _merge([(a, newer)], added=[(a, ra)], fill_only=True)[0] == [(a, newer)]
     # a page fetched from the collection fills rows of keys held, and adds no item
-    assert _merge([(a, None)], added=[(a, ra), (b, rb)], rows_only=True) == [(a, ra)]
+    assert _merge([(a, None)], added=[(a, ra), (b, rb)], rows_only=True)[0] == [(a, ra)]
     moved = VISITS.key_of({**first, "started_at": datetime(2026, 1, 3)})
-    assert _merge([(moved, None)], added=[(a, ra)], rows_only=True) == [(moved, None)]
+    assert _merge([(moved, None)], added=[(a, ra)], rows_only=True)[0] == [(moved, None)]
+    # nor an older row than the version the index keeps for an item beyond the newest
+    assert _merge([(a, newer[:8])], added=[(a, ra)], rows_only=True)[0] == [(a, newer[:8])]
 
 
-def test_only_the_newest_items_keep_their_rows() -> None:
+def test_only_the_newest_items_keep_their_rows_and_every_item_its_version() -> None:
     citizen = ObjectId()
     visits = [_visit(citizen, datetime(2026, 1, 1) + timedelta(days=n)) for n in range(5)]
     pairs = [(VISITS.key_of(visit), _row(visit, 1)) for visit in visits]
-    merged = _merge(pairs[:4], added=[pairs[4]], rows_kept=3)
-    assert merged == [(pairs[0][0], None), (pairs[1][0], None), *pairs[2:]]
+    merged, _ = _merge(pairs[:4], added=[pairs[4]], rows_kept=3)
+    assert merged == [(pairs[0][0], pairs[0][1][:8]), (pairs[1][0], pairs[1][1][:8]), *pairs[2:]]
+    assert not list_index.row_shown(merged[0][1]) and list_index.row_version(merged[0][1]) == 1
     # the newest removed: the next one is among the newest again, without its row until a page fills it
-    assert _merge(merged, removed=[pairs[4][0]], rows_kept=3) == [(pairs[0][0], None), *[
-        (key, row) for key, row in merged[1:4]]]
+    assert _merge(merged, removed=[(pairs[4][0], 2)], rows_kept=3)[0] == merged[:4]
 
 
 def _timeline(citizen: ObjectId, limit: int = 20, cursor=None):
@@ -548,3 +562,24 @@ def test_concurrent_pages_read_their_index_documents_together(app: Flask) -> Non
     assert [(list(s.keys), s.version, s.rows is not None) for s in together] == [
         (list(s.keys), s.version, s.rows is not None) for s in alone]
     assert len(together[0].keys) == 1 and ListIndex.objects(id=missing).count() == 1  # the missing one was built
+
+
+def test_a_row_that_is_not_its_keys_is_read_as_missing(app: Flask) -> None:
+    citizen = ObjectId()
+    first, second = _visit(citizen, datetime(2026, 1, 1)), _visit(citizen, datetime(2026, 1, 2))
+    keys = list_index.PackedKeys(list_index.pack([VISITS.key_of(first), VISITS.key_of(second)]))
+    swapped = list_index.pack_rows([_row(second, 1), _row(first, 1)], VISITS.row_format)  # written apart
+    right = list_index.pack_rows([_row(first, 1), _row(second, 1)], VISITS.row_format)
+    page = list_index.window(keys, 1, None, 20)
+    for packed, expected in ((swapped, None), (right, [second["_id"], first["_id"]])):
+        stored = list_index.StoredList(VISITS, keys, list_index.PackedRows.stored(packed, 2, VISITS.row_format), 1, {})
+        rows = stored.rows_of(page)
+        assert (rows if rows is None else [row["_id"] for row in rows]) == expected
+
+
+def test_filling_rows_that_cannot_be_filled_writes_nothing(app: Flask) -> None:
+    citizen = ObjectId()
+    list_index.build([citizen], utcnow())
+    version = list_index.read_list(citizen, "visits", utcnow()).version
+    list_index.fill_rows(citizen, "visits", [{**_visit(citizen, datetime(2026, 1, 1)), "version": 1}])  # not held
+    assert list_index.read_list(citizen, "visits", utcnow()).version == version
