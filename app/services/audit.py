@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -159,52 +157,8 @@ def allocate_numbers(count: int) -> int:
     raise RuntimeError("the audit event counter could not be created")
 
 
-class EventNumbers:
-    """One app's event numbers (``AuditTrail``): reserved from the shared counter a block at a time,
-    so that a batch of events costs one insert and not a find-and-modify before it (on the
-    embedded server the counter's find-and-modify cost about as much as the insert: 1.9 against
-    2.2 ms a batch of the uncached timeline, measured 2026-12-01).
-
-    A block serves for ``BLOCK_AGE`` at most; what is left of it then is a gap (numbers may have
-    gaps, never repeats), so numbers stay in the order events were stored within about that
-    time across servers, and exactly within one. The next block doubles (up to ``MAX_BLOCK``)
-    when the last was used up before it aged, and is as large as the last one's use when it aged:
-    an idle server reserves what each batch needs, a busy one up to a second's events.
-    """
-
-    MAX_BLOCK = 64
-    BLOCK_AGE = 1.0  # seconds
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic,
-                 allocate: Callable[[int], int] | None = None) -> None:
-        self._clock = clock
-        self._allocate = allocate or allocate_numbers
-        self._lock = threading.Lock()
-        self._first = self._next = self._end = 0  # the block: its first, next free and end numbers
-        self._reserved_at = 0.0
-        self._size = 1
-
-    def take(self, count: int) -> int:
-        """Reserve ``count`` consecutive numbers; returns the first."""
-        with self._lock:
-            now = self._clock()
-            if self._next + count <= self._end and now - self._reserved_at < self.BLOCK_AGE:
-                first = self._next
-                self._next += count
-                return first
-            if self._end and now - self._reserved_at < self.BLOCK_AGE:  # used up while young: busier
-                self._size = min(self.MAX_BLOCK, self._size * 2)
-            elif self._end:  # aged: as many as it served
-                self._size = max(1, min(self.MAX_BLOCK, self._next - self._first))
-            size = max(count, self._size)
-            first = self._allocate(size)
-            self._first, self._next, self._end, self._reserved_at = first, first + count, first + size, now
-            return first
-
-
 def insert_events(documents: list[dict[str, Any]], *, not_indexed: Iterable[ObjectId] = (),
-                  read_at: datetime | None = None, numbers: Callable[[int], int] | None = None
-                  ) -> list[ObjectId | Failed]:
+                  read_at: datetime | None = None) -> list[ObjectId | Failed]:
     """Store events built by :func:`event_document`: the one way audit events are inserted.
 
     Each event gets its number (``seq``, one allocation for the batch), the events are inserted,
@@ -219,10 +173,8 @@ def insert_events(documents: list[dict[str, Any]], *, not_indexed: Iterable[Obje
     (or a failed entry insert, which raises to every caller) between the two leaves stored events
     whose entries are missing from the access log; the events themselves are the record, and
     :func:`copy_missing_entries` writes the missing entries again (``flask audit entries``).
-    ``numbers``: where the events' numbers come from (an app's :class:`EventNumbers`; else the
-    counter, once for these events).
     """
-    results = _insert_numbered(documents, numbers or allocate_numbers)
+    results = _insert_numbered(documents)
     stored = [document for document, result in zip(documents, results, strict=True)
               if not isinstance(result, Failed)]
     skipped = set(not_indexed)
@@ -277,7 +229,7 @@ def fill_access_log(citizen_id: ObjectId, now: datetime) -> int:
     return len(entries)
 
 
-def _insert_numbered(documents: list[dict[str, Any]], numbers: Callable[[int], int]) -> list[ObjectId | Failed]:
+def _insert_numbered(documents: list[dict[str, Any]]) -> list[ObjectId | Failed]:
     """Insert the events of concurrent requests at once; one that cannot be stored fails alone.
 
     :func:`event_document` has checked each event, so a failure here is unexpected; if it is one
@@ -285,7 +237,7 @@ def _insert_numbered(documents: list[dict[str, Any]], numbers: Callable[[int], i
     (its number is then unused: numbers may have gaps, never repeats).
     """
     collection = AuditEvent._get_collection()
-    first = numbers(len(documents)) if documents else 0
+    first = allocate_numbers(len(documents)) if documents else 0
     for position, document in enumerate(documents):
         document.setdefault("_id", ObjectId())
         document["seq"] = first + position
@@ -317,11 +269,7 @@ class AuditTrail:
     (``app.infra.batching``), and each waits for its own event to be stored."""
 
     def __init__(self) -> None:
-        self._numbers = EventNumbers()
-        self._events: GroupCommit[dict[str, Any], ObjectId] = GroupCommit(self._insert)
-
-    def _insert(self, documents: list[dict[str, Any]]) -> list[ObjectId | Failed]:
-        return insert_events(documents, numbers=self._numbers.take)
+        self._events: GroupCommit[dict[str, Any], ObjectId] = GroupCommit(_insert_events)
 
     def store(self, document: dict[str, Any]) -> ObjectId:
         """Store one event built by :func:`event_document`; returns its id once stored."""
