@@ -44,8 +44,9 @@ BURST = 3  # a minute's peak over the hour's average
 SHARD_DATA = 2 * 10**12  # bytes of documents per shard
 SHARD_RAM = 128 * 2**30
 INDEX_SHARE_OF_RAM = 0.25  # WiredTiger's cache is half the RAM; indexes may take half of the cache
-# a 32-byte packed key in the visits list and, when the visit prescribes, in the prescriptions list
-LIST_INDEX_BYTES_PER_VISIT = 64
+# a 32-byte packed key in the visits list and, when the visit prescribes, in the prescriptions list,
+# and in the visits list the visit's version with its row offset (12 bytes)
+LIST_INDEX_BYTES_PER_VISIT = 76
 # and each active citizen's index keeps the rows of their 100 newest visits (list_index.SOURCES
 # ["visits"].rows_kept): about 320 bytes each for the bench's visit (two diagnoses), measured
 TIMELINE_ROWS_PER_ACTIVE_CITIZEN = 100 * 324
