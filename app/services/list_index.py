@@ -462,8 +462,7 @@ def merged_with_rows(stored: Sequence[bytes], stored_rows: PackedRows | None, go
     for item_key in removed:
         item, version = item_key[TIME_BYTES:ORDER_BYTES], removed_by(item_key)
         held = items.get(item)
-        if held is not None and (version is None and held[0] == item_key or version is not None and (
-                row_version(held[1]) < version or held[0] == item_key and row_version(held[1]) <= version)):
+        if held is not None and _removes(item_key, version, held):
             del items[item]
         if version is not None and version > gone.get(item, (NO_ROW, 0))[0]:
             gone[item] = (version, int(now))
@@ -475,12 +474,9 @@ def merged_with_rows(stored: Sequence[bytes], stored_rows: PackedRows | None, go
         if held is None:
             if not rows_only:
                 items[item] = (item_key, row)
-        elif rows_only:
+        elif fill_only or rows_only:  # only a missing row of the same key, from no older a version
             if held[0] == item_key and not row_shown(held[1]) and row is not None \
                     and row_version(row) >= row_version(held[1]):
-                items[item] = (item_key, row)
-        elif fill_only:
-            if held[1] is None and held[0] == item_key and row is not None:
                 items[item] = (item_key, row)
         elif row is None or row_version(row) >= row_version(held[1]):
             items[item] = (item_key, row)
@@ -490,6 +486,16 @@ def merged_with_rows(stored: Sequence[bytes], stored_rows: PackedRows | None, go
             for position, (_, row) in enumerate(ordered)]
     return MergedList(pack(k for k, _ in ordered), pack_rows(kept, row_format), b"".join(
         GONE_ENTRY.pack(item, version, at) for item, (version, at) in gone.items()))
+
+
+def _removes(item_key: bytes, version: int | None, held: tuple[bytes, bytes | None]) -> bool:
+    """Whether a removal of ``item_key`` at record ``version`` (None: a list without versions)
+    removes the held (key, row) of its item: the same key, unless held at a newer version; any
+    key held at an older version (at ``version`` the item is no longer there)."""
+    if version is None:
+        return held[0] == item_key
+    held_version = row_version(held[1])
+    return held_version < version or held[0] == item_key and held_version <= version
 
 
 # ---------------------------------------------------------------- writing

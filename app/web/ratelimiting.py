@@ -128,22 +128,20 @@ class SharedClientMongoDBStorage(MongoDBStorage):
         duplicate ``_id`` from its upsert) are left out: ``_incr_batch`` does them alone, exactly.
         """
         now = embedded_quirks.pipeline_now()  # not $$NOW (see embedded_quirks)
-        counts: dict[tuple[str, int], tuple[int, datetime]] = {}
         fresh = [group for group in totals if group[0] not in self._known]
-        inserted = self._write(totals, now, fresh, dict.fromkeys((key for key, _ in fresh), None), counts)
-        others = [group for group in totals if group not in inserted]
+        counts = self._write(totals, now, fresh, dict.fromkeys((key for key, _ in fresh), None))
+        others = [group for group in totals if group not in counts]
         if others:
-            self._write(totals, now, others, self._windows([key for key, _ in others]), counts)
+            counts.update(self._write(totals, now, others, self._windows([key for key, _ in others])))
         if len(self._known) > 100_000:  # forget, rather than grow: a forgotten key is read first again
             self._known.clear()
         self._known.update(key for key, _ in counts)
         return counts
 
     def _write(self, totals: dict[tuple[str, int], int], now: datetime, groups: list[tuple[str, int]],
-               windows: dict[str, dict[str, Any] | None], counts: dict[tuple[str, int], tuple[int, datetime]]
-               ) -> set[tuple[str, int]]:
+               windows: dict[str, dict[str, Any] | None]) -> dict[tuple[str, int], tuple[int, datetime]]:
         """One conditional write for each of ``groups`` from its ``windows`` as read (None: none);
-        puts the counts of those written into ``counts``, and answers them."""
+        answers the count and window end of each one written (a lost race is left out)."""
         requests: list[InsertOne | UpdateOne] = []
         written: list[tuple[tuple[str, int], tuple[int, datetime]]] = []  # group, its count if written
         for key, expiry in groups:
@@ -169,9 +167,7 @@ class SharedClientMongoDBStorage(MongoDBStorage):
                 if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
                     raise
                 lost = {e["index"] for e in error.details["writeErrors"]}
-        done = {group for index, (group, _) in enumerate(written) if index not in lost}
-        counts.update((group, count) for group, count in written if group in done)
-        return done
+        return {group: count for index, (group, count) in enumerate(written) if index not in lost}
 
     def _windows(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The stored counters of ``keys`` (count and window end) by key."""

@@ -455,8 +455,10 @@ def test_a_build_and_a_fetched_page_only_fill_in_missing_rows() -> None:
     assert _merge([(a, None)], added=[(a, ra), (b, rb)], rows_only=True)[0] == [(a, ra)]
     moved = VISITS.key_of({**first, "started_at": datetime(2026, 1, 3)})
     assert _merge([(moved, None)], added=[(a, ra)], rows_only=True)[0] == [(moved, None)]
-    # nor an older row than the version the index keeps for an item beyond the newest
-    assert _merge([(a, newer[:8])], added=[(a, ra)], rows_only=True)[0] == [(a, newer[:8])]
+    # nor an older row than the version the index keeps for an item beyond the newest, build or page
+    for mode in ("rows_only", "fill_only"):
+        assert _merge([(a, newer[:8])], added=[(a, ra)], **{mode: True})[0] == [(a, newer[:8])]
+        assert _merge([(a, ra[:8])], added=[(a, newer)], **{mode: True})[0] == [(a, newer)]
 
 
 def test_only_the_newest_items_keep_their_rows_and_every_item_its_version() -> None:
