@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pymongo
 import pytest
 from bson import ObjectId
+from pymongo import monitoring
 
 from app.services.identity import cccd_problems
 from bench import scale_bench
@@ -142,6 +143,55 @@ def test_the_raw_first_pages_read_each_citizens_index_document(bench_uri):
     reads = scale_bench.raw_first_pages(bench_uri, [full, full, short, missing])
     assert reads.done == 2 and reads.rate > 0
     assert sorted(reads.errors) == ["0 keys and rows", "5 keys and rows"]
+
+
+def test_the_floor_reads_each_citizen_and_index_and_stores_an_audit_event_each_in_a_twin_it_drops(bench_uri):
+    full, short, unknown = ObjectId(), ObjectId(), ObjectId()
+    with pymongo.MongoClient(bench_uri) as client:
+        db = client.get_default_database()
+        assert scale_bench.raw_floor_pages(bench_uri, [full]).errors == ["no visits.list audit event to copy"]
+        db.citizens.insert_many([{"_id": full}, {"_id": short}])
+        db.list_index.insert_many([{"_id": full, "lists": {"visits": bytes(32 * 25)}},
+                                   {"_id": short, "lists": {"visits": bytes(32 * 5)}}])
+        db.audit_events.create_index([("citizen_ids", 1), ("seq", 1)], name="citizen")
+        db.audit_events.insert_one({"action": "visits.list", "citizen_ids": [short], "seq": 1})
+        watched: list[dict] = []
+        twin_indexes: list[dict] = []
+
+        class TwinCommands(monitoring.CommandListener):  # (global: it only looks at the twin's commands)
+            def started(self, event):
+                if event.command.get(event.command_name) != scale_bench.FLOOR_EVENTS:
+                    return
+                if event.command_name == "insert":
+                    watched.extend(event.command["documents"])
+                elif event.command_name == "createIndexes":
+                    twin_indexes.extend(event.command["indexes"])
+
+            def succeeded(self, event):
+                pass
+
+            def failed(self, event):
+                pass
+
+        monitoring.register(TwinCommands())
+        reads = scale_bench.raw_floor_pages(bench_uri, [full, full, short, unknown])
+        assert reads.done == 2 and reads.rate > 0
+        assert sorted(reads.errors) == ["citizen found False, 0 keys", "citizen found True, 5 keys"]
+        assert sorted(str(event["citizen_id"]) for event in watched) == sorted(map(str, [full, full, short, unknown]))
+        assert all(event["action"] == "visits.list" and event["citizen_ids"] == [event["citizen_id"]]
+                   for event in watched)
+        assert [index["name"] for index in twin_indexes] == ["citizen"]  # the trail's own, beside _id
+        assert scale_bench.FLOOR_EVENTS not in db.list_collection_names()
+        assert db.audit_events.count_documents({}) == 1  # the trail itself is left alone
+
+
+def test_two_phases_joined_count_their_requests_over_their_summed_time():
+    first = Reads(wanted=3, latencies=[1.0, 2.0], errors=["500"], seconds=2.0)
+    second = Reads(wanted=2, latencies=[3.0, 4.0], seconds=1.0)
+    both = first.joined(second)
+    assert (both.wanted, both.done, both.errors, both.seconds) == (5, 4, ["500"], 3.0)
+    assert both.rate == 4 / 3 and both.stopped() == ""
+    assert Reads(wanted=4, latencies=[1.0], seconds=1.0).joined(second).stopped().startswith(" (STOPPED")
 
 
 def test_bench_citizens_have_distinct_national_ids_the_app_accepts():
