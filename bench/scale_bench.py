@@ -275,16 +275,51 @@ class Reads:
         return f" (STOPPED at the {PHASE_BUDGET:.0f} s budget after {self.done} of {self.wanted} requests)"
 
 
+class Connections:
+    """CONCURRENCY keep-alive connections kept across read phases, so that phases compared with
+    each other are served alike: gunicorn's workers share out a phase's new connections as they
+    happen to accept them (10 and 6 one time, 8 and 8 the next), which moved a short phase's
+    rate more than what it measured. A connection that fails is replaced in its slot."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._slots = [self.new() for _ in range(CONCURRENCY)]
+
+    def new(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=CLIENT_TIMEOUT)
+
+    def take(self, slot: int) -> http.client.HTTPConnection:
+        return self._slots[slot]
+
+    def put(self, slot: int, connection: http.client.HTTPConnection) -> None:
+        self._slots[slot] = connection
+
+    def close(self) -> None:
+        for connection in self._slots:
+            connection.close()
+
+
+@contextmanager
+def kept_connections(port: int) -> Iterator[Connections]:
+    connections = Connections(port)
+    try:
+        yield connections
+    finally:
+        connections.close()
+
+
 def read_each_once(port: int, requests: list[tuple[str, dict[str, str]]], keep_bodies: bool = False,
-                   budget: float = PHASE_BUDGET) -> Reads:
-    """Each request made once, by CONCURRENCY keep-alive clients taking the next one in turn."""
+                   budget: float = PHASE_BUDGET, connections: Connections | None = None) -> Reads:
+    """Each request made once, by CONCURRENCY keep-alive clients taking the next one in turn (on
+    ``connections`` when given, else on new ones)."""
     reads = Reads(wanted=len(requests))
     lock = threading.Lock()
     position = iter(range(len(requests)))
     stop = time.perf_counter() + budget
+    pool = connections or Connections(port)
 
-    def client() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT)
+    def client(slot: int) -> None:
+        connection = pool.take(slot)
         while time.perf_counter() < stop:
             with lock:
                 index = next(position, None)
@@ -298,7 +333,7 @@ def read_each_once(port: int, requests: list[tuple[str, dict[str, str]]], keep_b
                 body = response.read()
             except (OSError, http.client.HTTPException) as error:
                 connection.close()
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT)
+                connection = pool.new()
                 with lock:
                     reads.errors.append(repr(error))
                 continue
@@ -310,20 +345,25 @@ def read_each_once(port: int, requests: list[tuple[str, dict[str, str]]], keep_b
                 reads.latencies.append(elapsed)
                 if keep_bodies:
                     reads.bodies[index] = body
-        connection.close()
+        pool.put(slot, connection)
 
-    reads.seconds = run_clients([threading.Thread(target=client) for _ in range(CONCURRENCY)])
+    reads.seconds = run_clients([threading.Thread(target=client, args=(slot,)) for slot in range(CONCURRENCY)])
+    if connections is None:
+        pool.close()
     return reads
 
 
-def read_repeatedly(port: int, requests: list[tuple[str, dict[str, str]]], seconds: float) -> Reads:
-    """The same requests over and over for ``seconds`` (each client cycles through them)."""
+def read_repeatedly(port: int, requests: list[tuple[str, dict[str, str]]], seconds: float,
+                    connections: Connections | None = None) -> Reads:
+    """The same requests over and over for ``seconds`` (each client cycles through them; on
+    ``connections`` when given, else on new ones)."""
     reads = Reads(wanted=0)
     lock = threading.Lock()
     stop = time.perf_counter() + seconds
+    pool = connections or Connections(port)
 
     def client(offset: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT)
+        connection = pool.take(offset)
         mine: list[float] = []
         n = offset
         while time.perf_counter() < stop:
@@ -338,12 +378,14 @@ def read_repeatedly(port: int, requests: list[tuple[str, dict[str, str]]], secon
                     reads.errors.append(f"{response.status} {body[:120]!r}")
                 continue
             mine.append((time.perf_counter() - begin) * 1000)
-        connection.close()
+        pool.put(offset, connection)
         with lock:
             reads.latencies.extend(mine)
 
     reads.seconds = run_clients([threading.Thread(target=client, args=(i,)) for i in range(CONCURRENCY)])
     reads.wanted = reads.done
+    if connections is None:
+        pool.close()
     return reads
 
 
@@ -573,18 +615,20 @@ def record_size_growth(s: Setting) -> list[str]:
     small_pages = [first_page(activation.tokens[c]) for c in small]
     large_pages = [first_page(activation.tokens[c]) for c in large]
     half = GROWTH_CITIZENS // 2
-    with health_around(s.port) as health:
-        # cold: small, large, large, small (halves of each), so a drift of the machine weighs on both alike
-        cold_small = read_each_once(s.port, small_pages[:half])
-        cold_large = read_each_once(s.port, large_pages[:half])
-        cold_large = cold_large.joined(read_each_once(s.port, large_pages[half:]))
-        cold_small = cold_small.joined(read_each_once(s.port, small_pages[half:]))
-        warm_small = read_repeatedly(s.port, small_pages, WARM_SECONDS)
-        warm_large = read_repeatedly(s.port, large_pages, WARM_SECONDS)
+    with health_around(s.port) as health, kept_connections(s.port) as kept:
+        # cold: small, large, large, small (halves of each), so a drift of the machine weighs on
+        # both alike; every phase on the same connections, so both are served by the same workers
+        cold_small = read_each_once(s.port, small_pages[:half], connections=kept)
+        cold_large = read_each_once(s.port, large_pages[:half], connections=kept)
+        cold_large = cold_large.joined(read_each_once(s.port, large_pages[half:], connections=kept))
+        cold_small = cold_small.joined(read_each_once(s.port, small_pages[half:], connections=kept))
+        warm_small = read_repeatedly(s.port, small_pages, WARM_SECONDS, connections=kept)
+        warm_large = read_repeatedly(s.port, large_pages, WARM_SECONDS, connections=kept)
     lines = [f"record-size growth: first pages of {GROWTH_CITIZENS} citizens with {SMALL_RECORD} visits and "
              f"{GROWTH_CITIZENS} with {LARGE_RECORD:,} (seeded raw in {seeded:.0f} s), activated just now, "
              f"{activation.model()}; {health.describe()}"]
-    for label, a, b in (("cold (each citizen read once, in halves: small, large, large, small)",
+    for label, a, b in (("cold (each citizen read once, in halves: small, large, large, small, on one set of "
+                          "connections)",
                          cold_small, cold_large),
                         (f"warm (the same pages repeated for {WARM_SECONDS:.0f} s)", warm_small, warm_large)):
         ratio = b.rate / a.rate if a.rate else 0.0

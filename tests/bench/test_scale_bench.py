@@ -23,11 +23,13 @@ from bench.scale_bench import Health, Reads
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the app's server
     seen: list[str] = []
+    peers: list[int] = []  # each request's client port: which connection it came on
     lock = threading.Lock()
 
     def do_GET(self) -> None:
         with self.lock:
             self.seen.append(self.path)
+            self.peers.append(self.client_address[1])
         status = 500 if self.path.startswith("/fail") else 200
         body = json.dumps({"path": self.path}).encode()
         self.send_response(status)
@@ -42,7 +44,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def port() -> Iterator[int]:
     """A loopback HTTP server answering every GET with its path (500 under /fail)."""
-    _Handler.seen = []
+    _Handler.seen, _Handler.peers = [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -75,6 +77,19 @@ def test_read_repeatedly_cycles_through_the_requests(port):
     reads = scale_bench.read_repeatedly(port, [("/a", {}), ("/b", {})], seconds=0.3)
     assert reads.done == len(_Handler.seen) > 2
     assert set(_Handler.seen) == {"/a", "/b"}
+
+
+def test_phases_on_kept_connections_reuse_them_and_a_failed_one_is_replaced(port):
+    with scale_bench.kept_connections(port) as kept:
+        scale_bench.read_each_once(port, [(f"/one/{n}", {}) for n in range(64)], connections=kept)
+        first = set(_Handler.peers)
+        assert len(first) <= scale_bench.CONCURRENCY
+        scale_bench.read_each_once(port, [(f"/two/{n}", {}) for n in range(64)], connections=kept)
+        scale_bench.read_repeatedly(port, [("/three", {})], seconds=0.2, connections=kept)
+        assert set(_Handler.peers) == first  # no new connection: the same workers would serve them
+        kept.take(0).close()  # (a connection the server dropped is opened again on its next request)
+        reads = scale_bench.read_each_once(port, [(f"/four/{n}", {}) for n in range(64)], connections=kept)
+        assert reads.done == 64 and not reads.errors
 
 
 def test_next_page_follows_the_cursor_of_the_body():
