@@ -278,8 +278,9 @@ class Reads:
 class Connections:
     """CONCURRENCY keep-alive connections kept across read phases, so that phases compared with
     each other are served alike: gunicorn's workers share out a phase's new connections as they
-    happen to accept them (10 and 6 one time, 8 and 8 the next), which moved a short phase's
-    rate more than what it measured. A connection that fails is replaced in its slot."""
+    happen to accept them, which can move a short phase's rate by itself (the two workers' CPU
+    shares were 57/34 % in one phase, 36/46 % in another of the same kind). A connection that
+    fails is replaced in its slot."""
 
     def __init__(self, port: int) -> None:
         self.port = port
