@@ -302,6 +302,7 @@ class Connections:
 
 @contextmanager
 def kept_connections(port: int) -> Iterator[Connections]:
+    """:class:`Connections` for the phases of one section, closed at its end."""
     connections = Connections(port)
     try:
         yield connections
